@@ -1,0 +1,174 @@
+//! Opaque bearer secrets: session tokens, login-transaction tokens, setup-link tokens, API
+//! tokens, and recovery codes.
+//!
+//! A token is 256 bits from the OS CSPRNG, base64url without padding (43 characters), so it
+//! fits a URL, a cookie and a header. The database stores only its SHA-256 ([`TokenHash`]): a
+//! dump does not yield a usable token. A hash of a 256-bit random value needs no salt or
+//! stretching. Never log a token; log its record id.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::{SecretString, entropy};
+
+/// A freshly minted or presented token, in clear.
+#[derive(Clone, Debug)]
+pub struct Token(SecretString);
+
+/// The stored form of a token: lowercase hex of its SHA-256.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TokenHash(String);
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Harmless, but short: enough to correlate, not worth printing whole.
+        write!(f, "TokenHash({}…)", self.0.get(..8).unwrap_or_default())
+    }
+}
+
+impl TokenHash {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Wrap a hash read back from storage.
+    pub fn from_stored(hex: String) -> Self {
+        Self(hex)
+    }
+}
+
+/// Longest token text accepted as input: anything longer is refused before hashing.
+pub const MAX_TOKEN_INPUT: usize = 256;
+
+impl Token {
+    /// 256 random bits, base64url.
+    pub fn generate() -> Result<Self, entropy::EntropyError> {
+        let bytes = zeroize::Zeroizing::new(entropy::random_bytes::<32>()?);
+        Ok(Self(SecretString::new(data_encoding::BASE64URL_NOPAD.encode(&*bytes))))
+    }
+
+    /// A token presented by a client. `None` when it cannot be one of ours (empty, too long,
+    /// characters outside base64url), so lookups of garbage never reach the database.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let ok = !text.is_empty()
+            && text.len() <= MAX_TOKEN_INPUT
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| Self(SecretString::new(text.to_owned())))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
+    pub fn hash(&self) -> TokenHash {
+        hash_text(self.0.expose())
+    }
+}
+
+fn hash_text(text: &str) -> TokenHash {
+    TokenHash(data_encoding::HEXLOWER.encode(&Sha256::digest(text.as_bytes())))
+}
+
+/// The alphabet of recovery codes: lowercase Crockford base32 (no i, l, o, u).
+const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// A recovery code: two groups of five Crockford characters (50 bits), e.g. `7kq2m-9xpd4`.
+#[derive(Clone, Debug)]
+pub struct RecoveryCode(SecretString);
+
+impl RecoveryCode {
+    pub fn generate() -> Result<Self, entropy::EntropyError> {
+        let bytes = zeroize::Zeroizing::new(entropy::random_bytes::<10>()?);
+        let mut s = String::with_capacity(11);
+        for (i, b) in bytes.iter().enumerate() {
+            if i == 5 {
+                s.push('-');
+            }
+            s.push(char::from(CROCKFORD[usize::from(b & 0x1f)]));
+        }
+        Ok(Self(SecretString::new(s)))
+    }
+
+    /// Parse user input: any case, with or without the dash, spaces ignored; Crockford's
+    /// look-alikes are read as what they look like (`i`/`l` as `1`, `o` as `0`).
+    pub fn parse(input: &str) -> Option<Self> {
+        if input.len() > 64 {
+            return None;
+        }
+        let mut chars = String::with_capacity(10);
+        for c in input.chars() {
+            let c = match c.to_ascii_lowercase() {
+                ' ' | '-' => continue,
+                'i' | 'l' => '1',
+                'o' => '0',
+                c if c.is_ascii() && CROCKFORD.contains(&(c as u8)) => c,
+                _ => return None,
+            };
+            chars.push(c);
+        }
+        if chars.len() != 10 {
+            return None;
+        }
+        chars.insert(5, '-');
+        Some(Self(SecretString::new(chars)))
+    }
+
+    /// The canonical form `xxxxx-xxxxx`, to show once.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
+    /// The stored form, salted with the owner's id so equal codes of two users differ.
+    pub fn hash(&self, user_id: &str) -> TokenHash {
+        hash_text(&format!("latchkey recovery v1\0{user_id}\0{}", self.0.expose()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_256_bits_and_url_safe() {
+        let t = Token::generate().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.expose().len(), 43);
+        assert!(Token::parse(t.expose()).is_some());
+        assert_eq!(t.hash(), Token::parse(t.expose()).map(|p| p.hash()).unwrap_or_else(|| panic!()));
+        assert_eq!(t.hash().as_str().len(), 64);
+        assert!(!format!("{t:?}").contains(t.expose()));
+    }
+
+    #[test]
+    fn garbage_tokens_are_not_tokens() {
+        let long = "a".repeat(MAX_TOKEN_INPUT + 1);
+        for bad in ["", "  ", "a b", "abc/def", "abc=", "é", long.as_str(), "a\0b"] {
+            assert!(Token::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn recovery_codes_have_the_documented_shape() {
+        for _ in 0..100 {
+            let c = RecoveryCode::generate().unwrap_or_else(|e| panic!("{e}"));
+            let s = c.expose();
+            assert_eq!(s.len(), 11);
+            assert_eq!(s.as_bytes()[5], b'-');
+            assert!(s.bytes().filter(|b| *b != b'-').all(|b| CROCKFORD.contains(&b)));
+        }
+    }
+
+    #[test]
+    fn recovery_code_input_is_forgiving_but_exact() {
+        let canonical = RecoveryCode::parse("7kq2m-9xpd4").map(|c| c.hash("u1"));
+        for same in ["7KQ2M-9XPD4", "7kq2m9xpd4", " 7kq2m 9xpd4 "] {
+            assert_eq!(RecoveryCode::parse(same).map(|c| c.hash("u1")), canonical, "{same}");
+        }
+        assert_eq!(RecoveryCode::parse("lo000-00000").map(|c| c.expose().to_owned()), Some("10000-00000".into()));
+        for bad in ["", "7kq2m-9xpd", "7kq2m-9xpd44", "7kq2m-9xpdu", "7kq2m_9xpd4", "７kq2m-9xpd4"] {
+            assert!(RecoveryCode::parse(bad).is_none(), "{bad}");
+        }
+        assert_ne!(canonical, RecoveryCode::parse("7kq2m-9xpd4").map(|c| c.hash("u2")));
+    }
+}
