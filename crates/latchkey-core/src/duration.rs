@@ -4,7 +4,7 @@
 
 use std::{fmt, str::FromStr};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 /// A whole number of seconds, at least one, written and read in operators' notation.
@@ -96,16 +96,29 @@ impl Serialize for HumanDuration {
     }
 }
 
+/// Read from the operator notation, as configuration files write it.
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for HumanDuration {
-    /// The largest unit that divides the duration exactly, so `30d` prints as `30d`.
+    /// The largest unit that divides the duration exactly, so `30d` prints as `30d`; a day or
+    /// two print in hours (`24h`), as people say them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.0;
-        for (unit, name) in [(86_400, 'd'), (3_600, 'h'), (60, 'm')] {
-            if s % unit == 0 {
-                return write!(f, "{}{name}", s / unit);
-            }
-        }
-        write!(f, "{s}s")
+        let text = if s.is_multiple_of(86_400) && s >= 3 * 86_400 {
+            format!("{}d", s / 86_400)
+        } else if s.is_multiple_of(3_600) {
+            format!("{}h", s / 3_600)
+        } else if s.is_multiple_of(60) {
+            format!("{}m", s / 60)
+        } else {
+            format!("{s}s")
+        };
+        f.pad(&text)
     }
 }
 
@@ -126,15 +139,42 @@ mod tests {
 
     #[test]
     fn refuses_everything_else() {
-        for bad in ["", "30", "d", "-1d", "1.5h", "1y", "0s", "0d0h", "1 d", "١d", "99999999999999999999d", "300000000w"] {
-            assert!(bad.parse::<HumanDuration>().is_err(), "{bad:?} was accepted");
+        for bad in [
+            "",
+            "30",
+            "d",
+            "-1d",
+            "1.5h",
+            "1y",
+            "0s",
+            "0d0h",
+            "1 d",
+            "١d",
+            "99999999999999999999d",
+            "300000000w",
+        ] {
+            assert!(
+                bad.parse::<HumanDuration>().is_err(),
+                "{bad:?} was accepted"
+            );
         }
     }
 
     #[test]
     fn displays_in_the_largest_exact_unit() {
-        for (secs, text) in [(2_592_000, "30d"), (28_800, "8h"), (90, "90s"), (120, "2m")] {
-            assert_eq!(HumanDuration::from_secs(secs).map(|d| d.to_string()), Ok(text.to_owned()));
+        for (secs, text) in [
+            (2_592_000, "30d"),
+            (604_800, "7d"),
+            (86_400, "24h"),
+            (172_800, "48h"),
+            (28_800, "8h"),
+            (90, "90s"),
+            (120, "2m"),
+        ] {
+            assert_eq!(
+                HumanDuration::from_secs(secs).map(|d| d.to_string()),
+                Ok(text.to_owned())
+            );
         }
     }
 }

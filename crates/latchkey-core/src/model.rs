@@ -32,7 +32,9 @@ impl EnvSlug {
         let ok = !bytes.is_empty()
             && bytes.len() <= 63
             && matches!(bytes[0], b'a'..=b'z' | b'0'..=b'9')
-            && bytes.iter().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'));
+            && bytes
+                .iter()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'));
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -59,7 +61,7 @@ impl EnvSlug {
 
 impl fmt::Display for EnvSlug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -120,7 +122,7 @@ pub fn normalize_email(s: &str) -> String {
 
 impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -133,7 +135,9 @@ impl DisplayName {
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
         let s: String = s.trim().nfc().collect();
         if s.is_empty() || s.chars().count() > 200 || s.chars().any(char::is_control) {
-            return Err(invalid("a name must be 1 to 200 characters, without control characters"));
+            return Err(invalid(
+                "a name must be 1 to 200 characters, without control characters",
+            ));
         }
         Ok(Self(s))
     }
@@ -145,7 +149,7 @@ impl DisplayName {
 
 impl fmt::Display for DisplayName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -180,7 +184,7 @@ macro_rules! string_enum {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
     };
@@ -296,7 +300,16 @@ mod tests {
         for ok in ["dev", "prod", "eu-staging", "0", "a-", &"a".repeat(63)] {
             assert!(EnvSlug::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-dev", "Dev", "my env", "prod!", "é", &"a".repeat(64), "a\0"] {
+        for bad in [
+            "",
+            "-dev",
+            "Dev",
+            "my env",
+            "prod!",
+            "é",
+            &"a".repeat(64),
+            "a\0",
+        ] {
             assert!(EnvSlug::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -315,7 +328,18 @@ mod tests {
 
     #[test]
     fn bad_emails() {
-        for bad in ["", "alice", "@example.com", "alice@", "a b@example.com", "a@b@c.com", "a@example", "a@.com", "a@example..com", "a\u{0}@x.com"] {
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "a b@example.com",
+            "a@b@c.com",
+            "a@example",
+            "a@.com",
+            "a@example..com",
+            "a\u{0}@x.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -323,7 +347,11 @@ mod tests {
     #[test]
     fn enums_parse_their_names_only() {
         assert_eq!("required".parse::<MfaPolicy>(), Ok(MfaPolicy::Required));
-        let err = "sometimes".parse::<MfaPolicy>().err().map(|e| e.0).unwrap_or_default();
+        let err = "sometimes"
+            .parse::<MfaPolicy>()
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
         assert!(err.contains("off, optional, required"), "{err}");
         assert!("Admin".parse::<Role>().is_err());
     }

@@ -71,6 +71,7 @@ pub fn min_chars(policy: MfaPolicy, mfa_enforced: bool) -> usize {
 /// and breached passwords (zxcvbn's frequency lists) and passwords built on the account's own
 /// words (`context`: the email, its local part, the environment's slug and name). The error
 /// says why, in words for the user.
+#[allow(clippy::default_trait_access)] // zxcvbn's `DictionaryType` cannot be named
 pub fn check_new_password(
     password: &Password,
     min_chars: usize,
@@ -81,9 +82,17 @@ pub fn check_new_password(
             "use at least {min_chars} characters; a few unrelated words make a good password"
         )));
     }
-    let head: String = password.expose().chars().take(STRENGTH_CHECK_CHARS).collect();
+    let head: String = password
+        .expose()
+        .chars()
+        .take(STRENGTH_CHECK_CHARS)
+        .collect();
     let lower = head.to_lowercase();
-    for word in context.iter().map(|w| w.trim().to_lowercase()).filter(|w| w.chars().count() >= 3) {
+    for word in context
+        .iter()
+        .map(|w| w.trim().to_lowercase())
+        .filter(|w| w.chars().count() >= 3)
+    {
         if lower.contains(&word) && word.chars().count() * 2 >= lower.chars().count() {
             return Err(PasswordError::Weak(
                 "the password is too close to your email address or the environment's name".into(),
@@ -110,11 +119,13 @@ pub fn check_new_password(
     if u8::from(entropy.score()) < 2 {
         let reason = entropy
             .feedback()
-            .and_then(|f| f.warning())
+            .and_then(zxcvbn::feedback::Feedback::warning)
             .map(|w| w.to_string())
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| "this password is too easy to guess".into());
-        return Err(PasswordError::Weak(format!("{reason}; choose another password")));
+        return Err(PasswordError::Weak(format!(
+            "{reason}; choose another password"
+        )));
     }
     Ok(())
 }
@@ -129,7 +140,11 @@ pub struct HashCost {
 
 impl Default for HashCost {
     fn default() -> Self {
-        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
     }
 }
 
@@ -143,12 +158,18 @@ impl HashCost {
         {
             return Err(format!(
                 "argon2id parameters m={} KiB, t={}, p={} are below the minimum m={} KiB, t={}, p={}",
-                self.memory_kib, self.iterations, self.parallelism,
-                floor.memory_kib, floor.iterations, floor.parallelism
+                self.memory_kib,
+                self.iterations,
+                self.parallelism,
+                floor.memory_kib,
+                floor.iterations,
+                floor.parallelism
             ));
         }
         if self.memory_kib > 4 * 1024 * 1024 || self.iterations > 100 || self.parallelism > 64 {
-            return Err("argon2id parameters are implausibly large (m ≤ 4 GiB, t ≤ 100, p ≤ 64)".into());
+            return Err(
+                "argon2id parameters are implausibly large (m ≤ 4 GiB, t ≤ 100, p ≤ 64)".into(),
+            );
         }
         Ok(self)
     }
@@ -156,7 +177,11 @@ impl HashCost {
     /// Parameters for tests only: tiny and fast. Never reachable from configuration.
     #[doc(hidden)]
     pub fn insecure_for_tests() -> Self {
-        Self { memory_kib: 64, iterations: 1, parallelism: 1 }
+        Self {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        }
     }
 }
 
@@ -165,7 +190,9 @@ impl HashCost {
 pub enum Verification {
     /// The password is right; `needs_rehash` when the stored hash is weaker than the current
     /// parameters (P5), so the caller stores a new hash.
-    Match { needs_rehash: bool },
+    Match {
+        needs_rehash: bool,
+    },
     Mismatch,
 }
 
@@ -180,7 +207,10 @@ impl Argon2Hasher {
     pub fn new(cost: HashCost) -> Result<Self, PasswordError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|_| PasswordError::Hashing)?;
-        let mut hasher = Self { params, dummy: String::new() };
+        let mut hasher = Self {
+            params,
+            dummy: String::new(),
+        };
         // A hash of a random password with the same cost, checked for unknown users so that
         // they take as long as known ones (P7).
         let random = crate::token::Token::generate().map_err(|_| PasswordError::Hashing)?;
@@ -209,7 +239,11 @@ impl Argon2Hasher {
         let Ok(parsed) = PasswordHash::new(phc) else {
             return Verification::Mismatch;
         };
-        if self.argon2().verify_password(password.expose().as_bytes(), &parsed).is_err() {
+        if self
+            .argon2()
+            .verify_password(password.expose().as_bytes(), &parsed)
+            .is_err()
+        {
             return Verification::Mismatch;
         }
         let needs_rehash = match Params::try_from(&parsed) {
@@ -247,7 +281,10 @@ mod tests {
     #[test]
     fn length_limits() {
         assert_eq!(Password::parse("").err(), Some(PasswordError::Empty));
-        assert_eq!(Password::parse(&"a".repeat(1025)).err(), Some(PasswordError::TooLong));
+        assert_eq!(
+            Password::parse(&"a".repeat(1025)).err(),
+            Some(PasswordError::TooLong)
+        );
         assert!(Password::parse(&"a".repeat(1024)).is_ok());
         let ok = pw("quilt anchor mango");
         assert!(check_new_password(&ok, 15, &[]).is_ok());
@@ -269,13 +306,31 @@ mod tests {
 
     #[test]
     fn common_passwords_and_own_words_are_refused_with_a_reason() {
-        for common in ["password", "password123", "iloveyou", "qwertyuiop", "123456789", "passw0rd"] {
+        for common in [
+            "password",
+            "password123",
+            "iloveyou",
+            "qwertyuiop",
+            "123456789",
+            "passw0rd",
+        ] {
             let err = check_new_password(&pw(common), 8, &[]);
-            assert!(matches!(err, Err(PasswordError::Weak(ref r)) if !r.is_empty()), "{common}: {err:?}");
+            assert!(
+                matches!(err, Err(PasswordError::Weak(ref r)) if !r.is_empty()),
+                "{common}: {err:?}"
+            );
         }
-        let err = check_new_password(&pw("alice.smith2024"), 8, &["alice.smith@example.com", "alice.smith", "prod"]);
+        let err = check_new_password(
+            &pw("alice.smith2024"),
+            8,
+            &["alice.smith@example.com", "alice.smith", "prod"],
+        );
         assert!(matches!(err, Err(PasswordError::Weak(_))), "{err:?}");
-        let err = check_new_password(&pw("acmeproduction"), 8, &["a@b.com", "a", "acmeproduction"]);
+        let err = check_new_password(
+            &pw("acmeproduction"),
+            8,
+            &["a@b.com", "a", "acmeproduction"],
+        );
         assert!(matches!(err, Err(PasswordError::Weak(_))), "{err:?}");
     }
 
@@ -285,17 +340,28 @@ mod tests {
         let long = "x".repeat(72) + &"y".repeat(28);
         let stored = h.hash(&pw(&long)).unwrap_or_default();
         assert!(stored.starts_with("$argon2id$v=19$"));
-        assert!(matches!(h.verify(&pw(&long), &stored), Verification::Match { .. }));
+        assert!(matches!(
+            h.verify(&pw(&long), &stored),
+            Verification::Match { .. }
+        ));
         assert_eq!(h.verify(&pw(&long[..72]), &stored), Verification::Mismatch);
-        assert_eq!(h.verify(&pw("anything"), "not a phc string"), Verification::Mismatch);
+        assert_eq!(
+            h.verify(&pw("anything"), "not a phc string"),
+            Verification::Mismatch
+        );
         assert_eq!(h.verify_dummy(&pw(&long)), Verification::Mismatch);
     }
 
     #[test]
     fn nfc_and_nfd_are_the_same_password() {
         let h = hasher();
-        let stored = h.hash(&pw("caf\u{e9} au lait tous les jours")).unwrap_or_default();
-        assert!(matches!(h.verify(&pw("cafe\u{301} au lait tous les jours"), &stored), Verification::Match { .. }));
+        let stored = h
+            .hash(&pw("caf\u{e9} au lait tous les jours"))
+            .unwrap_or_default();
+        assert!(matches!(
+            h.verify(&pw("cafe\u{301} au lait tous les jours"), &stored),
+            Verification::Match { .. }
+        ));
     }
 
     #[test]
@@ -304,16 +370,42 @@ mod tests {
         let a = weak.hash(&pw("same password here")).unwrap_or_default();
         let b = weak.hash(&pw("same password here")).unwrap_or_default();
         assert_ne!(a, b);
-        assert_eq!(weak.verify(&pw("same password here"), &a), Verification::Match { needs_rehash: false });
-        let stronger = Argon2Hasher::new(HashCost { memory_kib: 128, iterations: 2, parallelism: 1 })
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(stronger.verify(&pw("same password here"), &a), Verification::Match { needs_rehash: true });
+        assert_eq!(
+            weak.verify(&pw("same password here"), &a),
+            Verification::Match {
+                needs_rehash: false
+            }
+        );
+        let stronger = Argon2Hasher::new(HashCost {
+            memory_kib: 128,
+            iterations: 2,
+            parallelism: 1,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            stronger.verify(&pw("same password here"), &a),
+            Verification::Match { needs_rehash: true }
+        );
     }
 
     #[test]
     fn cost_floor() {
         assert!(HashCost::default().validate().is_ok());
-        assert!(HashCost { memory_kib: 1024, ..HashCost::default() }.validate().is_err());
-        assert!(HashCost { iterations: 1, ..HashCost::default() }.validate().is_err());
+        assert!(
+            HashCost {
+                memory_kib: 1024,
+                ..HashCost::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            HashCost {
+                iterations: 1,
+                ..HashCost::default()
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

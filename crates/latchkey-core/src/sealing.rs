@@ -23,7 +23,9 @@ pub const KEY_LEN: usize = 32;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SealingError {
-    #[error("the secret key must be base64 of exactly 32 bytes (`openssl rand -base64 32` makes one)")]
+    #[error(
+        "the secret key must be base64 of exactly 32 bytes (`openssl rand -base64 32` makes one)"
+    )]
     BadKey,
     #[error("a sealed value is malformed")]
     Malformed,
@@ -53,10 +55,16 @@ impl SealingKey {
         if bytes.len() != KEY_LEN {
             return Err(SealingError::BadKey);
         }
-        let digest = Sha256::new().chain_update(b"latchkey key id v1\0").chain_update(bytes).finalize();
+        let digest = Sha256::new()
+            .chain_update(b"latchkey key id v1\0")
+            .chain_update(bytes)
+            .finalize();
         let mut id = [0u8; KEY_ID_LEN];
         id.copy_from_slice(&digest[..KEY_ID_LEN]);
-        Ok(Self { key: SecretBytes::new(bytes.to_vec()), id })
+        Ok(Self {
+            key: SecretBytes::new(bytes.to_vec()),
+            id,
+        })
     }
 
     /// Parse standard base64 (what `openssl rand -base64 32` prints), surrounding white space
@@ -100,7 +108,10 @@ pub struct Keyring {
 
 impl Keyring {
     pub fn new(primary: SealingKey) -> Self {
-        Self { primary, previous: Vec::new() }
+        Self {
+            primary,
+            previous: Vec::new(),
+        }
     }
 
     #[must_use]
@@ -120,7 +131,13 @@ impl Keyring {
         let ciphertext = self
             .primary
             .cipher()?
-            .encrypt(&nonce, Payload { msg: plaintext, aad })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| SealingError::Inauthentic)?;
         let mut out = Vec::with_capacity(HEADER_LEN + ciphertext.len());
         out.push(VERSION);
@@ -145,7 +162,13 @@ impl Keyring {
         nonce_arr.copy_from_slice(nonce_bytes);
         let nonce = Nonce::<Aes256Gcm>::from(nonce_arr);
         key.cipher()?
-            .decrypt(&nonce, Payload { msg: ciphertext, aad })
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
             .map(SecretBytes::new)
             .map_err(|_| SealingError::Inauthentic)
     }
@@ -163,8 +186,14 @@ mod tests {
     fn round_trip_and_binding() {
         let r = ring();
         let sealed = r.seal(b"top secret", b"row-1").unwrap_or_default();
-        assert_eq!(r.open(&sealed, b"row-1").map(|s| s.expose().to_vec()), Ok(b"top secret".to_vec()));
-        assert_eq!(r.open(&sealed, b"row-2").err(), Some(SealingError::Inauthentic));
+        assert_eq!(
+            r.open(&sealed, b"row-1").map(|s| s.expose().to_vec()),
+            Ok(b"top secret".to_vec())
+        );
+        assert_eq!(
+            r.open(&sealed, b"row-2").err(),
+            Some(SealingError::Inauthentic)
+        );
         assert!(!sealed.windows(10).any(|w| w == b"top secret"));
     }
 
@@ -174,9 +203,15 @@ mod tests {
         let mut sealed = r.seal(b"top secret", b"row").unwrap_or_default();
         let last = sealed.len() - 1;
         sealed[last] ^= 1;
-        assert_eq!(r.open(&sealed, b"row").err(), Some(SealingError::Inauthentic));
+        assert_eq!(
+            r.open(&sealed, b"row").err(),
+            Some(SealingError::Inauthentic)
+        );
         assert_eq!(r.open(b"", b"row").err(), Some(SealingError::Malformed));
-        assert_eq!(r.open(&[1u8; 30], b"row").err(), Some(SealingError::Malformed));
+        assert_eq!(
+            r.open(&[1u8; 30], b"row").err(),
+            Some(SealingError::Malformed)
+        );
     }
 
     #[test]
@@ -184,7 +219,10 @@ mod tests {
         let old = ring();
         let sealed = old.seal(b"secret", b"row").unwrap_or_default();
         let new = ring();
-        assert!(matches!(new.open(&sealed, b"row"), Err(SealingError::UnknownKey(_))));
+        assert!(matches!(
+            new.open(&sealed, b"row"),
+            Err(SealingError::UnknownKey(_))
+        ));
         let rotated = new.with_previous(old.primary().clone());
         assert!(rotated.open(&sealed, b"row").is_ok());
     }
@@ -194,8 +232,14 @@ mod tests {
         let k = SealingKey::generate().unwrap_or_else(|e| panic!("{e}"));
         let again = SealingKey::from_base64(&format!("  {}\n", k.to_base64().expose()));
         assert_eq!(again.map(|k2| k2.id_hex()), Ok(k.id_hex()));
-        assert_eq!(SealingKey::from_base64("c2hvcnQ=").err(), Some(SealingError::BadKey));
-        assert_eq!(SealingKey::from_base64("not base64!").err(), Some(SealingError::BadKey));
+        assert_eq!(
+            SealingKey::from_base64("c2hvcnQ=").err(),
+            Some(SealingError::BadKey)
+        );
+        assert_eq!(
+            SealingKey::from_base64("not base64!").err(),
+            Some(SealingError::BadKey)
+        );
         assert!(!format!("{k:?}").contains(k.to_base64().expose()));
     }
 }

@@ -45,7 +45,9 @@ impl Token {
     /// 256 random bits, base64url.
     pub fn generate() -> Result<Self, entropy::EntropyError> {
         let bytes = zeroize::Zeroizing::new(entropy::random_bytes::<32>()?);
-        Ok(Self(SecretString::new(data_encoding::BASE64URL_NOPAD.encode(&*bytes))))
+        Ok(Self(SecretString::new(
+            data_encoding::BASE64URL_NOPAD.encode(&*bytes),
+        )))
     }
 
     /// A token presented by a client. `None` when it cannot be one of ours (empty, too long,
@@ -54,7 +56,9 @@ impl Token {
         let text = text.trim();
         let ok = !text.is_empty()
             && text.len() <= MAX_TOKEN_INPUT
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         ok.then(|| Self(SecretString::new(text.to_owned())))
     }
 
@@ -122,7 +126,10 @@ impl RecoveryCode {
 
     /// The stored form, salted with the owner's id so equal codes of two users differ.
     pub fn hash(&self, user_id: &str) -> TokenHash {
-        hash_text(&format!("latchkey recovery v1\0{user_id}\0{}", self.0.expose()))
+        hash_text(&format!(
+            "latchkey recovery v1\0{user_id}\0{}",
+            self.0.expose()
+        ))
     }
 }
 
@@ -135,7 +142,10 @@ mod tests {
         let t = Token::generate().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(t.expose().len(), 43);
         assert!(Token::parse(t.expose()).is_some());
-        assert_eq!(t.hash(), Token::parse(t.expose()).map(|p| p.hash()).unwrap_or_else(|| panic!()));
+        assert_eq!(
+            t.hash(),
+            Token::parse(t.expose()).map_or_else(|| panic!("own token refused"), |p| p.hash())
+        );
         assert_eq!(t.hash().as_str().len(), 64);
         assert!(!format!("{t:?}").contains(t.expose()));
     }
@@ -143,7 +153,16 @@ mod tests {
     #[test]
     fn garbage_tokens_are_not_tokens() {
         let long = "a".repeat(MAX_TOKEN_INPUT + 1);
-        for bad in ["", "  ", "a b", "abc/def", "abc=", "é", long.as_str(), "a\0b"] {
+        for bad in [
+            "",
+            "  ",
+            "a b",
+            "abc/def",
+            "abc=",
+            "é",
+            long.as_str(),
+            "a\0b",
+        ] {
             assert!(Token::parse(bad).is_none(), "{bad:?}");
         }
     }
@@ -155,7 +174,11 @@ mod tests {
             let s = c.expose();
             assert_eq!(s.len(), 11);
             assert_eq!(s.as_bytes()[5], b'-');
-            assert!(s.bytes().filter(|b| *b != b'-').all(|b| CROCKFORD.contains(&b)));
+            assert!(
+                s.bytes()
+                    .filter(|b| *b != b'-')
+                    .all(|b| CROCKFORD.contains(&b))
+            );
         }
     }
 
@@ -163,12 +186,29 @@ mod tests {
     fn recovery_code_input_is_forgiving_but_exact() {
         let canonical = RecoveryCode::parse("7kq2m-9xpd4").map(|c| c.hash("u1"));
         for same in ["7KQ2M-9XPD4", "7kq2m9xpd4", " 7kq2m 9xpd4 "] {
-            assert_eq!(RecoveryCode::parse(same).map(|c| c.hash("u1")), canonical, "{same}");
+            assert_eq!(
+                RecoveryCode::parse(same).map(|c| c.hash("u1")),
+                canonical,
+                "{same}"
+            );
         }
-        assert_eq!(RecoveryCode::parse("lo000-00000").map(|c| c.expose().to_owned()), Some("10000-00000".into()));
-        for bad in ["", "7kq2m-9xpd", "7kq2m-9xpd44", "7kq2m-9xpdu", "7kq2m_9xpd4", "７kq2m-9xpd4"] {
+        assert_eq!(
+            RecoveryCode::parse("lo000-00000").map(|c| c.expose().to_owned()),
+            Some("10000-00000".into())
+        );
+        for bad in [
+            "",
+            "7kq2m-9xpd",
+            "7kq2m-9xpd44",
+            "7kq2m-9xpdu",
+            "7kq2m_9xpd4",
+            "７kq2m-9xpd4",
+        ] {
             assert!(RecoveryCode::parse(bad).is_none(), "{bad}");
         }
-        assert_ne!(canonical, RecoveryCode::parse("7kq2m-9xpd4").map(|c| c.hash("u2")));
+        assert_ne!(
+            canonical,
+            RecoveryCode::parse("7kq2m-9xpd4").map(|c| c.hash("u2"))
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! it never reads the clock and never takes the time from a client. Codes are compared in
 //! constant time and every step of the window is computed, matched or not.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use hmac::{Hmac, KeyInit, Mac};
 use subtle::ConstantTimeEq;
@@ -103,7 +103,11 @@ pub struct TotpParams {
 impl Default for TotpParams {
     /// SHA1, 6 digits, 30 s: the only combination every authenticator app understands.
     fn default() -> Self {
-        Self { algorithm: Algorithm::Sha1, digits: Digits::Six, period: 30 }
+        Self {
+            algorithm: Algorithm::Sha1,
+            digits: Digits::Six,
+            period: 30,
+        }
     }
 }
 
@@ -112,7 +116,11 @@ impl TotpParams {
         if !(1..=300).contains(&period) {
             return Err(ParamsError::Period);
         }
-        Ok(Self { algorithm, digits, period })
+        Ok(Self {
+            algorithm,
+            digits,
+            period,
+        })
     }
 
     pub fn algorithm(&self) -> Algorithm {
@@ -222,18 +230,21 @@ enum KeyedMac {
 
 impl KeyedMac {
     fn new(algorithm: Algorithm, key: &[u8]) -> Self {
-        // HMAC accepts keys of any length (RFC 2104 §2): `new_from_slice` cannot fail here, but
-        // we keep the fallible call and degrade to an empty key rather than panic.
+        // HMAC accepts keys of any length (RFC 2104 §2), so `new_from_slice` cannot fail; the
+        // fallback keeps this path free of panics all the same.
+        fn keyed<D>(key: &[u8]) -> Hmac<D>
+        where
+            D: hmac::EagerHash,
+            Hmac<D>: KeyInit,
+        {
+            <Hmac<D> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
+                <Hmac<D> as KeyInit>::new(&hmac::digest::Key::<Hmac<D>>::default())
+            })
+        }
         match algorithm {
-            Algorithm::Sha1 => Self::Sha1(
-                Hmac::new_from_slice(key).unwrap_or_else(|_| Hmac::new(&Default::default())),
-            ),
-            Algorithm::Sha256 => Self::Sha256(
-                Hmac::new_from_slice(key).unwrap_or_else(|_| Hmac::new(&Default::default())),
-            ),
-            Algorithm::Sha512 => Self::Sha512(
-                Hmac::new_from_slice(key).unwrap_or_else(|_| Hmac::new(&Default::default())),
-            ),
+            Algorithm::Sha1 => Self::Sha1(keyed(key)),
+            Algorithm::Sha256 => Self::Sha256(keyed(key)),
+            Algorithm::Sha512 => Self::Sha512(keyed(key)),
         }
     }
 
@@ -279,7 +290,12 @@ pub fn hotp(key: &[u8], algorithm: Algorithm, counter: u64, digits: Digits) -> u
 /// The TOTP code at `unix_time`, zero-padded to the configured number of digits. For tests,
 /// benchmarks and the enrolment screen's preview; verification uses [`verify`].
 pub fn code_at(secret: &TotpSecret, params: &TotpParams, unix_time: i64) -> String {
-    let value = hotp(secret.expose(), params.algorithm, params.step_at(unix_time), params.digits);
+    let value = hotp(
+        secret.expose(),
+        params.algorithm,
+        params.step_at(unix_time),
+        params.digits,
+    );
     format!("{value:0width$}", width = params.digits.count())
 }
 
@@ -345,7 +361,7 @@ pub fn percent_encode(s: &str) -> String {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
@@ -377,10 +393,26 @@ mod tests {
     fn parse_refuses_everything_else() {
         let long = "1".repeat(1 << 20);
         for bad in [
-            "", "     ", "12345", "1234567", "123456789", "-12345", "+123456", "12345a",
-            "١٢٣٤٥٦", "１２３４５６", "123\u{0}456", "123\t456", "12.3456", "0x1234", long.as_str(),
+            "",
+            "     ",
+            "12345",
+            "1234567",
+            "123456789",
+            "-12345",
+            "+123456",
+            "12345a",
+            "١٢٣٤٥٦",
+            "１２３４５６",
+            "123\u{0}456",
+            "123\t456",
+            "12.3456",
+            "0x1234",
+            long.as_str(),
         ] {
-            assert!(TotpCode::parse(bad, Digits::Six).is_err(), "{bad:?} was accepted");
+            assert!(
+                TotpCode::parse(bad, Digits::Six).is_err(),
+                "{bad:?} was accepted"
+            );
         }
         assert!(TotpCode::parse("123456", Digits::Eight).is_err());
     }
@@ -391,7 +423,10 @@ mod tests {
         let p = TotpParams::new(Algorithm::Sha1, Digits::Eight, 30);
         let p = p.unwrap_or_default();
         assert_eq!(code_at(&rfc_secret(), &p, 1_111_111_109), "07081804");
-        assert_eq!(code_at(&rfc_secret(), &TotpParams::default(), 1_111_111_109), "081804");
+        assert_eq!(
+            code_at(&rfc_secret(), &TotpParams::default(), 1_111_111_109),
+            "081804"
+        );
     }
 
     #[test]
@@ -441,12 +476,27 @@ mod tests {
             assert_eq!(verify(&s, &p, &c, now, None, 1), Some(0));
             assert_eq!(verify(&s, &p, &c, now, None, MAX_WINDOW), Some(0));
         }
-        assert!(verify(&s, &p, &code("000000"), i64::MAX, Some(u64::MAX), MAX_WINDOW).is_none());
+        assert!(
+            verify(
+                &s,
+                &p,
+                &code("000000"),
+                i64::MAX,
+                Some(u64::MAX),
+                MAX_WINDOW
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn otpauth_uri_follows_the_key_uri_format() {
-        let uri = otpauth_uri(&rfc_secret(), &TotpParams::default(), "Acme Prod", "a+b@example.com");
+        let uri = otpauth_uri(
+            &rfc_secret(),
+            &TotpParams::default(),
+            "Acme Prod",
+            "a+b@example.com",
+        );
         assert_eq!(
             uri.expose(),
             "otpauth://totp/Acme%20Prod:a%2Bb%40example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\

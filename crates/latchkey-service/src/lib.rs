@@ -1,1 +1,218 @@
-//! placeholder
+//! Latchkey's use cases: what a user, an admin or an operator can do, over the storage, clock
+//! and hashing abstractions. Every write is one store call, hence one database transaction.
+//!
+//! Knows nothing of HTTP or SQL. Never logs a secret: credential paths are instrumented with
+//! `skip_all` and name only the environment and ids.
+
+pub mod audit;
+pub mod bootstrap;
+pub mod clock;
+pub mod environments;
+pub mod error;
+pub mod hashing;
+pub mod store;
+pub mod users;
+
+use std::sync::Arc;
+
+use latchkey_core::{
+    HumanDuration, model::EnvSlug, password::HashCost, sealing::Keyring, token::Token,
+};
+
+pub use audit::{Actor, AuditRecord, AuditType, Caller, Origin, Outcome};
+pub use clock::{Clock, SystemClock, TestClock};
+pub use error::{ServiceError, ServiceResult};
+pub use hashing::HashPool;
+pub use store::{KeyCheck, Store, StoreError};
+
+/// Settings the use cases need; the binary builds them from the validated configuration.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Base of every link Latchkey hands out, without a trailing slash.
+    pub public_url: String,
+    /// Lifetime of an invitation's setup link (SPEC §4.2: 7 days).
+    pub invite_ttl: HumanDuration,
+    /// Lifetime of a password reset's setup link (SPEC §4.3: 24 hours).
+    pub reset_ttl: HumanDuration,
+    pub hash_cost: HashCost,
+    /// Hashes computed at once (the pool's size).
+    pub hash_workers: usize,
+    /// Hash requests admitted (running or waiting) before the pool answers busy.
+    pub hash_queue: usize,
+}
+
+impl ServiceConfig {
+    /// Defaults for a given public URL: 7-day invitations, 24-hour resets, OWASP's argon2id
+    /// minimum, one hashing worker per core.
+    pub fn new(public_url: &str) -> Self {
+        let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Self {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            invite_ttl: HumanDuration::from_secs(7 * 86_400).unwrap_or_else(|_| unreachable!()),
+            reset_ttl: HumanDuration::from_secs(86_400).unwrap_or_else(|_| unreachable!()),
+            hash_cost: HashCost::default(),
+            hash_workers: workers,
+            hash_queue: workers * 32,
+        }
+    }
+}
+
+/// A setup link handed to an admin (or printed by the CLI) once. The token inside is a secret.
+#[derive(Debug, Clone)]
+pub struct SetupLink {
+    pub token: Token,
+    pub url: String,
+    pub expires_at: i64,
+    pub valid_for: HumanDuration,
+}
+
+/// The use cases, over a store `S`.
+#[derive(Clone)]
+pub struct Service<S> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    keyring: Arc<Keyring>,
+    hashing: HashPool,
+    config: Arc<ServiceConfig>,
+}
+
+impl<S: Store> Service<S> {
+    /// Build the service after checking that the sealing key is the database's (SPEC §7): a
+    /// node with another key must refuse to start rather than fail every code.
+    pub async fn start(
+        store: S,
+        clock: Arc<dyn Clock>,
+        keyring: Keyring,
+        config: ServiceConfig,
+    ) -> ServiceResult<Self> {
+        let fingerprint = keyring.primary().id_hex();
+        match store.claim_key_fingerprint(&fingerprint).await? {
+            KeyCheck::Recorded | KeyCheck::Matches => {}
+            KeyCheck::Mismatch { recorded } => {
+                return Err(ServiceError::Refused {
+                    code: "key_mismatch",
+                    message: format!(
+                        "the secret key (fingerprint {fingerprint}) is not the one this database \
+                         was initialised with (fingerprint {recorded}); start with the original \
+                         LATCHKEY_SECRET_KEY or key file"
+                    ),
+                });
+            }
+        }
+        let hashing = HashPool::new(config.hash_cost, config.hash_workers, config.hash_queue)?;
+        Ok(Self {
+            store,
+            clock,
+            keyring: Arc::new(keyring),
+            hashing,
+            config: Arc::new(config),
+        })
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    pub fn hashing(&self) -> &HashPool {
+        &self.hashing
+    }
+
+    /// The database answers (for `/readyz`).
+    pub async fn ready(&self) -> ServiceResult<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// A consistent copy of the database at `path`, taken while it is in use.
+    pub async fn backup(&self, path: &std::path::Path) -> ServiceResult<()> {
+        if path.exists() {
+            return Err(ServiceError::Conflict(format!(
+                "{} already exists; choose a new file name",
+                path.display()
+            )));
+        }
+        Ok(self.store.backup_to(path).await?)
+    }
+
+    /// A new id: `UUIDv7`, so ids sort by creation time (cursor pagination relies on it).
+    pub fn new_id(&self) -> String {
+        let millis = u64::try_from(self.clock.now_millis()).unwrap_or(0);
+        let ts = uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            millis / 1000,
+            u32::try_from((millis % 1000) * 1_000_000).unwrap_or(0),
+        );
+        uuid::Uuid::new_v7(ts).to_string()
+    }
+
+    /// A setup link for `user_id` in `env`, valid for `ttl`.
+    fn setup_link(
+        &self,
+        env: &EnvSlug,
+        user_id: &str,
+        purpose: store::SetupPurpose,
+        ttl: HumanDuration,
+    ) -> ServiceResult<(SetupLink, store::NewSetupToken)> {
+        let token = Token::generate()?;
+        let now = self.now();
+        let expires_at = now.saturating_add(ttl.as_secs_i64());
+        let record = store::NewSetupToken {
+            id: self.new_id(),
+            user_id: user_id.to_owned(),
+            hash: token.hash(),
+            purpose,
+            created_at: now,
+            expires_at,
+        };
+        let url = format!(
+            "{}/e/{env}/setup?token={}",
+            self.config.public_url,
+            token.expose()
+        );
+        Ok((
+            SetupLink {
+                token,
+                url,
+                expires_at,
+                valid_for: ttl,
+            },
+            record,
+        ))
+    }
+
+    /// An audit record stamped now.
+    fn audit(
+        &self,
+        env: &EnvSlug,
+        caller: &Caller,
+        kind: AuditType,
+        target: Option<&str>,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) -> AuditRecord {
+        let Caller { actor, origin } = caller;
+        AuditRecord {
+            id: self.new_id(),
+            env: env.clone(),
+            at: self.now(),
+            kind: kind.as_str().to_owned(),
+            actor: actor.audit_name(),
+            target: target.map(str::to_owned),
+            ip: origin.ip.clone(),
+            user_agent: origin.user_agent.clone(),
+            outcome,
+            detail,
+        }
+    }
+}

@@ -1,1 +1,32 @@
-//! placeholder
+//! Latchkey's storage: implementations of `latchkey_service::store::Store`.
+//!
+//! The only crate that knows SQL. Each write method runs as one transaction; unique-constraint
+//! violations become `StoreError::Conflict`; driver errors become `StoreError::Unavailable`
+//! with the cause kept for the log. Nothing here ever sees a secret in clear: tokens arrive as
+//! hashes and TOTP secrets sealed.
+
+pub mod sqlite;
+
+use latchkey_service::StoreError;
+
+pub use sqlite::SqliteStore;
+
+/// Map a driver error to the storage boundary's error.
+pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict("already exists")
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(e.to_string()),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// A stored value that does not parse back: corruption or a bug.
+pub(crate) fn corrupt(what: &str, value: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("stored {what} is invalid: {value}"))
+}

@@ -1,1 +1,11 @@
-//! placeholder
+//! Latchkey's HTTP layer: routes, extractors, RFC 9457 problem answers and security headers.
+//!
+//! A handler parses its input, calls one use case of `latchkey-service`, and renders the
+//! answer: no business rule lives here, and nothing here knows SQL. Errors never carry
+//! internal text to the client; the cause goes to the log.
+
+pub mod app;
+pub mod problem;
+mod routes;
+
+pub use app::{App, router};

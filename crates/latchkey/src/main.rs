@@ -1,1 +1,84 @@
-fn main() {}
+//! The `latchkey` binary: parse the command line, load and validate the configuration, open
+//! the database, and run one command. Thin: the use cases live in `latchkey-service`.
+//!
+//! Errors end as one line on stderr and a non-zero exit, never a panic or a backtrace.
+
+mod cli;
+mod commands;
+mod config;
+mod context;
+mod keys;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::{
+    cli::{Cli, Command},
+    config::{Config, LogFormat, Overrides, Settings},
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("latchkey: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latchkey: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let (listen, operator_email) = match &cli.command {
+        Command::Serve(args) => (args.listen.clone(), args.operator_email.clone()),
+        _ => (None, None),
+    };
+    let overrides = Overrides {
+        listen,
+        database: cli.global.database.clone(),
+        public_url: cli.global.public_url.clone(),
+        key_file: cli.global.key_file.clone(),
+        operator_email,
+        log_format: cli.global.log_format,
+    };
+    let settings = Settings::validate(Config::load(cli.global.config.as_deref(), &overrides)?)?;
+    init_logging(
+        settings.log_format,
+        matches!(cli.command, Command::Serve(_)),
+    );
+    let ctx = context::open(settings).await?;
+    match cli.command {
+        Command::Serve(_) => commands::serve::run(ctx).await,
+        Command::Migrate => {
+            println!("The database schema is up to date.");
+            Ok(())
+        }
+        Command::Env(c) => commands::env::run(&ctx, c).await,
+        Command::User(c) => commands::user::run(&ctx, c).await,
+        Command::Backup { file } => commands::backup::run(&ctx, &file).await,
+    }
+}
+
+/// Logs go to stderr (stdout carries the command's output). `RUST_LOG` overrides the level:
+/// `info` for the server, `warn` for one-shot commands.
+fn init_logging(format: LogFormat, server: bool) {
+    let default = if server { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

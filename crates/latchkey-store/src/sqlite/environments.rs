@@ -1,0 +1,96 @@
+//! Environment rows.
+
+use latchkey_core::model::{EnvSlug, Environment};
+use latchkey_service::{StoreError, store::StoreResult};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use super::rows;
+use crate::map_err;
+
+const COLUMNS: &str = "slug, name, mfa_policy, session_max_age, session_idle_timeout, totp_window, \
+     lockout_threshold, lockout_base_seconds, lockout_max_seconds, ip_failures_per_minute, issuer, \
+     created_at, updated_at";
+
+fn secs(d: latchkey_core::HumanDuration) -> i64 {
+    d.as_secs_i64()
+}
+
+pub(super) async fn insert(
+    tx: &mut Transaction<'static, Sqlite>,
+    env: &Environment,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO environments (slug, name, mfa_policy, session_max_age, session_idle_timeout, \
+         totp_window, lockout_threshold, lockout_base_seconds, lockout_max_seconds, \
+         ip_failures_per_minute, issuer, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )
+    .bind(env.slug.as_str())
+    .bind(env.name.as_str())
+    .bind(env.mfa_policy.as_str())
+    .bind(secs(env.session_max_age))
+    .bind(env.session_idle_timeout.map(secs))
+    .bind(i64::from(env.totp_window))
+    .bind(i64::from(env.lockout.threshold))
+    .bind(secs(env.lockout.base_lock))
+    .bind(secs(env.lockout.max_lock))
+    .bind(i64::from(env.lockout.ip_failures_per_minute))
+    .bind(env.issuer.as_deref())
+    .bind(env.created_at)
+    .bind(env.updated_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(super) async fn update(
+    tx: &mut Transaction<'static, Sqlite>,
+    env: &Environment,
+) -> StoreResult<()> {
+    let changed = sqlx::query(
+        "UPDATE environments SET name = ?2, mfa_policy = ?3, session_max_age = ?4, \
+         session_idle_timeout = ?5, totp_window = ?6, lockout_threshold = ?7, \
+         lockout_base_seconds = ?8, lockout_max_seconds = ?9, ip_failures_per_minute = ?10, \
+         issuer = ?11, updated_at = ?12 WHERE slug = ?1",
+    )
+    .bind(env.slug.as_str())
+    .bind(env.name.as_str())
+    .bind(env.mfa_policy.as_str())
+    .bind(secs(env.session_max_age))
+    .bind(env.session_idle_timeout.map(secs))
+    .bind(i64::from(env.totp_window))
+    .bind(i64::from(env.lockout.threshold))
+    .bind(secs(env.lockout.base_lock))
+    .bind(secs(env.lockout.max_lock))
+    .bind(i64::from(env.lockout.ip_failures_per_minute))
+    .bind(env.issuer.as_deref())
+    .bind(env.updated_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?
+    .rows_affected();
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+pub(super) async fn get(pool: &SqlitePool, slug: &EnvSlug) -> StoreResult<Option<Environment>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM environments WHERE slug = ?1"
+    ));
+    let row = sqlx::query(sql)
+        .bind(slug.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(map_err)?;
+    row.as_ref().map(rows::environment).transpose()
+}
+
+pub(super) async fn list(pool: &SqlitePool) -> StoreResult<Vec<Environment>> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM environments ORDER BY slug"));
+    let found = sqlx::query(sql).fetch_all(pool).await.map_err(map_err)?;
+    found.iter().map(rows::environment).collect()
+}

@@ -1,0 +1,343 @@
+//! The SQLite store: the embedded default for one node (DESIGN §9).
+//!
+//! WAL journal, `synchronous=FULL`, foreign keys on, a busy timeout, one writer connection
+//! whose transactions open with `BEGIN IMMEDIATE` (so read-then-write never fails on a stale
+//! snapshot), and a pool of readers. Other processes (the CLI beside a running server) share
+//! the file through SQLite's own locking.
+
+mod audit;
+mod authenticators;
+mod environments;
+mod rows;
+mod users;
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use latchkey_core::model::{EnvSlug, Environment, User};
+use latchkey_service::{
+    AuditRecord,
+    store::{
+        AuditQuery, AuthenticatorRecord, KeyCheck, NewAuthenticator, NewSetupToken, NewUser, Store,
+        StoreResult, UserQuery,
+    },
+};
+use sqlx::{
+    Connection, Sqlite, Transaction,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    },
+};
+
+use crate::map_err;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+    options: SqliteConnectOptions,
+}
+
+impl SqliteStore {
+    /// Open (creating the file if missing) the database at `url` (`sqlite://path` or a path)
+    /// and apply pending migrations.
+    pub async fn open(url: &str) -> Result<Self, OpenError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty()
+            || path.contains('?')
+            || (path.contains("://") && !url.starts_with("sqlite:"))
+        {
+            return Err(OpenError::BadUrl(url.to_owned()));
+        }
+        Self::open_path(Path::new(path)).await
+    }
+
+    pub async fn open_path(path: &Path) -> Result<Self, OpenError> {
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        {
+            return Err(OpenError::Unreachable(format!(
+                "the directory {} does not exist",
+                dir.display()
+            )));
+        }
+        create_private(path)?;
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|e| OpenError::Unreachable(e.to_string()))?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| OpenError::Unreachable(format!("{}: {e}", path.display())))?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .map_err(|e| OpenError::Migration(e.to_string()))?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(options.clone().read_only(true))
+            .await
+            .map_err(|e| OpenError::Unreachable(format!("{}: {e}", path.display())))?;
+        Ok(Self {
+            writer,
+            readers,
+            options,
+        })
+    }
+
+    /// Start a write transaction: `BEGIN IMMEDIATE` takes the write lock now, not at the first
+    /// write, so a transaction that reads then writes cannot fail half-way on a busy snapshot.
+    async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
+    }
+
+    /// Run `PRAGMA integrity_check`; `Ok` when SQLite answers `ok`.
+    pub async fn integrity_check(&self) -> StoreResult<String> {
+        let row: (String,) = sqlx::query_as("PRAGMA integrity_check")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(map_err)?;
+        Ok(row.0)
+    }
+
+    /// Close the pools, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// Create the database file readable by its owner only (it holds password hashes and sealed
+/// secrets); SQLite gives its `-wal` and `-shm` files the same mode. An existing file is left
+/// as it is.
+fn create_private(path: &Path) -> Result<(), OpenError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(OpenError::Unreachable(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Why the database could not be opened. Messages say what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "`{0}` is not a database URL this version understands: it stores data in SQLite; use sqlite://PATH (for example sqlite://latchkey.db)"
+    )]
+    BadUrl(String),
+    #[error("cannot open the database: {0}")]
+    Unreachable(String),
+    #[error("cannot apply the database migrations: {0}")]
+    Migration(String),
+}
+
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.readers)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn claim_key_fingerprint(&self, fingerprint: &str) -> StoreResult<KeyCheck> {
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query("INSERT INTO meta (key, value) VALUES ('key_fingerprint', ?1) ON CONFLICT (key) DO NOTHING")
+            .bind(fingerprint)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        let (recorded,): (String,) =
+            sqlx::query_as("SELECT value FROM meta WHERE key = 'key_fingerprint'")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(if inserted == 1 {
+            KeyCheck::Recorded
+        } else if recorded == fingerprint {
+            KeyCheck::Matches
+        } else {
+            KeyCheck::Mismatch { recorded }
+        })
+    }
+
+    async fn key_fingerprint(&self) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT value FROM meta WHERE key = 'key_fingerprint'")
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn bootstrap(
+        &self,
+        system: &Environment,
+        operator: &NewUser,
+        setup: &NewSetupToken,
+        audit: &[AuditRecord],
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let exists: Option<(String,)> =
+            sqlx::query_as("SELECT slug FROM environments WHERE slug = ?1")
+                .bind(system.slug.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        environments::insert(&mut tx, system).await?;
+        users::insert(&mut tx, operator).await?;
+        users::insert_setup_token(&mut tx, setup).await?;
+        for record in audit {
+            audit::insert(&mut tx, record).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn create_environment(&self, env: &Environment, audit: &AuditRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        environments::insert(&mut tx, env).await?;
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_environment(&self, slug: &EnvSlug) -> StoreResult<Option<Environment>> {
+        environments::get(&self.readers, slug).await
+    }
+
+    async fn list_environments(&self) -> StoreResult<Vec<Environment>> {
+        environments::list(&self.readers).await
+    }
+
+    async fn update_environment(&self, env: &Environment, audit: &AuditRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        environments::update(&mut tx, env).await?;
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn create_user(
+        &self,
+        user: &NewUser,
+        setup: &NewSetupToken,
+        audit: &AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        users::insert(&mut tx, user).await?;
+        users::insert_setup_token(&mut tx, setup).await?;
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_user(&self, env: &EnvSlug, id: &str) -> StoreResult<Option<User>> {
+        users::get(&self.readers, env, id).await
+    }
+
+    async fn find_user_by_email(
+        &self,
+        env: &EnvSlug,
+        email_normalized: &str,
+    ) -> StoreResult<Option<User>> {
+        users::find_by_email(&self.readers, env, email_normalized).await
+    }
+
+    async fn list_users(&self, env: &EnvSlug, query: &UserQuery) -> StoreResult<Vec<User>> {
+        users::list(&self.readers, env, query).await
+    }
+
+    async fn delete_user(&self, env: &EnvSlug, id: &str, audit: &AuditRecord) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let deleted = sqlx::query("DELETE FROM users WHERE env = ?1 AND id = ?2")
+            .bind(env.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(false);
+        }
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn insert_authenticator(&self, authenticator: &NewAuthenticator) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        authenticators::insert(&mut tx, authenticator).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_authenticators(&self, user_id: &str) -> StoreResult<Vec<AuthenticatorRecord>> {
+        authenticators::list(&self.readers, user_id).await
+    }
+
+    async fn advance_totp_step(
+        &self,
+        authenticator_id: &str,
+        step: u64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let changed = authenticators::advance_step(&mut tx, authenticator_id, step, now).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(changed)
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        audit::insert(&mut tx, record).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_audit(&self, env: &EnvSlug, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        audit::list(&self.readers, env, query).await
+    }
+
+    async fn backup_to(&self, path: &Path) -> StoreResult<()> {
+        let target = path
+            .to_str()
+            .ok_or_else(|| crate::corrupt("backup path", "not UTF-8"))?;
+        // VACUUM INTO writes a consistent, compacted copy from one read transaction while
+        // writers go on; it refuses to overwrite an existing file.
+        // A connection of its own, so neither the writer nor a reader is held meanwhile.
+        let mut conn = sqlx::SqliteConnection::connect_with(&self.options)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("VACUUM INTO ?1")
+            .bind(target)
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+        conn.close().await.map_err(map_err)
+    }
+}

@@ -1,0 +1,77 @@
+//! The application as a value (DESIGN §1): `router(service)` for in-process tests, and
+//! [`App`] to bind a listener, report its address and serve until told to stop, finishing the
+//! requests in flight (SECURITY R4).
+
+use std::{future::Future, io, net::SocketAddr};
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, header},
+    routing::get,
+};
+use latchkey_service::{Service, Store};
+use tokio::net::TcpListener;
+
+use crate::routes;
+
+/// Request bodies above this size are refused with 413 before they are read (SECURITY R3).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// All routes over `service`.
+pub fn router<S: Store>(service: Service<S>) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz::<S>))
+        .fallback(routes::fallback)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(service)
+}
+
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A bound server.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    /// Bind `addr` (port 0 picks a free port).
+    pub async fn bind(addr: SocketAddr, router: Router) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Self { listener, router })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serve until `shutdown` resolves, then stop accepting and let requests in flight finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}

@@ -1,0 +1,25 @@
+//! Operational routes (SPEC §5.4). Later issues add the API and the pages beside them.
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use latchkey_service::{Service, Store};
+use serde_json::json;
+
+use crate::problem::Problem;
+
+/// `GET /healthz`: the process is up. Touches nothing else.
+pub(crate) async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the database answers. 503 otherwise, so a load balancer takes the node out.
+pub(crate) async fn readyz<S: Store>(
+    State(service): State<Service<S>>,
+) -> Result<impl IntoResponse, Problem> {
+    service.ready().await?;
+    Ok((StatusCode::OK, Json(json!({"status": "ready"}))))
+}
+
+/// Any other path: a 404 problem, never an HTML error page.
+pub(crate) async fn fallback() -> Problem {
+    Problem::not_found()
+}

@@ -1,0 +1,160 @@
+//! The command line (SPEC §7). Parsing only: every value becomes a validated type here, so a
+//! bad slug, policy or duration is one clear line from clap and exit code 2.
+//!
+//! Doc comments here are the `--help` text users read, not rustdoc.
+#![allow(clippy::doc_markdown)]
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use latchkey_core::{
+    HumanDuration,
+    model::{EnvSlug, MfaPolicy, Role, UserState},
+};
+
+use crate::config::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "Self-hosted authentication server with TOTP multi-factor authentication"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes, so the CLI works on the same database as a running server.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// TOML configuration file (overridden by LATCHKEY_* variables, then by flags).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL [default: sqlite://latchkey.db].
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
+    /// Base URL of links Latchkey prints and sends [default: http://127.0.0.1:8080].
+    #[arg(long, global = true, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// File holding the TOTP encryption key, created on first start [default: latchkey.key].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Apply pending schema migrations and exit.
+    Migrate,
+    /// Manage environments.
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Write a consistent copy of the database to FILE, even while the server runs.
+    Backup {
+        /// Where to write the copy (must not exist).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Email of the first operator, created on first start [default: admin@localhost].
+    #[arg(long, value_name = "EMAIL")]
+    pub operator_email: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Create an environment.
+    Create {
+        slug: EnvSlug,
+        /// Display name [default: the slug].
+        #[arg(long)]
+        name: Option<String>,
+        /// MFA policy [default: off].
+        #[arg(long, value_name = "off|optional|required")]
+        mfa: Option<MfaPolicy>,
+    },
+    /// List environments.
+    List,
+    /// Change an environment's settings; open sessions follow at their next check.
+    Set {
+        slug: EnvSlug,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_name = "off|optional|required")]
+        mfa: Option<MfaPolicy>,
+        /// Absolute session lifetime since the last full login, e.g. 30d or 12h.
+        #[arg(long, value_name = "DURATION")]
+        session_max_age: Option<HumanDuration>,
+        /// End sessions unused for this long, e.g. 8h, or `none`.
+        #[arg(long, value_name = "DURATION|none", value_parser = parse_optional_duration)]
+        session_idle_timeout: Option<OptionalDuration>,
+        /// Accepted TOTP steps either side of now (0 to 10).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=10))]
+        totp_window: Option<u8>,
+        /// Name shown in authenticator apps, or `none` for the display name.
+        #[arg(long)]
+        issuer: Option<String>,
+    },
+}
+
+/// A duration, or `none`.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionalDuration(pub Option<HumanDuration>);
+
+fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(OptionalDuration(None));
+    }
+    s.parse()
+        .map(|d| OptionalDuration(Some(d)))
+        .map_err(|e: latchkey_core::duration::DurationError| e.to_string())
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MfaStatus {
+    Enrolled,
+    NotEnrolled,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Invite a user; prints their setup link.
+    Create {
+        env: EnvSlug,
+        email: String,
+        /// Display name [default: the part of the email before @].
+        #[arg(long)]
+        name: Option<String>,
+        /// Make the user an admin of the environment.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users with their MFA status.
+    List {
+        env: EnvSlug,
+        #[arg(long, value_enum)]
+        mfa: Option<MfaStatus>,
+        #[arg(long, value_name = "user|admin")]
+        role: Option<Role>,
+        #[arg(long, value_name = "invited|active|disabled")]
+        state: Option<UserState>,
+        /// Only emails containing this text.
+        #[arg(long, short)]
+        q: Option<String>,
+    },
+}

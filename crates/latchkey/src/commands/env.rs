@@ -1,0 +1,70 @@
+//! `latchkey env create|list|set`.
+
+use latchkey_core::model::DisplayName;
+use latchkey_service::{Caller, environments::EnvironmentPatch};
+
+use super::fail;
+use crate::{cli::EnvCommand, context::Context};
+
+pub async fn run(ctx: &Context, command: EnvCommand) -> anyhow::Result<()> {
+    let service = &ctx.service;
+    match command {
+        EnvCommand::Create { slug, name, mfa } => {
+            let name = name.map(|n| DisplayName::parse(&n)).transpose()?;
+            let env = service
+                .create_environment(&Caller::cli(), slug, name, mfa)
+                .await
+                .map_err(fail)?;
+            println!(
+                "Created environment {} ({}), MFA {}.",
+                env.slug, env.name, env.mfa_policy
+            );
+        }
+        EnvCommand::List => {
+            let envs = service.list_environments().await.map_err(fail)?;
+            println!(
+                "{:<24} {:<9} {:<8} {:<6} NAME",
+                "SLUG", "MFA", "MAX_AGE", "IDLE"
+            );
+            for e in envs {
+                let idle = e
+                    .session_idle_timeout
+                    .map_or_else(|| "none".to_owned(), |d| d.to_string());
+                println!(
+                    "{:<24} {:<9} {:<8} {:<6} {}",
+                    e.slug, e.mfa_policy, e.session_max_age, idle, e.name
+                );
+            }
+        }
+        EnvCommand::Set {
+            slug,
+            name,
+            mfa,
+            session_max_age,
+            session_idle_timeout,
+            totp_window,
+            issuer,
+        } => {
+            let patch = EnvironmentPatch {
+                name: name.map(|n| DisplayName::parse(&n)).transpose()?,
+                mfa_policy: mfa,
+                session_max_age,
+                session_idle_timeout: session_idle_timeout.map(|d| d.0),
+                totp_window,
+                issuer: issuer.map(|i| Some(i).filter(|i| !i.eq_ignore_ascii_case("none"))),
+            };
+            let env = service
+                .update_environment(&Caller::cli(), &slug, patch)
+                .await
+                .map_err(fail)?;
+            let idle = env
+                .session_idle_timeout
+                .map_or_else(|| "none".to_owned(), |d| d.to_string());
+            println!(
+                "Updated {}: MFA {}, session max age {}, idle timeout {idle}, TOTP window ±{}.",
+                env.slug, env.mfa_policy, env.session_max_age, env.totp_window
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! One module per command group. Each parses nothing (clap did), calls the service's use
+//! cases, and prints; no rule of the product lives here.
+
+pub mod backup;
+pub mod env;
+pub mod serve;
+pub mod user;
+
+use latchkey_service::ServiceError;
+
+/// A use-case error as one line for the terminal.
+pub fn fail(e: ServiceError) -> anyhow::Error {
+    match e {
+        ServiceError::Unavailable(cause) | ServiceError::Internal(cause) => {
+            anyhow::anyhow!("{cause}")
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+/// Format a Unix time as RFC 3339 (UTC), or `-`.
+pub fn time(unix: Option<i64>) -> String {
+    unix.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".into())
+}

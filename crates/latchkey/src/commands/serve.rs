@@ -1,0 +1,68 @@
+//! `latchkey serve`: first-start bootstrap, then the HTTP server until SIGTERM or SIGINT.
+
+use latchkey_web::{App, router};
+
+use super::fail;
+use crate::{context::Context, keys::KeySource};
+
+pub async fn run(ctx: Context) -> anyhow::Result<()> {
+    let Context {
+        settings,
+        service,
+        key_source,
+    } = ctx;
+    if key_source == KeySource::CreatedFile {
+        tracing::info!(path = %settings.key_file.display(), fingerprint = %service.keyring().primary().id_hex(), "created a new secret key file (mode 0600); back it up with the database");
+    }
+    if let Some(link) = service
+        .bootstrap(&settings.operator_email)
+        .await
+        .map_err(fail)?
+    {
+        // The one deliberate exception to "no token in the output" (SPEC §7): printed once, on
+        // stdout, never through the structured log.
+        println!(
+            "Operator setup link (valid {}): {}",
+            link.valid_for, link.url
+        );
+    }
+    if settings.public_url.is_local_development() {
+        println!(
+            "Local development mode: {} is plain HTTP on loopback, so the session cookie is `latchkey_session` without Secure.",
+            settings.public_url.url
+        );
+    }
+    let app = App::bind(settings.listen, router(service.clone()))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+    let addr = app.local_addr()?;
+    tracing::info!(%addr, public_url = %settings.public_url.url, "latchkey is listening");
+    println!("Listening on http://{addr}");
+    app.run_until_stopped(shutdown_signal()).await?;
+    service.store().close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves at SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

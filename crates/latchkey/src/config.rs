@@ -1,0 +1,334 @@
+//! Configuration: defaults < TOML file (`--config`) < `LATCHKEY_*` environment variables <
+//! command-line flags, then validated once at start-up with messages that say what to fix.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, bail};
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use latchkey_core::{HumanDuration, model::Email, password::HashCost};
+use latchkey_service::ServiceConfig;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The keys that `LATCHKEY_*` variables may set (`LATCHKEY_PUBLIC_URL` sets `public_url`).
+/// `LATCHKEY_SECRET_KEY` is read separately and never enters the configuration.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "database",
+    "public_url",
+    "key_file",
+    "operator_email",
+    "log_format",
+    "argon2_memory_kib",
+    "argon2_iterations",
+    "argon2_parallelism",
+    "hash_workers",
+    "hash_queue",
+    "invite_ttl",
+    "reset_ttl",
+    "allowed_redirect_hosts",
+    "trusted_proxies",
+];
+
+/// The configuration as read, before validation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub database: String,
+    pub public_url: String,
+    pub key_file: PathBuf,
+    pub operator_email: String,
+    pub log_format: LogFormat,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub hash_workers: Option<usize>,
+    pub hash_queue: Option<usize>,
+    pub invite_ttl: String,
+    pub reset_ttl: String,
+    #[serde(deserialize_with = "list")]
+    pub allowed_redirect_hosts: Vec<String>,
+    #[serde(deserialize_with = "list")]
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let cost = HashCost::default();
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database: "sqlite://latchkey.db".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            key_file: PathBuf::from("latchkey.key"),
+            operator_email: "admin@localhost".into(),
+            log_format: LogFormat::Text,
+            argon2_memory_kib: cost.memory_kib,
+            argon2_iterations: cost.iterations,
+            argon2_parallelism: cost.parallelism,
+            hash_workers: None,
+            hash_queue: None,
+            invite_ttl: "7d".into(),
+            reset_ttl: "24h".into(),
+            allowed_redirect_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// A list given as a TOML array or as one comma-separated string (environment variables).
+fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// Flags that override the file and the environment (only those given).
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Merge the sources in order of precedence.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                bail!("the configuration file {} does not exist", path.display());
+            }
+            std::fs::File::open(path).with_context(|| {
+                format!("cannot read the configuration file {}", path.display())
+            })?;
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("LATCHKEY_").only(ENV_KEYS))
+            .merge(Serialized::globals(overrides));
+        figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+    }
+}
+
+/// The public URL, checked: `https://`, or plain `http://` on a loopback host only.
+#[derive(Debug, Clone)]
+pub struct PublicUrl {
+    pub url: String,
+    pub https: bool,
+}
+
+impl PublicUrl {
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let text = text.trim().trim_end_matches('/');
+        let bad = || {
+            anyhow::anyhow!(
+                "public URL `{text}` is not valid: write it like https://auth.example.com or http://127.0.0.1:8080"
+            )
+        };
+        let (scheme, rest) = text.split_once("://").ok_or_else(bad)?;
+        let https = match scheme {
+            "https" => true,
+            "http" => false,
+            _ => return Err(bad()),
+        };
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(authority_end);
+        if path.contains(['?', '#'])
+            || authority.is_empty()
+            || authority.contains('@')
+            || text.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(bad());
+        }
+        let host = if let Some(inner) = authority.strip_prefix('[') {
+            let (h, after) = inner.split_once(']').ok_or_else(bad)?;
+            if !(after.is_empty()
+                || after
+                    .strip_prefix(':')
+                    .is_some_and(|p| p.parse::<u16>().is_ok()))
+            {
+                return Err(bad());
+            }
+            h
+        } else {
+            let (h, port) = authority
+                .split_once(':')
+                .map_or((authority, None), |(h, p)| (h, Some(p)));
+            if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+                return Err(bad());
+            }
+            h
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !https && !loopback {
+            bail!(
+                "public URL `{text}` is plain http:// on a non-loopback host; session cookies would \
+                 travel in clear. Use https:// (terminate TLS in a proxy or pass --tls-cert/--tls-key), \
+                 or http://127.0.0.1 for local development"
+            );
+        }
+        Ok(Self {
+            url: text.to_owned(),
+            https,
+        })
+    }
+
+    /// Plain HTTP on loopback: the cookie drops `__Host-` and `Secure` (SPEC §7).
+    pub fn is_local_development(&self) -> bool {
+        !self.https
+    }
+}
+
+/// The configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: String,
+    pub public_url: PublicUrl,
+    pub key_file: PathBuf,
+    pub operator_email: Email,
+    pub log_format: LogFormat,
+    pub service: ServiceConfig,
+}
+
+impl Settings {
+    pub fn validate(config: Config) -> anyhow::Result<Self> {
+        let listen: SocketAddr = config.listen.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "listen address `{}` is not valid: write it like 127.0.0.1:8080 or [::]:8080",
+                config.listen
+            )
+        })?;
+        let public_url = PublicUrl::parse(&config.public_url)?;
+        let operator_email = Email::parse(&config.operator_email)
+            .map_err(|e| anyhow::anyhow!("operator email `{}`: {e}", config.operator_email))?;
+        let hash_cost = HashCost {
+            memory_kib: config.argon2_memory_kib,
+            iterations: config.argon2_iterations,
+            parallelism: config.argon2_parallelism,
+        }
+        .validate()
+        .map_err(anyhow::Error::msg)?;
+        let ttl = |name: &str, v: &str| -> anyhow::Result<HumanDuration> {
+            v.parse().map_err(|e| anyhow::anyhow!("{name} `{v}`: {e}"))
+        };
+        let mut service = ServiceConfig::new(&public_url.url);
+        service.hash_cost = hash_cost;
+        service.invite_ttl = ttl("invite_ttl", &config.invite_ttl)?;
+        service.reset_ttl = ttl("reset_ttl", &config.reset_ttl)?;
+        if let Some(w) = config.hash_workers {
+            if w == 0 || w > 1024 {
+                bail!("hash_workers must be between 1 and 1024");
+            }
+            service.hash_workers = w;
+            service.hash_queue = w * 32;
+        }
+        if let Some(q) = config.hash_queue {
+            if q < service.hash_workers {
+                bail!(
+                    "hash_queue must be at least hash_workers ({})",
+                    service.hash_workers
+                );
+            }
+            service.hash_queue = q;
+        }
+        for proxy in &config.trusted_proxies {
+            proxy
+                .parse::<IpAddr>()
+                .map_err(|_| anyhow::anyhow!("trusted_proxies: `{proxy}` is not an IP address"))?;
+        }
+        Ok(Self {
+            listen,
+            database: config.database,
+            public_url,
+            key_file: config.key_file,
+            operator_email,
+            log_format: config.log_format,
+            service,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls() {
+        for ok in [
+            "https://auth.example.com",
+            "https://auth.example.com/",
+            "http://127.0.0.1:8080",
+            "http://localhost",
+            "http://[::1]:9000",
+            "https://x.example/base",
+        ] {
+            assert!(PublicUrl::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "auth.example.com",
+            "ftp://x.example",
+            "http://auth.example.com",
+            "http://10.0.0.1",
+            "https://",
+            "https://a@b.example",
+            "https://x.example?a=b",
+            "https://x.example:99999",
+        ] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            PublicUrl::parse("https://a.example/")
+                .map(|u| u.url)
+                .ok()
+                .as_deref(),
+            Some("https://a.example")
+        );
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let s = Settings::validate(Config::default());
+        assert!(s.is_ok(), "{s:?}");
+    }
+}

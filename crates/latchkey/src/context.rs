@@ -1,0 +1,45 @@
+//! Opening what every command needs: the validated settings, the database (migrated), the
+//! sealing key checked against the database, and the service over them.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use latchkey_service::{Service, Store, SystemClock};
+use latchkey_store::SqliteStore;
+
+use crate::{
+    config::Settings,
+    keys::{self, KeySource},
+};
+
+pub struct Context {
+    pub settings: Settings,
+    pub service: Service<SqliteStore>,
+    pub key_source: KeySource,
+}
+
+pub async fn open(settings: Settings) -> anyhow::Result<Context> {
+    let store = SqliteStore::open(&settings.database).await?;
+    let recorded = store
+        .key_fingerprint()
+        .await
+        .context("cannot read the database")?;
+    let env_key = std::env::var("LATCHKEY_SECRET_KEY")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let (keyring, key_source) =
+        keys::load(env_key.as_deref(), &settings.key_file, recorded.as_deref())?;
+    let service = Service::start(
+        store,
+        Arc::new(SystemClock),
+        keyring,
+        settings.service.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Context {
+        settings,
+        service,
+        key_source,
+    })
+}
