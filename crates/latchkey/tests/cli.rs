@@ -1,0 +1,486 @@
+//! End to end: the real `latchkey` binary, started as a user would, on port 0 in an empty
+//! directory, with the CLI working beside it on the same database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use latchkey_store::SqliteStore;
+
+const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+
+/// A `latchkey` command in `dir` with a clean environment (no LATCHKEY_* from the caller).
+fn latchkey(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LATCHKEY_") || k == "RUST_LOG" {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    latchkey(dir).args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    lines: Vec<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+fn start(dir: &Path, extra: &[&str]) -> Server {
+    let mut child = latchkey(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut lines = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("server did not start; stdout so far: {lines:?}"));
+        let addr = line
+            .strip_prefix("Listening on http://")
+            .map(|a| a.parse().unwrap());
+        lines.push(line);
+        if let Some(addr) = addr {
+            return Server {
+                child,
+                addr,
+                lines,
+                stderr,
+            };
+        }
+    }
+}
+
+impl Server {
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.stderr.join().unwrap());
+            }
+            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns (status, head, body).
+fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+fn token_of(line: &str) -> String {
+    line.rsplit_once("token=")
+        .map(|(_, t)| t.to_owned())
+        .unwrap()
+}
+
+fn file_contains(path: &Path, needle: &str) -> bool {
+    std::fs::read(path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+}
+
+#[test]
+fn first_start_then_the_cli_beside_the_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = start(d, &[]);
+    let link_line = server
+        .lines
+        .iter()
+        .find(|l| l.starts_with("Operator setup link"))
+        .expect("operator link printed");
+    assert!(
+        link_line.starts_with(
+            "Operator setup link (valid 24h): http://127.0.0.1:8080/e/system/setup?token="
+        ),
+        "{link_line}"
+    );
+    let operator_token = token_of(link_line);
+    assert_eq!(operator_token.len(), 43);
+    assert!(
+        server
+            .lines
+            .iter()
+            .any(|l| l.starts_with("Local development mode")),
+        "{:?}",
+        server.lines
+    );
+
+    let (status, _, body) = get(server.addr, "/healthz");
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = get(server.addr, "/readyz");
+    assert_eq!((status, body.contains("ready")), (200, true), "{body}");
+    let (status, head, body) = get(server.addr, "/no/such/page");
+    assert_eq!(status, 404);
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    assert!(body.contains("\"code\":\"not_found\""), "{body}");
+    assert!(head.contains("x-content-type-options: nosniff"));
+
+    // The CLI works on the database the server is using.
+    let o = run(d, &["env", "create", "prod", "--mfa", "required"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(d, &["env", "list"]);
+    let list = stdout(&o);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("prod ") && l.contains("required") && l.contains("30d")),
+        "{list}"
+    );
+    assert!(list.lines().any(|l| l.starts_with("system ")), "{list}");
+    let o = run(d, &["user", "create", "prod", "alice@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let setup_line = out
+        .lines()
+        .find(|l| l.starts_with("Setup link"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        setup_line.starts_with("Setup link (valid 7d): http://127.0.0.1:8080/e/prod/setup?token="),
+        "{setup_line}"
+    );
+    let alice_token = token_of(setup_line);
+    let o = run(d, &["user", "list", "prod"]);
+    assert!(stdout(&o).contains("alice@example.com"), "{}", stdout(&o));
+    let o = run(
+        d,
+        &[
+            "env",
+            "set",
+            "prod",
+            "--session-max-age",
+            "12h",
+            "--session-idle-timeout",
+            "none",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&run(d, &["env", "list"]))
+            .lines()
+            .any(|l| l.starts_with("prod ") && l.contains("12h"))
+    );
+
+    // A consistent copy while the server runs.
+    let o = run(d, &["backup", "copy.db"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(d, &["backup", "copy.db"]);
+    assert!(!o.status.success(), "a backup never overwrites");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let copy = SqliteStore::open_path(&d.join("copy.db")).await.unwrap();
+        assert_eq!(copy.integrity_check().await.unwrap(), "ok");
+    });
+
+    let (status, logs) = server.stop();
+    assert!(status.success(), "graceful stop: {status:?}\n{logs}");
+    for secret in [&operator_token, &alice_token] {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a setup token reached the log"
+        );
+        for f in ["latchkey.db", "latchkey.db-wal", "copy.db"] {
+            assert!(
+                !file_contains(&d.join(f), secret),
+                "a setup token is stored in clear in {f}"
+            );
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["latchkey.key", "latchkey.db"] {
+            let mode = std::fs::metadata(d.join(f)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{f}");
+        }
+    }
+
+    // A restart prints no link.
+    let again = start(d, &[]);
+    assert!(
+        !again.lines.iter().any(|l| l.contains("setup link")),
+        "{:?}",
+        again.lines
+    );
+    let (status, _) = again.stop();
+    assert!(status.success());
+}
+
+/// Each bad input ends with a clear message on stderr and a non-zero exit: never a panic.
+#[test]
+fn bad_arguments_fail_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(run(d, &["env", "create", "prod"]).status.success());
+    std::fs::create_dir(d.join("keydir")).unwrap();
+    std::fs::write(
+        d.join("bad.toml"),
+        "public_url = \"https://a.example\"\nlisten_adress = \"x\"\n",
+    )
+    .unwrap();
+    let other_key = "q2xYVq3jH6Z5c0o0mEo8oM1s2k5K7fO9y8ZkQ1cYv3E=";
+    let fresh = tempfile::tempdir().unwrap();
+    let keydir = d.join("keydir").display().to_string();
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &Path, &str)> = vec![
+        (
+            vec!["env", "create", "my env"],
+            vec![],
+            d,
+            "not a valid environment slug",
+        ),
+        (
+            vec!["env", "create", "staging", "--mfa", "sometimes"],
+            vec![],
+            d,
+            "not a valid MFA policy",
+        ),
+        (
+            vec!["env", "set", "prod", "--session-max-age", "1.5h"],
+            vec![],
+            d,
+            "not a duration",
+        ),
+        (
+            vec!["env", "set", "prod", "--session-idle-timeout", "forever"],
+            vec![],
+            d,
+            "not a duration",
+        ),
+        (
+            vec!["--database", "sqlite:///no/such/dir/x.db", "env", "list"],
+            vec![],
+            d,
+            "does not exist",
+        ),
+        (
+            vec!["--database", "mysql://localhost/x", "env", "list"],
+            vec![],
+            d,
+            "sqlite://PATH",
+        ),
+        (
+            vec!["--key-file", keydir.as_str(), "env", "list"],
+            vec![],
+            fresh.path(),
+            "cannot read the key file",
+        ),
+        (
+            vec!["--key-file", "missing.key", "env", "list"],
+            vec![],
+            d,
+            "restore that key file",
+        ),
+        (
+            vec!["env", "list"],
+            vec![("LATCHKEY_SECRET_KEY", other_key)],
+            d,
+            "not the one this database was initialised with",
+        ),
+        (
+            vec!["env", "list"],
+            vec![("LATCHKEY_SECRET_KEY", "c2hvcnQ=")],
+            d,
+            "32 bytes",
+        ),
+        (
+            vec!["--public-url", "http://auth.example.com", "env", "list"],
+            vec![],
+            d,
+            "plain http://",
+        ),
+        (
+            vec!["--config", "nowhere.toml", "env", "list"],
+            vec![],
+            d,
+            "does not exist",
+        ),
+        (
+            vec!["--config", "bad.toml", "env", "list"],
+            vec![],
+            d,
+            "listen_adress",
+        ),
+        (
+            vec!["env", "list"],
+            vec![("LATCHKEY_ARGON2_MEMORY_KIB", "1024")],
+            d,
+            "below the minimum",
+        ),
+        (
+            vec!["env", "list"],
+            vec![("LATCHKEY_ARGON2_MEMORY_KIB", "lots")],
+            d,
+            "ARGON2_MEMORY_KIB",
+        ),
+        (
+            vec!["serve", "--listen", "here"],
+            vec![],
+            d,
+            "listen address",
+        ),
+        (
+            vec!["user", "create", "nowhere", "a@example.com"],
+            vec![],
+            d,
+            "environment not found",
+        ),
+        (
+            vec!["user", "create", "prod", "not-an-email"],
+            vec![],
+            d,
+            "email address",
+        ),
+        (
+            vec!["user", "list", "prod", "--mfa", "maybe"],
+            vec![],
+            d,
+            "invalid value",
+        ),
+        (vec!["backup", "latchkey.db"], vec![], d, "already exists"),
+    ];
+    for (args, envs, cwd, expected) in cases {
+        let o = latchkey(cwd)
+            .args(&args)
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(
+            err.contains(expected),
+            "{args:?}: expected {expected:?} in\n{err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{args:?}:\n{err}"
+        );
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("latchkey: ") || first.starts_with("error: "),
+            "{args:?}: {first}"
+        );
+        assert!(!first.contains(other_key));
+    }
+    let o = run(d, &["user", "create", "prod", "bob@example.com"]);
+    assert!(o.status.success());
+    let o = run(d, &["user", "create", "prod", "BOB@example.com"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+}
+
+#[test]
+fn configuration_layers_file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("latchkey.toml"),
+        "public_url = \"https://file.example\"\ninvite_ttl = \"3d\"\n",
+    )
+    .unwrap();
+    assert!(run(d, &["env", "create", "prod"]).status.success());
+    let link = |envs: &[(&str, &str)], flags: &[&str], email: &str| {
+        let o = latchkey(d)
+            .args(["--config", "latchkey.toml"])
+            .args(flags)
+            .args(["user", "create", "prod", email])
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+            .lines()
+            .find(|l| l.starts_with("Setup link"))
+            .unwrap()
+            .to_owned()
+    };
+    let from_file = link(&[], &[], "a@example.com");
+    assert!(
+        from_file.starts_with("Setup link (valid 3d): https://file.example/e/prod/setup?token="),
+        "{from_file}"
+    );
+    let from_env = link(
+        &[("LATCHKEY_PUBLIC_URL", "https://env.example")],
+        &[],
+        "b@example.com",
+    );
+    assert!(
+        from_env.contains("https://env.example/e/prod/"),
+        "{from_env}"
+    );
+    let from_flag = link(
+        &[("LATCHKEY_PUBLIC_URL", "https://env.example")],
+        &["--public-url", "https://flag.example"],
+        "c@example.com",
+    );
+    assert!(
+        from_flag.contains("https://flag.example/e/prod/"),
+        "{from_flag}"
+    );
+}
