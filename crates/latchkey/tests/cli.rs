@@ -40,28 +40,42 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A running server; killed on drop so a failing test never leaves one behind.
 struct Server {
     child: Child,
     addr: SocketAddr,
     lines: Vec<String>,
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn start(dir: &Path, extra: &[&str]) -> Server {
-    let mut child = latchkey(dir)
+    let child = latchkey(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
+    let mut server = Server {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        lines: Vec::new(),
+        stderr: None,
+    };
+    let out = server.child.stdout.take().unwrap();
+    let mut err = server.child.stderr.take().unwrap();
+    server.stderr = Some(std::thread::spawn(move || {
         let mut s = String::new();
         let _ = err.read_to_string(&mut s);
         s
-    });
+    }));
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -70,30 +84,25 @@ fn start(dir: &Path, extra: &[&str]) -> Server {
             }
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("server did not start; stdout so far: {lines:?}"));
+            .unwrap_or_else(|_| panic!("server did not start; stdout so far: {:?}", server.lines));
         let addr = line
             .strip_prefix("Listening on http://")
             .map(|a| a.parse().unwrap());
-        lines.push(line);
+        server.lines.push(line);
         if let Some(addr) = addr {
-            return Server {
-                child,
-                addr,
-                lines,
-                stderr,
-            };
+            server.addr = addr;
+            return server;
         }
     }
 }
 
 impl Server {
-    /// SIGTERM, then wait for a clean exit.
+    /// SIGTERM, then wait for a clean exit; returns the exit status and everything logged.
     fn stop(mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();
         assert!(
@@ -106,7 +115,12 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, self.stderr.join().unwrap());
+                let logs = self
+                    .stderr
+                    .take()
+                    .map(|h| h.join().unwrap())
+                    .unwrap_or_default();
+                return (status, logs);
             }
             assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
@@ -273,6 +287,9 @@ fn first_start_then_the_cli_beside_the_running_server() {
     assert!(status.success());
 }
 
+/// Arguments, environment variables, working directory, and the text stderr must contain.
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a Path, &'a str);
+
 /// Each bad input ends with a clear message on stderr and a non-zero exit: never a panic.
 #[test]
 fn bad_arguments_fail_with_one_clear_line() {
@@ -288,7 +305,7 @@ fn bad_arguments_fail_with_one_clear_line() {
     let other_key = "q2xYVq3jH6Z5c0o0mEo8oM1s2k5K7fO9y8ZkQ1cYv3E=";
     let fresh = tempfile::tempdir().unwrap();
     let keydir = d.join("keydir").display().to_string();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &Path, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             vec!["env", "create", "my env"],
             vec![],
