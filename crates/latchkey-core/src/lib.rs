@@ -6,8 +6,10 @@
 
 pub mod duration;
 pub mod entropy;
+pub mod login;
 pub mod model;
 pub mod password;
+pub mod policy;
 pub mod sealing;
 pub mod secret;
 pub mod token;

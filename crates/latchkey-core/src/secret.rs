@@ -27,6 +27,14 @@ impl From<String> for SecretString {
     }
 }
 
+/// Read from a request body (a password, a code): the clear text goes straight into the
+/// redacting, zeroizing wrapper.
+impl<'de> serde::Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::new)
+    }
+}
+
 impl fmt::Debug for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretString([redacted])")

@@ -354,6 +354,22 @@ pub fn otpauth_uri(
     ))
 }
 
+/// The Key URI as an inline SVG QR code (no XML declaration; presentation attributes only, so
+/// it is allowed by a strict Content-Security-Policy). `None` if the URI is too long for a QR
+/// code, which a URI we build never is.
+pub fn qr_svg(uri: &crate::SecretString) -> Option<String> {
+    let code =
+        qrcode::QrCode::with_error_correction_level(uri.expose().as_bytes(), qrcode::EcLevel::M)
+            .ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build();
+    let start = svg.find("<svg")?;
+    Some(svg[start..].to_owned())
+}
+
 /// RFC 3986 percent-encoding of everything but the unreserved characters.
 pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

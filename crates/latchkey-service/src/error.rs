@@ -24,6 +24,30 @@ pub enum ServiceError {
     /// The act is not allowed by policy (409 with the given code).
     #[error("{message}")]
     Refused { code: &'static str, message: String },
+    /// Unknown email, wrong password or disabled user: one answer for all (401, SECURITY P7).
+    #[error("the email or password is not correct")]
+    InvalidCredentials,
+    /// A well-formed second factor that is wrong, replayed or used (401, SECURITY T5).
+    #[error("the code is not correct")]
+    InvalidCode,
+    /// Locked or throttled: nothing was evaluated (429 with `Retry-After`).
+    #[error("too many attempts; try again in {retry_after} seconds")]
+    TooManyAttempts { retry_after: u64 },
+    /// The login transaction is unknown, expired, ended or of another environment (401).
+    #[error("this login has expired; start again with your email and password")]
+    LoginExpired,
+    /// The setup link is used, expired or superseded (410).
+    #[error("this setup link has expired or was already used; ask an admin for a new one")]
+    LinkExpired,
+    /// The login is at another step (409 `invalid_step`).
+    #[error("this login is at the `{0}` step")]
+    WrongStep(&'static str),
+    /// No valid session or token (401).
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Authenticated, but not allowed (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The hashing pool is saturated (503 with `Retry-After`).
     #[error("the server is busy; try again in a moment")]
     Busy,

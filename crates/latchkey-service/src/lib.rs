@@ -4,12 +4,16 @@
 //! Knows nothing of HTTP or SQL. Never logs a secret: credential paths are instrumented with
 //! `skip_all` and name only the environment and ids.
 
+pub mod account;
 pub mod audit;
 pub mod bootstrap;
 pub mod clock;
 pub mod environments;
 pub mod error;
+pub mod factors;
 pub mod hashing;
+pub mod login;
+pub mod session;
 pub mod store;
 pub mod users;
 
@@ -35,6 +39,8 @@ pub struct ServiceConfig {
     /// Lifetime of a password reset's setup link (SPEC §4.3: 24 hours).
     pub reset_ttl: HumanDuration,
     pub hash_cost: HashCost,
+    /// Lifetime of a login transaction between steps (SPEC §1: 5 minutes).
+    pub login_ttl: HumanDuration,
     /// Hashes computed at once (the pool's size).
     pub hash_workers: usize,
     /// Hash requests admitted (running or waiting) before the pool answers busy.
@@ -51,6 +57,7 @@ impl ServiceConfig {
             invite_ttl: HumanDuration::from_secs(7 * 86_400).unwrap_or_else(|_| unreachable!()),
             reset_ttl: HumanDuration::from_secs(86_400).unwrap_or_else(|_| unreachable!()),
             hash_cost: HashCost::default(),
+            login_ttl: HumanDuration::from_secs(300).unwrap_or_else(|_| unreachable!()),
             hash_workers: workers,
             hash_queue: workers * 32,
         }
@@ -74,6 +81,8 @@ pub struct Service<S> {
     keyring: Arc<Keyring>,
     hashing: HashPool,
     config: Arc<ServiceConfig>,
+    /// Keeps ids made in the same millisecond in creation order.
+    ids: Arc<std::sync::Mutex<uuid::ContextV7>>,
 }
 
 impl<S: Store> Service<S> {
@@ -106,6 +115,7 @@ impl<S: Store> Service<S> {
             keyring: Arc::new(keyring),
             hashing,
             config: Arc::new(config),
+            ids: Arc::new(std::sync::Mutex::new(uuid::ContextV7::new())),
         })
     }
 
@@ -148,11 +158,12 @@ impl<S: Store> Service<S> {
     /// A new id: `UUIDv7`, so ids sort by creation time (cursor pagination relies on it).
     pub fn new_id(&self) -> String {
         let millis = u64::try_from(self.clock.now_millis()).unwrap_or(0);
-        let ts = uuid::Timestamp::from_unix(
-            uuid::NoContext,
-            millis / 1000,
-            u32::try_from((millis % 1000) * 1_000_000).unwrap_or(0),
-        );
+        let nanos = u32::try_from((millis % 1000) * 1_000_000).unwrap_or(0);
+        let context = self
+            .ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ts = uuid::Timestamp::from_unix(&*context, millis / 1000, nanos);
         uuid::Uuid::new_v7(ts).to_string()
     }
 

@@ -12,8 +12,10 @@ use latchkey_core::{
     sealing::{Keyring, SealingKey},
 };
 use latchkey_service::{
-    Caller, HashPool, Service, ServiceConfig, ServiceError, Store, TestClock,
-    environments::EnvironmentPatch, store::AuditQuery, users::UserFilter,
+    Caller, HashPool, Service, ServiceConfig, ServiceError, TestClock,
+    environments::EnvironmentPatch,
+    store::{AdminStore, AuditQuery},
+    users::UserFilter,
 };
 use latchkey_store::SqliteStore;
 use tempfile::TempDir;

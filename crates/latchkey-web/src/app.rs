@@ -2,7 +2,7 @@
 //! [`App`] to bind a listener, report its address and serve until told to stop, finishing the
 //! requests in flight (SECURITY R4).
 
-use std::{future::Future, io, net::SocketAddr};
+use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
@@ -13,20 +13,26 @@ use axum::{
 use latchkey_service::{Service, Store};
 use tokio::net::TcpListener;
 
-use crate::routes;
+use crate::{
+    routes,
+    state::{AppState, WebConfig},
+};
 
 /// Request bodies above this size are refused with 413 before they are read (SECURITY R3).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// All routes over `service`.
-pub fn router<S: Store>(service: Service<S>) -> Router {
-    Router::new()
+pub fn router<S: Store>(service: Service<S>, web: WebConfig) -> Router {
+    crate::api::router::<S>()
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz::<S>))
         .fallback(routes::fallback)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(security_headers))
-        .with_state(service)
+        .with_state(AppState {
+            service,
+            web: Arc::new(web),
+        })
 }
 
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {

@@ -4,8 +4,12 @@
 //! answer: no business rule lives here, and nothing here knows SQL. Errors never carry
 //! internal text to the client; the cause goes to the log.
 
+pub mod api;
 pub mod app;
+pub mod extract;
 pub mod problem;
 mod routes;
+pub mod state;
 
 pub use app::{App, router};
+pub use state::{AppState, WebConfig};

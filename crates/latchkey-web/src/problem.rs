@@ -62,6 +62,10 @@ impl IntoResponse for Problem {
     }
 }
 
+fn e_text(e: &ServiceError) -> String {
+    e.to_string()
+}
+
 impl From<ServiceError> for Problem {
     fn from(e: ServiceError) -> Self {
         match e {
@@ -76,6 +80,43 @@ impl From<ServiceError> for Problem {
             ServiceError::Refused { code, message } => {
                 Self::new(StatusCode::CONFLICT, code, message)
             }
+            ServiceError::InvalidCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                e_text(&ServiceError::InvalidCredentials),
+            ),
+            ServiceError::InvalidCode => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_code",
+                e_text(&ServiceError::InvalidCode),
+            ),
+            ServiceError::TooManyAttempts { retry_after } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                format!("too many attempts; try again in {retry_after} seconds"),
+            )
+            .retry_after(retry_after),
+            ServiceError::LoginExpired => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "login_expired",
+                e_text(&ServiceError::LoginExpired),
+            ),
+            ServiceError::LinkExpired => Self::new(
+                StatusCode::GONE,
+                "link_expired",
+                e_text(&ServiceError::LinkExpired),
+            ),
+            ServiceError::WrongStep(step) => Self::new(
+                StatusCode::CONFLICT,
+                "invalid_step",
+                format!("this login is at the `{step}` step"),
+            ),
+            ServiceError::Unauthenticated => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "a valid session or API token is required",
+            ),
+            ServiceError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
             ServiceError::Busy => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",

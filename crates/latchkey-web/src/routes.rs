@@ -1,10 +1,10 @@
 //! Operational routes (SPEC §5.4). Later issues add the API and the pages beside them.
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
-use latchkey_service::{Service, Store};
+use latchkey_service::Store;
 use serde_json::json;
 
-use crate::problem::Problem;
+use crate::{problem::Problem, state::AppState};
 
 /// `GET /healthz`: the process is up. Touches nothing else.
 pub(crate) async fn healthz() -> impl IntoResponse {
@@ -13,9 +13,9 @@ pub(crate) async fn healthz() -> impl IntoResponse {
 
 /// `GET /readyz`: the database answers. 503 otherwise, so a load balancer takes the node out.
 pub(crate) async fn readyz<S: Store>(
-    State(service): State<Service<S>>,
+    State(st): State<AppState<S>>,
 ) -> Result<impl IntoResponse, Problem> {
-    service.ready().await?;
+    st.service.ready().await?;
     Ok((StatusCode::OK, Json(json!({"status": "ready"}))))
 }
 

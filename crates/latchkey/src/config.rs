@@ -229,6 +229,7 @@ pub struct Settings {
     pub operator_email: Email,
     pub log_format: LogFormat,
     pub service: ServiceConfig,
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Settings {
@@ -272,11 +273,14 @@ impl Settings {
             }
             service.hash_queue = q;
         }
-        for proxy in &config.trusted_proxies {
-            proxy
-                .parse::<IpAddr>()
-                .map_err(|_| anyhow::anyhow!("trusted_proxies: `{proxy}` is not an IP address"))?;
-        }
+        let trusted_proxies = config
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<IpAddr>()
+                    .map_err(|_| anyhow::anyhow!("trusted_proxies: `{p}` is not an IP address"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
             listen,
             database: config.database,
@@ -285,6 +289,7 @@ impl Settings {
             operator_email,
             log_format: config.log_format,
             service,
+            trusted_proxies,
         })
     }
 }

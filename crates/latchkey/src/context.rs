@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use latchkey_service::{Service, Store, SystemClock};
+use latchkey_service::{Service, SystemClock, store::AdminStore};
 use latchkey_store::SqliteStore;
 
 use crate::{

@@ -12,7 +12,7 @@ pub(super) async fn insert(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO authenticators (id, user_id, label, secret_sealed, algorithm, digits, period, \
-         confirmed_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         confirmed_at, created_at, last_step) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .bind(&a.id)
     .bind(&a.user_id)
@@ -23,6 +23,11 @@ pub(super) async fn insert(
     .bind(i64::from(a.params.period()))
     .bind(a.confirmed_at)
     .bind(a.created_at)
+    .bind(
+        a.last_step
+            .map(|s| i64::try_from(s).map_err(|_| corrupt("time step", s)))
+            .transpose()?,
+    )
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;

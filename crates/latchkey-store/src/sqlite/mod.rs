@@ -6,9 +6,14 @@
 //! the file through SQLite's own locking.
 
 mod audit;
+mod auth;
 mod authenticators;
+mod credentials;
 mod environments;
+mod logins;
 mod rows;
+mod sessions;
+mod throttle;
 mod users;
 
 use std::{path::Path, str::FromStr, time::Duration};
@@ -17,8 +22,8 @@ use latchkey_core::model::{EnvSlug, Environment, User};
 use latchkey_service::{
     AuditRecord,
     store::{
-        AuditQuery, AuthenticatorRecord, KeyCheck, NewAuthenticator, NewSetupToken, NewUser, Store,
-        StoreResult, UserQuery,
+        AdminStore, AuditQuery, AuthenticatorRecord, KeyCheck, NewAuthenticator, NewSetupToken,
+        NewUser, StoreResult, UserQuery,
     },
 };
 use sqlx::{
@@ -155,7 +160,7 @@ pub enum OpenError {
     Migration(String),
 }
 
-impl Store for SqliteStore {
+impl AdminStore for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.readers)

@@ -92,6 +92,7 @@ pub fn authenticator(id: &str, user_id: &str, confirmed: bool) -> NewAuthenticat
         secret_sealed: vec![1, 2, 3],
         params: TotpParams::default(),
         confirmed_at: confirmed.then_some(T0),
+        last_step: None,
         created_at: T0,
     }
 }

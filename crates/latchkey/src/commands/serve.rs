@@ -1,6 +1,6 @@
 //! `latchkey serve`: first-start bootstrap, then the HTTP server until SIGTERM or SIGINT.
 
-use latchkey_web::{App, router};
+use latchkey_web::{App, WebConfig, router};
 
 use super::fail;
 use crate::{context::Context, keys::KeySource};
@@ -32,7 +32,8 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
             settings.public_url.url
         );
     }
-    let app = App::bind(settings.listen, router(service.clone()))
+    let web = WebConfig::for_public_url(&settings.public_url.url, settings.trusted_proxies.clone());
+    let app = App::bind(settings.listen, router(service.clone(), web))
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let addr = app.local_addr()?;

@@ -16,6 +16,10 @@ use latchkey_core::{
 
 use crate::audit::AuditRecord;
 
+mod auth;
+
+pub use auth::*;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was broken (the payload names what, for the client).
@@ -89,6 +93,8 @@ pub struct NewAuthenticator {
     pub secret_sealed: Vec<u8>,
     pub params: TotpParams,
     pub confirmed_at: Option<i64>,
+    /// The step of the code that confirmed it, burnt at once (SECURITY T4).
+    pub last_step: Option<u64>,
     pub created_at: i64,
 }
 
@@ -137,8 +143,14 @@ pub struct AuditQuery {
 }
 
 /// Everything the use cases ask of a database. One implementation per backend; the same test
-/// suite runs against each.
-pub trait Store: Clone + Send + Sync + 'static {
+/// suite runs against each. Split by aggregate: [`AdminStore`] (environments, users, audit,
+/// the database itself) and [`AuthStore`] (logins, sessions, counters, credentials).
+pub trait Store: AdminStore + AuthStore {}
+
+impl<T: AdminStore + AuthStore> Store for T {}
+
+/// Environments, users, the audit log and the database itself.
+pub trait AdminStore: Clone + Send + Sync + 'static {
     /// The database answers (for `/readyz`).
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
 

@@ -1,0 +1,357 @@
+//! Second factors, shared by the login and the user's own account: parsing what the user
+//! typed, checking it under the lockout counter, offering a new TOTP secret, and minting
+//! recovery codes. Nothing here logs; codes and secrets stay in their redacting types.
+
+use latchkey_core::{
+    SecretString,
+    model::{Environment, User},
+    sealing::Keyring,
+    token::RecoveryCode,
+    totp::{self, Digits, TotpCode, TotpParams, TotpSecret},
+};
+use serde_json::json;
+
+use crate::{
+    AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
+    store::{Claim, CounterKey, CounterKind, Failure, NewRecoveryCode, Proof, Store},
+};
+
+/// Recovery codes issued at once (SPEC §1).
+pub const RECOVERY_CODES: usize = 10;
+
+/// A second factor as typed: a TOTP code or a recovery code.
+#[derive(Debug, Clone)]
+pub enum FactorInput {
+    Code(SecretString),
+    RecoveryCode(SecretString),
+}
+
+/// A TOTP secret offered for enrolment, shown once.
+#[derive(Debug, Clone)]
+pub struct MfaOffer {
+    /// Base32, for manual entry.
+    pub secret: SecretString,
+    pub otpauth_uri: SecretString,
+    pub qr_svg: String,
+    pub params: TotpParams,
+}
+
+/// Why a well-formed factor was refused, for the audit log only (the client always sees
+/// `invalid_code`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Refusal {
+    Wrong,
+    Replay,
+    UsedRecoveryCode,
+}
+
+impl Refusal {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Wrong => "invalid_code",
+            Self::Replay => "replay",
+            Self::UsedRecoveryCode => "recovery_code_used",
+        }
+    }
+}
+
+/// Parse a TOTP code for any of the digit counts in use (SPEC §3: anything else is 400 and
+/// not counted).
+pub(crate) fn parse_code(input: &SecretString, digits: &[Digits]) -> ServiceResult<TotpCode> {
+    let mut last = None;
+    for d in digits {
+        match TotpCode::parse(input.expose(), *d) {
+            Ok(code) => return Ok(code),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(ServiceError::Invalid(last.map_or_else(
+        || "the code must be 6 digits".to_owned(),
+        |e| e.to_string(),
+    )))
+}
+
+/// Parse a recovery code (400 when it cannot be one).
+pub(crate) fn parse_recovery_code(input: &SecretString) -> ServiceResult<RecoveryCode> {
+    RecoveryCode::parse(input.expose()).ok_or_else(|| {
+        ServiceError::Invalid("a recovery code is 10 letters and digits, like 7kq2m-9xpd4".into())
+    })
+}
+
+/// Open an authenticator's sealed secret (bound to its id).
+pub(crate) fn open_secret(
+    keyring: &Keyring,
+    sealed: &[u8],
+    aad: &str,
+) -> ServiceResult<TotpSecret> {
+    keyring
+        .open(sealed, aad.as_bytes())
+        .map(|s| TotpSecret::from_bytes(s.expose().to_vec()))
+        .map_err(|e| ServiceError::Internal(format!("cannot open a TOTP secret: {e}")))
+}
+
+/// The second-factor counter of a user.
+pub(crate) fn second_factor_key(env: &Environment, user: &User) -> CounterKey {
+    CounterKey {
+        env: env.slug.clone(),
+        kind: CounterKind::SecondFactor,
+        subject: user.id.clone(),
+    }
+}
+
+impl<S: Store> Service<S> {
+    /// Claim an attempt, or answer 429 without evaluating anything (SECURITY L1, L2).
+    pub(crate) async fn claim(
+        &self,
+        env: &Environment,
+        key: &CounterKey,
+        caller: &Caller,
+    ) -> ServiceResult<Claim> {
+        let claim = self
+            .store
+            .claim_attempt(key, &env.lockout, self.now())
+            .await?;
+        if let Claim::Refused { retry_after } = claim {
+            if let Some(ip) = &caller.origin.ip {
+                let record = self.audit(
+                    &env.slug,
+                    caller,
+                    AuditType::LoginFailed,
+                    None,
+                    Outcome::Failure,
+                    Some(json!({"reason": "locked", "counter": key.kind.as_str()}).to_string()),
+                );
+                self.store
+                    .record_ip_failure(&env.slug, ip, self.now(), Some(&record))
+                    .await?;
+            }
+            return Err(ServiceError::TooManyAttempts {
+                retry_after: u64::try_from(retry_after).unwrap_or(1).max(1),
+            });
+        }
+        Ok(claim)
+    }
+
+    /// Record a failed attempt (and the lock it may cause), audited.
+    pub(crate) async fn fail_attempt(
+        &self,
+        env: &Environment,
+        key: &CounterKey,
+        claim: Claim,
+        user: Option<&User>,
+        caller: &Caller,
+        reason: &str,
+    ) -> ServiceResult<()> {
+        let target = user.map(|u| u.id.as_str());
+        let audit = [
+            self.audit(
+                &env.slug,
+                caller,
+                AuditType::LoginFailed,
+                target,
+                Outcome::Failure,
+                Some(json!({"reason": reason, "counter": key.kind.as_str()}).to_string()),
+            ),
+            self.audit(
+                &env.slug,
+                caller,
+                AuditType::LoginLocked,
+                target,
+                Outcome::Failure,
+                Some(json!({"counter": key.kind.as_str()}).to_string()),
+            ),
+        ];
+        let outcome = self
+            .store
+            .record_failure(&Failure {
+                key,
+                claim,
+                settings: &env.lockout,
+                user_id: target,
+                ip: caller.origin.ip.as_deref(),
+                now: self.now(),
+                audit: &audit,
+            })
+            .await?;
+        if outcome.locked_until.is_some() {
+            tracing::warn!(env = %env.slug, counter = key.kind.as_str(), "account locked after repeated failures");
+        }
+        Ok(())
+    }
+
+    /// Refuse a client whose failures this minute reached the environment's limit (L7).
+    pub(crate) async fn check_ip(&self, env: &Environment, caller: &Caller) -> ServiceResult<()> {
+        let Some(ip) = &caller.origin.ip else {
+            return Ok(());
+        };
+        let (failures, window_ends) = self.store.ip_failures(&env.slug, ip, self.now()).await?;
+        if failures >= env.lockout.ip_failures_per_minute {
+            let retry_after = u64::try_from(window_ends - self.now()).unwrap_or(1).max(1);
+            return Err(ServiceError::TooManyAttempts { retry_after });
+        }
+        Ok(())
+    }
+
+    /// Evaluate a parsed second factor against the user's authenticators or recovery codes.
+    /// Returns the proof to consume in the caller's write, or why it was refused.
+    pub(crate) async fn evaluate_factor(
+        &self,
+        env: &Environment,
+        user: &User,
+        input: &ParsedFactor,
+    ) -> ServiceResult<Result<Proof, Refusal>> {
+        match input {
+            ParsedFactor::Code(code) => {
+                let now = self.now();
+                let mut replay = false;
+                for a in self
+                    .store
+                    .list_authenticators(&user.id)
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.confirmed_at.is_some())
+                {
+                    let secret = open_secret(&self.keyring, &a.secret_sealed, &a.id)?;
+                    if let Some(step) =
+                        totp::verify(&secret, &a.params, code, now, a.last_step, env.totp_window)
+                    {
+                        return Ok(Ok(Proof::Totp {
+                            authenticator_id: a.id,
+                            step,
+                        }));
+                    }
+                    replay |= a.last_step.is_some()
+                        && totp::verify(&secret, &a.params, code, now, None, env.totp_window)
+                            .is_some();
+                }
+                Ok(Err(if replay {
+                    Refusal::Replay
+                } else {
+                    Refusal::Wrong
+                }))
+            }
+            ParsedFactor::RecoveryCode(code) => {
+                let hash = code.hash(&user.id);
+                if self.store.has_recovery_code(&user.id, &hash).await? {
+                    Ok(Ok(Proof::RecoveryCode { hash }))
+                } else {
+                    Ok(Err(Refusal::UsedRecoveryCode))
+                }
+            }
+        }
+    }
+
+    /// Parse what the user typed against the digit counts of their authenticators.
+    pub(crate) async fn parse_factor(
+        &self,
+        user: &User,
+        input: &FactorInput,
+    ) -> ServiceResult<ParsedFactor> {
+        match input {
+            FactorInput::Code(text) => {
+                let mut digits: Vec<Digits> = Vec::new();
+                for a in self
+                    .store
+                    .list_authenticators(&user.id)
+                    .await?
+                    .iter()
+                    .filter(|a| a.confirmed_at.is_some())
+                {
+                    if !digits.contains(&a.params.digits()) {
+                        digits.push(a.params.digits());
+                    }
+                }
+                if digits.is_empty() {
+                    digits.push(Digits::Six);
+                }
+                Ok(ParsedFactor::Code(parse_code(text, &digits)?))
+            }
+            FactorInput::RecoveryCode(text) => {
+                Ok(ParsedFactor::RecoveryCode(parse_recovery_code(text)?))
+            }
+        }
+    }
+
+    /// A fresh second factor for an account change (SECURITY E5): parsed (400), claimed (429),
+    /// evaluated (401, counted), consumed, and the counter reset.
+    pub(crate) async fn fresh_factor(
+        &self,
+        env: &Environment,
+        user: &User,
+        input: &FactorInput,
+        caller: &Caller,
+    ) -> ServiceResult<Proof> {
+        let parsed = self.parse_factor(user, input).await?;
+        let key = second_factor_key(env, user);
+        let claim = self.claim(env, &key, caller).await?;
+        match self.evaluate_factor(env, user, &parsed).await? {
+            Ok(proof) => {
+                self.store.reset_counter(&key).await?;
+                Ok(proof)
+            }
+            Err(refusal) => {
+                self.fail_attempt(env, &key, claim, Some(user), caller, refusal.as_str())
+                    .await?;
+                Err(ServiceError::InvalidCode)
+            }
+        }
+    }
+
+    /// A new 160-bit secret with its URI and QR code, for `user` in `env`.
+    pub(crate) fn offer(
+        env: &Environment,
+        user: &User,
+        secret: &TotpSecret,
+    ) -> ServiceResult<MfaOffer> {
+        let params = TotpParams::default();
+        let uri = totp::otpauth_uri(secret, &params, env.issuer(), user.email.as_str());
+        let qr_svg = totp::qr_svg(&uri)
+            .ok_or_else(|| ServiceError::Internal("cannot draw the QR code".into()))?;
+        Ok(MfaOffer {
+            secret: secret.to_base32(),
+            otpauth_uri: uri,
+            qr_svg,
+            params,
+        })
+    }
+
+    /// Ten fresh recovery codes: the clear codes to show once, and their stored form.
+    pub(crate) fn mint_recovery_codes(
+        &self,
+        user_id: &str,
+    ) -> ServiceResult<(Vec<RecoveryCode>, Vec<NewRecoveryCode>)> {
+        let mut shown = Vec::with_capacity(RECOVERY_CODES);
+        let mut stored = Vec::with_capacity(RECOVERY_CODES);
+        while shown.len() < RECOVERY_CODES {
+            let code = RecoveryCode::generate()?;
+            let hash = code.hash(user_id);
+            if stored.iter().any(|s: &NewRecoveryCode| s.hash == hash) {
+                continue;
+            }
+            stored.push(NewRecoveryCode {
+                id: self.new_id(),
+                hash,
+            });
+            shown.push(code);
+        }
+        Ok((shown, stored))
+    }
+}
+
+/// A second factor after parsing.
+#[derive(Debug, Clone)]
+pub enum ParsedFactor {
+    Code(TotpCode),
+    RecoveryCode(RecoveryCode),
+}
+
+/// Check a label for an authenticator: 1 to 100 characters, no control characters.
+pub(crate) fn parse_label(label: &str) -> ServiceResult<String> {
+    let label = label.trim();
+    if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
+        return Err(ServiceError::Invalid(
+            "a label must be 1 to 100 characters, like \"Work phone\"".into(),
+        ));
+    }
+    Ok(label.to_owned())
+}

@@ -1,0 +1,413 @@
+//! The login of SPEC §3 over the store: the password step, setup links, the new-password step.
+//! The second-factor steps are in [`mfa`].
+//!
+//! Every step's writes are one `write_login` (one transaction). A login transaction is found
+//! by its token's hash and only within its environment; everything that would reveal whether
+//! an email exists answers the same `invalid_credentials`, after the same argon2 work.
+
+pub mod mfa;
+
+use latchkey_core::{
+    login::{LoginFacts, Step, next_step},
+    model::{EnvSlug, Environment, User, UserState, normalize_email},
+    password::{self, Password, Verification},
+    policy,
+    token::{RecoveryCode, Token},
+};
+use serde_json::json;
+
+use crate::{
+    AuditRecord, AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
+    store::{
+        CounterKey, CounterKind, LoginNext, LoginTxnView, LoginWrite, NewLoginTxn, NewSession,
+        PasswordWrite, Store, StoreError, conflict,
+    },
+};
+
+/// A session handed out once, at the end of a login.
+#[derive(Debug, Clone)]
+pub struct IssuedSession {
+    pub id: String,
+    pub token: Token,
+    pub expires_at: i64,
+}
+
+/// The answer to every login step: the next step, and what comes with it.
+#[derive(Debug, Clone)]
+pub struct LoginAnswer {
+    pub status: Step,
+    /// For the next step (all but `authenticated`).
+    pub login_token: Option<Token>,
+    /// With `authenticated`.
+    pub session: Option<IssuedSession>,
+    pub user: Option<User>,
+    /// With the end of an MFA setup: shown once.
+    pub recovery_codes: Option<Vec<RecoveryCode>>,
+}
+
+/// What a step decided, before it is written.
+pub(crate) struct Decision {
+    pub next: LoginNext,
+    pub answer: LoginAnswer,
+}
+
+impl<S: Store> Service<S> {
+    /// `POST /environments/{env}/login`: check the password, then open the next step.
+    #[tracing::instrument(skip_all, fields(env = %env))]
+    pub async fn login_password(
+        &self,
+        caller: &Caller,
+        env: &EnvSlug,
+        email: &str,
+        password: &str,
+    ) -> ServiceResult<LoginAnswer> {
+        let env = self.environment(env).await?;
+        let password = Password::parse(password)?;
+        if email.len() > 320 || email.trim().is_empty() {
+            return Err(ServiceError::Invalid("enter an email address".into()));
+        }
+        self.check_ip(&env, caller).await?;
+        let key = CounterKey {
+            env: env.slug.clone(),
+            kind: CounterKind::Password,
+            subject: normalize_email(email),
+        };
+        let claim = self.claim(&env, &key, caller).await?;
+        let subject = self.store.login_subject(&env.slug, &key.subject).await?;
+        let stored = subject.as_ref().and_then(|s| s.password_hash.clone());
+        // One argon2 run for known and unknown emails alike (P7); a hash weaker than the
+        // current parameters is replaced while the password is at hand (P5).
+        let (verification, rehash) = self
+            .hashing
+            .run(move |h| match stored {
+                Some(phc) => match h.verify(&password, &phc) {
+                    v @ Verification::Match { needs_rehash: true } => (v, h.hash(&password).ok()),
+                    v => (v, None),
+                },
+                None => (h.verify_dummy(&password), None),
+            })
+            .await?;
+        let subject = match (subject, verification) {
+            (Some(s), Verification::Match { .. }) if s.user.state != UserState::Disabled => s,
+            (s, _) => {
+                let user = s.map(|s| s.user);
+                self.fail_attempt(
+                    &env,
+                    &key,
+                    claim,
+                    user.as_ref(),
+                    caller,
+                    "invalid_credentials",
+                )
+                .await?;
+                return Err(ServiceError::InvalidCredentials);
+            }
+        };
+        let facts = LoginFacts {
+            policy: env.mfa_policy,
+            password_change_required: subject.password_change_required,
+            has_authenticator: subject.user.mfa_enrolled,
+            mfa_enforced: subject.user.mfa_enforced,
+            second_factor_done: false,
+        };
+        let decision = self.decide(&env, &subject.user, next_step(facts), "pwd", None, caller)?;
+        let mut audit = Vec::new();
+        if decision.answer.status == Step::Authenticated {
+            audit.push(self.login_succeeded(&env, &subject.user, "pwd", caller));
+        }
+        self.store
+            .write_login(&LoginWrite {
+                now: self.now(),
+                user_id: subject.user.id.clone(),
+                from: None,
+                next: decision.next,
+                password: None,
+                rehash,
+                proof: None,
+                new_authenticator: None,
+                new_recovery_codes: None,
+                reset_counters: vec![key],
+                audit,
+            })
+            .await?;
+        Ok(decision.answer)
+    }
+
+    /// `POST /environments/{env}/setup-link`: open a login at `password_change_required` from
+    /// an invitation or reset link, voiding the logins this link opened before.
+    #[tracing::instrument(skip_all, fields(env = %env))]
+    pub async fn start_setup_link(
+        &self,
+        caller: &Caller,
+        env: &EnvSlug,
+        token: &str,
+    ) -> ServiceResult<LoginAnswer> {
+        let env = self.environment(env).await?;
+        self.check_ip(&env, caller).await?;
+        let now = self.now();
+        let view = match Token::parse(token) {
+            Some(t) => self
+                .store
+                .setup_token(&t.hash(), now)
+                .await?
+                .filter(|v| v.env == env.slug),
+            None => None,
+        };
+        let Some(view) = view else {
+            if let Some(ip) = &caller.origin.ip {
+                let record = self.audit(
+                    &env.slug,
+                    caller,
+                    AuditType::LoginFailed,
+                    None,
+                    Outcome::Failure,
+                    Some(json!({"reason": "link_expired"}).to_string()),
+                );
+                self.store
+                    .record_ip_failure(&env.slug, ip, now, Some(&record))
+                    .await?;
+            }
+            return Err(ServiceError::LinkExpired);
+        };
+        let login_token = Token::generate()?;
+        let txn = NewLoginTxn {
+            id: self.new_id(),
+            token_hash: login_token.hash(),
+            user_id: view.user_id,
+            env: env.slug.clone(),
+            state: Step::PasswordChangeRequired,
+            amr: String::new(),
+            setup_token_id: Some(view.id),
+            created_at: now,
+            expires_at: now
+                .saturating_add(self.config.login_ttl.as_secs_i64())
+                .min(view.expires_at.max(now + 1)),
+        };
+        self.store
+            .begin_setup_login(&txn, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => ServiceError::LinkExpired,
+                other => other.into(),
+            })?;
+        Ok(LoginAnswer {
+            status: Step::PasswordChangeRequired,
+            login_token: Some(login_token),
+            session: None,
+            user: None,
+            recovery_codes: None,
+        })
+    }
+
+    /// `POST /environments/{env}/login/password`: choose the new password, then the next
+    /// step. A user who has an authenticator must still use it (SECURITY A2).
+    #[tracing::instrument(skip_all, fields(env = %env))]
+    pub async fn login_new_password(
+        &self,
+        caller: &Caller,
+        env: &EnvSlug,
+        login_token: &str,
+        new_password: &str,
+    ) -> ServiceResult<LoginAnswer> {
+        let txn = self
+            .login_txn(env, login_token, Step::PasswordChangeRequired)
+            .await?;
+        let password = Password::parse(new_password)?;
+        let env = &txn.environment;
+        let user = &txn.user;
+        let min = password::min_chars(env.mfa_policy, user.mfa_enforced);
+        password::check_new_password(
+            &password,
+            min,
+            &[
+                user.email.as_str(),
+                user.email.local_part(),
+                env.slug.as_str(),
+                env.name.as_str(),
+            ],
+        )?;
+        let hash = self.hashing.run(move |h| h.hash(&password)).await??;
+        let facts = LoginFacts {
+            policy: env.mfa_policy,
+            password_change_required: false,
+            has_authenticator: user.mfa_enrolled,
+            mfa_enforced: user.mfa_enforced,
+            second_factor_done: false,
+        };
+        let decision = self.decide(env, user, next_step(facts), "pwd", Some(&txn), caller)?;
+        let via = if txn.setup_token_id.is_some() {
+            "setup_link"
+        } else {
+            "login"
+        };
+        let mut audit = vec![self.audit(
+            &env.slug,
+            caller,
+            AuditType::PasswordChanged,
+            Some(&user.id),
+            Outcome::Success,
+            Some(json!({"via": via}).to_string()),
+        )];
+        if decision.answer.status == Step::Authenticated {
+            audit.push(self.login_succeeded(env, user, "pwd", caller));
+        }
+        self.write_step(LoginWrite {
+            now: self.now(),
+            user_id: user.id.clone(),
+            from: Some((txn.id.clone(), Step::PasswordChangeRequired)),
+            next: decision.next,
+            password: Some(PasswordWrite {
+                hash,
+                setup_token_id: txn.setup_token_id.clone(),
+            }),
+            rehash: None,
+            proof: None,
+            new_authenticator: None,
+            new_recovery_codes: None,
+            reset_counters: Vec::new(),
+            audit,
+        })
+        .await?;
+        let mut answer = decision.answer;
+        if answer.status != Step::Authenticated {
+            answer.login_token = Token::parse(login_token);
+        }
+        Ok(answer)
+    }
+
+    /// The login transaction behind `login_token`, in `env`, at `expected`.
+    pub(crate) async fn login_txn(
+        &self,
+        env: &EnvSlug,
+        login_token: &str,
+        expected: Step,
+    ) -> ServiceResult<LoginTxnView> {
+        let token = Token::parse(login_token).ok_or(ServiceError::LoginExpired)?;
+        let txn = self
+            .store
+            .login_txn(&token.hash(), self.now())
+            .await?
+            .filter(|t| &t.environment.slug == env && t.user.state != UserState::Disabled)
+            .ok_or(ServiceError::LoginExpired)?;
+        if txn.state != expected {
+            return Err(ServiceError::WrongStep(txn.state.as_str()));
+        }
+        Ok(txn)
+    }
+
+    /// Turn a step into what to write and what to answer: a session when authenticated, a
+    /// new or advanced login transaction otherwise.
+    pub(crate) fn decide(
+        &self,
+        env: &Environment,
+        user: &User,
+        step: Step,
+        amr: &str,
+        txn: Option<&LoginTxnView>,
+        caller: &Caller,
+    ) -> ServiceResult<Decision> {
+        let now = self.now();
+        if step == Step::Authenticated {
+            let token = Token::generate()?;
+            let id = self.new_id();
+            let session = NewSession {
+                id: id.clone(),
+                token_hash: token.hash(),
+                user_id: user.id.clone(),
+                env: env.slug.clone(),
+                authenticated_at: now,
+                amr: amr.to_owned(),
+                created_at: now,
+                ip: caller.origin.ip.clone(),
+                user_agent: caller.origin.user_agent.clone(),
+            };
+            let expires_at = policy::session_expires_at(env, now);
+            let mut user = user.clone();
+            user.last_login_at = Some(now);
+            if user.state == UserState::Invited {
+                user.state = UserState::Active;
+            }
+            return Ok(Decision {
+                next: LoginNext::Authenticate(session),
+                answer: LoginAnswer {
+                    status: step,
+                    login_token: None,
+                    session: Some(IssuedSession {
+                        id,
+                        token,
+                        expires_at,
+                    }),
+                    user: Some(user),
+                    recovery_codes: None,
+                },
+            });
+        }
+        if txn.is_some() {
+            // The same token carries the login to its next step; the caller echoes it.
+            return Ok(Decision {
+                next: LoginNext::Advance {
+                    state: step,
+                    amr: amr.to_owned(),
+                },
+                answer: LoginAnswer {
+                    status: step,
+                    login_token: None,
+                    session: None,
+                    user: None,
+                    recovery_codes: None,
+                },
+            });
+        }
+        let token = Token::generate()?;
+        let txn = NewLoginTxn {
+            id: self.new_id(),
+            token_hash: token.hash(),
+            user_id: user.id.clone(),
+            env: env.slug.clone(),
+            state: step,
+            amr: amr.to_owned(),
+            setup_token_id: None,
+            created_at: now,
+            expires_at: now.saturating_add(self.config.login_ttl.as_secs_i64()),
+        };
+        Ok(Decision {
+            next: LoginNext::Begin(txn),
+            answer: LoginAnswer {
+                status: step,
+                login_token: Some(token),
+                session: None,
+                user: None,
+                recovery_codes: None,
+            },
+        })
+    }
+
+    /// Write a step, mapping lost races to what the client should hear.
+    pub(crate) async fn write_step(&self, write: LoginWrite) -> ServiceResult<()> {
+        self.store.write_login(&write).await.map_err(|e| match e {
+            StoreError::Conflict(c) if c == conflict::SETUP_LINK => ServiceError::LinkExpired,
+            StoreError::Conflict(c) if c == conflict::TOTP_STEP || c == conflict::RECOVERY_CODE => {
+                ServiceError::InvalidCode
+            }
+            StoreError::Conflict(_) => ServiceError::LoginExpired,
+            other => other.into(),
+        })
+    }
+
+    pub(crate) fn login_succeeded(
+        &self,
+        env: &Environment,
+        user: &User,
+        amr: &str,
+        caller: &Caller,
+    ) -> AuditRecord {
+        self.audit(
+            &env.slug,
+            caller,
+            AuditType::LoginSucceeded,
+            Some(&user.id),
+            Outcome::Success,
+            Some(json!({"amr": amr.split(' ').collect::<Vec<_>>()}).to_string()),
+        )
+    }
+}

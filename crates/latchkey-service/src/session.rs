@@ -1,0 +1,138 @@
+//! Sessions (SPEC §3, §5.2; SECURITY S1–S6): checking a presented token against the
+//! environment's current lifetime rules, logout, and a user's own list of sessions.
+
+use latchkey_core::{
+    model::{Environment, User, UserState},
+    policy::{self, SessionEnd},
+    token::Token,
+};
+use serde_json::json;
+
+use crate::{
+    AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
+    store::{SessionRecord, Store},
+};
+
+/// Last-seen times are written at most this often, so a session check is a read.
+const TOUCH_EVERY: i64 = 60;
+
+/// A user authenticated by a live session. Only [`Service::authenticate`] makes one, so a use
+/// case that takes it cannot run for an anonymous caller (DESIGN §3).
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    pub environment: Environment,
+    pub session: SessionRecord,
+    /// `authenticated_at + session_max_age`, under the environment's current setting.
+    pub expires_at: i64,
+}
+
+impl Principal {
+    /// The caller as the audit log names it.
+    pub fn caller(&self, origin: crate::Origin) -> Caller {
+        Caller {
+            actor: crate::Actor::User(self.user.id.clone()),
+            origin,
+        }
+    }
+}
+
+impl<S: Store> Service<S> {
+    /// Check a session token: unknown, ended, expired (absolute or idle) or belonging to a
+    /// user who is no longer active is `unauthenticated`. The rules are read from the
+    /// environment now, so a change of `session_max_age` applies at the next check.
+    pub async fn authenticate(&self, token: &str) -> ServiceResult<Principal> {
+        let token = Token::parse(token).ok_or(ServiceError::Unauthenticated)?;
+        let view = self
+            .store
+            .session_by_token(&token.hash())
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        let now = self.now();
+        let s = &view.session;
+        let ended = if view.user.state == UserState::Active {
+            policy::session_end(&view.environment, s.authenticated_at, s.last_seen_at, now)
+        } else {
+            Some(SessionEnd::MaxAge)
+        };
+        if let Some(reason) = ended {
+            let reason = match (view.user.state, reason) {
+                (UserState::Active, SessionEnd::MaxAge) => "max_age",
+                (UserState::Active, SessionEnd::Idle) => "idle",
+                _ => "user_not_active",
+            };
+            let record = self.audit(
+                &view.environment.slug,
+                &Caller::system(),
+                AuditType::SessionEnded,
+                Some(&view.user.id),
+                Outcome::Success,
+                Some(json!({"session": s.id, "reason": reason}).to_string()),
+            );
+            self.store
+                .end_session(&view.user.id, &s.id, Some(&record))
+                .await?;
+            return Err(ServiceError::Unauthenticated);
+        }
+        if now - s.last_seen_at >= TOUCH_EVERY {
+            self.store.touch_session(&s.id, now).await?;
+        }
+        let expires_at = policy::session_expires_at(&view.environment, s.authenticated_at);
+        Ok(Principal {
+            user: view.user,
+            environment: view.environment,
+            session: view.session,
+            expires_at,
+        })
+    }
+
+    /// End the caller's session (`POST /logout`): the token is dead everywhere at once.
+    pub async fn logout(&self, principal: &Principal, caller: &Caller) -> ServiceResult<()> {
+        self.end_own_session(principal, &principal.session.id, caller, "logout")
+            .await
+            .map(|_| ())
+    }
+
+    /// The user's sessions.
+    pub async fn my_sessions(&self, principal: &Principal) -> ServiceResult<Vec<SessionRecord>> {
+        Ok(self.store.list_sessions(&principal.user.id).await?)
+    }
+
+    /// End one of the user's sessions (`DELETE /me/sessions/{id}`); 404 if not theirs.
+    pub async fn end_my_session(
+        &self,
+        principal: &Principal,
+        id: &str,
+        caller: &Caller,
+    ) -> ServiceResult<()> {
+        if self
+            .end_own_session(principal, id, caller, "ended_by_user")
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("session"))
+        }
+    }
+
+    async fn end_own_session(
+        &self,
+        principal: &Principal,
+        id: &str,
+        caller: &Caller,
+        reason: &str,
+    ) -> ServiceResult<bool> {
+        let record = self.audit(
+            &principal.environment.slug,
+            caller,
+            AuditType::SessionEnded,
+            Some(&principal.user.id),
+            Outcome::Success,
+            Some(json!({"session": id, "reason": reason}).to_string()),
+        );
+        Ok(self
+            .store
+            .end_session(&principal.user.id, id, Some(&record))
+            .await?)
+    }
+}

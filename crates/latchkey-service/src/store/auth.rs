@@ -1,0 +1,400 @@
+//! The storage side of logins, sessions, failure counters and a user's own credentials.
+//!
+//! Every write is one transaction. Writes that depend on a condition — a login transaction
+//! still in the expected step and unexpired, a TOTP step later than the last one, a recovery
+//! code unused, a setup link unused — check it in the same statement that changes the row and
+//! fail with [`StoreError::Conflict`] naming the condition, rolling back everything else.
+
+use std::future::Future;
+
+use latchkey_core::{
+    login::Step,
+    model::{EnvSlug, Environment, LockoutSettings, User},
+    token::TokenHash,
+};
+
+use super::{NewAuthenticator, StoreResult};
+use crate::audit::AuditRecord;
+
+/// The names a [`StoreError::Conflict`](super::StoreError::Conflict) carries for the
+/// conditions of this module.
+pub mod conflict {
+    /// The login transaction is gone, expired or in another step.
+    pub const LOGIN: &str = "login transaction";
+    /// The TOTP step was not later than the last accepted one.
+    pub const TOTP_STEP: &str = "totp step";
+    /// The recovery code does not exist or was used.
+    pub const RECOVERY_CODE: &str = "recovery code";
+    /// The setup link was used, voided or expired.
+    pub const SETUP_LINK: &str = "setup link";
+    /// Removing this authenticator would leave none where one is required.
+    pub const LAST_AUTHENTICATOR: &str = "last authenticator";
+}
+
+/// What the password step needs to know of a user.
+#[derive(Debug, Clone)]
+pub struct LoginSubject {
+    pub user: User,
+    pub password_hash: Option<String>,
+    pub password_change_required: bool,
+}
+
+/// A login transaction to insert.
+#[derive(Debug, Clone)]
+pub struct NewLoginTxn {
+    pub id: String,
+    pub token_hash: TokenHash,
+    pub user_id: String,
+    pub env: EnvSlug,
+    pub state: Step,
+    /// Space-separated methods used so far (`pwd`, `otp`, `rec`).
+    pub amr: String,
+    pub setup_token_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A login transaction with what the next step needs.
+#[derive(Debug, Clone)]
+pub struct LoginTxnView {
+    pub id: String,
+    pub state: Step,
+    pub amr: String,
+    pub pending_secret_sealed: Option<Vec<u8>>,
+    pub setup_token_id: Option<String>,
+    pub expires_at: i64,
+    pub user: User,
+    pub password_change_required: bool,
+    pub environment: Environment,
+}
+
+/// A session to insert (only the token's hash is stored).
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: String,
+    pub token_hash: TokenHash,
+    pub user_id: String,
+    pub env: EnvSlug,
+    pub authenticated_at: i64,
+    pub amr: String,
+    pub created_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: String,
+    pub env: EnvSlug,
+    pub authenticated_at: i64,
+    pub amr: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A session with its user and environment, as a session check needs them.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub session: SessionRecord,
+    pub user: User,
+    pub environment: Environment,
+}
+
+/// A valid setup link's facts.
+#[derive(Debug, Clone)]
+pub struct SetupTokenView {
+    pub id: String,
+    pub user_id: String,
+    pub env: EnvSlug,
+    pub expires_at: i64,
+}
+
+/// A recovery code to store (hash only).
+#[derive(Debug, Clone)]
+pub struct NewRecoveryCode {
+    pub id: String,
+    pub hash: TokenHash,
+}
+
+/// Which failure counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterKind {
+    /// Password failures, per (environment, normalised email), whether or not the user exists.
+    Password,
+    /// TOTP and recovery-code failures, per user id.
+    SecondFactor,
+}
+
+impl CounterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::SecondFactor => "second_factor",
+        }
+    }
+}
+
+/// One failure counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterKey {
+    pub env: EnvSlug,
+    pub kind: CounterKind,
+    pub subject: String,
+}
+
+/// The answer to claiming an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Evaluate it; this is attempt number `attempt` of the round, after `locks` earlier locks.
+    Allowed { attempt: u32, locks: u32 },
+    /// Do not evaluate anything; answer 429 with this `Retry-After`.
+    Refused { retry_after: i64 },
+}
+
+/// A fresh second factor that a write consumes in its own transaction.
+#[derive(Debug, Clone)]
+pub enum Proof {
+    /// Record this TOTP step for this authenticator (must be later than the last).
+    Totp { authenticator_id: String, step: u64 },
+    /// Mark this recovery code of the user used (must be unused).
+    RecoveryCode { hash: TokenHash },
+}
+
+/// What follows a login step.
+#[derive(Debug, Clone)]
+pub enum LoginNext {
+    /// Insert a new login transaction (the first step of a login).
+    Begin(NewLoginTxn),
+    /// Move the consumed transaction to this step, keeping its token.
+    Advance { state: Step, amr: String },
+    /// Delete the consumed transaction, if any, and open this session.
+    Authenticate(NewSession),
+}
+
+/// A new password to store with a login step, and the setup link it uses up.
+#[derive(Debug, Clone)]
+pub struct PasswordWrite {
+    pub hash: String,
+    pub setup_token_id: Option<String>,
+}
+
+/// One login step's writes, applied as one transaction.
+#[derive(Debug, Clone)]
+pub struct LoginWrite {
+    pub now: i64,
+    pub user_id: String,
+    /// The transaction this step consumes: it must exist, be unexpired and be in this step.
+    pub from: Option<(String, Step)>,
+    pub next: LoginNext,
+    pub password: Option<PasswordWrite>,
+    /// A re-hash of the current password under stronger parameters.
+    pub rehash: Option<String>,
+    pub proof: Option<Proof>,
+    pub new_authenticator: Option<NewAuthenticator>,
+    pub new_recovery_codes: Option<Vec<NewRecoveryCode>>,
+    pub reset_counters: Vec<CounterKey>,
+    pub audit: Vec<AuditRecord>,
+}
+
+/// A failed attempt to record.
+#[derive(Debug, Clone)]
+pub struct Failure<'a> {
+    pub key: &'a CounterKey,
+    /// The claim the attempt was evaluated under.
+    pub claim: Claim,
+    pub settings: &'a LockoutSettings,
+    /// Whose pending login transactions a lock ends.
+    pub user_id: Option<&'a str>,
+    /// The client, counted for per-IP throttling.
+    pub ip: Option<&'a str>,
+    pub now: i64,
+    pub audit: &'a [AuditRecord],
+}
+
+/// A pending enrolment to confirm.
+#[derive(Debug, Clone)]
+pub struct Confirmation<'a> {
+    pub user_id: &'a str,
+    pub authenticator_id: &'a str,
+    pub label: &'a str,
+    /// The step of the confirming code, burnt (SECURITY T4).
+    pub step: u64,
+    /// Recovery codes to store (with the first authenticator).
+    pub recovery_codes: Option<&'a [NewRecoveryCode]>,
+    pub now: i64,
+    pub audit: &'a [AuditRecord],
+}
+
+/// A recorded failure's consequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureOutcome {
+    /// Set when this failure locked the counter.
+    pub locked_until: Option<i64>,
+}
+
+/// Logins, sessions, counters and the user's own credentials.
+pub trait AuthStore: Clone + Send + Sync + 'static {
+    fn login_subject(
+        &self,
+        env: &EnvSlug,
+        email_normalized: &str,
+    ) -> impl Future<Output = StoreResult<Option<LoginSubject>>> + Send;
+
+    /// An unexpired login transaction by its token's hash.
+    fn login_txn(
+        &self,
+        token_hash: &TokenHash,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<Option<LoginTxnView>>> + Send;
+
+    /// Offer a TOTP secret in a transaction at `mfa_setup_required` (sealed).
+    fn set_pending_secret(
+        &self,
+        txn_id: &str,
+        sealed: &[u8],
+        now: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Apply one login step (see [`LoginWrite`]).
+    fn write_login(&self, write: &LoginWrite) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// An unused, unexpired setup link by its token's hash.
+    fn setup_token(
+        &self,
+        token_hash: &TokenHash,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<Option<SetupTokenView>>> + Send;
+
+    /// Start a login from a setup link: void the transactions this link opened before, and
+    /// insert `txn`, provided the link is still unused and unexpired.
+    fn begin_setup_login(
+        &self,
+        txn: &NewLoginTxn,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Claim an attempt on a counter before evaluating it (SECURITY L1, L2): refused while
+    /// locked, and refused without evaluation beyond the attempts the round allows, so N
+    /// concurrent guesses evaluate at most the allowed number.
+    fn claim_attempt(
+        &self,
+        key: &CounterKey,
+        settings: &LockoutSettings,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<Claim>> + Send;
+
+    /// Record that a claimed attempt failed; the last attempt a round allows locks the counter
+    /// and ends the pending login transactions of `user_id` (L4). Also counts the failure
+    /// against the client's IP and writes `audit`.
+    fn record_failure(
+        &self,
+        failure: &Failure<'_>,
+    ) -> impl Future<Output = StoreResult<FailureOutcome>> + Send;
+
+    /// Forget a counter after a success outside a login step (a fresh second factor for an
+    /// account change).
+    fn reset_counter(&self, key: &CounterKey) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Failed attempts from `ip` in the current minute of `env`, and when that minute ends.
+    fn ip_failures(
+        &self,
+        env: &EnvSlug,
+        ip: &str,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<(u32, i64)>> + Send;
+
+    /// Count a failure from `ip` that no account counter covers (a bad setup link).
+    fn record_ip_failure(
+        &self,
+        env: &EnvSlug,
+        ip: &str,
+        now: i64,
+        audit: Option<&AuditRecord>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// A session by its token's hash, with its user and environment.
+    fn session_by_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> impl Future<Output = StoreResult<Option<SessionView>>> + Send;
+
+    /// Record use of a session (written at most once a minute by the caller).
+    fn touch_session(&self, id: &str, now: i64) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// End one session of `user_id`; `false` if there was none.
+    fn end_session(
+        &self,
+        user_id: &str,
+        id: &str,
+        audit: Option<&AuditRecord>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    fn list_sessions(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = StoreResult<Vec<SessionRecord>>> + Send;
+
+    /// Set a new password, ending the user's other sessions (all but `keep_session`).
+    fn change_password(
+        &self,
+        user_id: &str,
+        hash: &str,
+        keep_session: Option<&str>,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Confirm a pending enrolment: burn `step`, set the label, and store recovery codes when
+    /// given (the first authenticator).
+    fn confirm_authenticator(
+        &self,
+        confirmation: &Confirmation<'_>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Remove an authenticator after consuming `proof`; with `keep_one`, refuse to remove the
+    /// last confirmed one. Removing the last one also removes the recovery codes.
+    fn remove_authenticator(
+        &self,
+        user_id: &str,
+        authenticator_id: &str,
+        keep_one: bool,
+        proof: &Proof,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Replace the user's recovery codes after consuming `proof`.
+    fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        codes: &[NewRecoveryCode],
+        proof: &Proof,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Consume a fresh second factor on its own (before adding an authenticator).
+    fn consume_proof(
+        &self,
+        user_id: &str,
+        proof: &Proof,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Unused recovery codes of the user.
+    fn recovery_codes_remaining(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = StoreResult<u32>> + Send;
+
+    /// Whether the user has an unused recovery code with this hash.
+    fn has_recovery_code(
+        &self,
+        user_id: &str,
+        hash: &TokenHash,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}

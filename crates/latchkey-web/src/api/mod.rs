@@ -1,0 +1,125 @@
+//! The JSON API under `/api/v1` and its OpenAPI 3.1 document, both built from the same list of
+//! routes so that the document cannot describe a route the server lacks or miss one it has.
+
+pub mod dto;
+pub mod login;
+pub mod me;
+
+use axum::{
+    Json, Router,
+    routing::{MethodRouter, delete, get, post},
+};
+use latchkey_service::Store;
+use utoipa::OpenApi;
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Latchkey API", description = "Password login with TOTP multi-factor authentication, per environment.", license(name = "Apache-2.0")),
+    paths(
+        login::login, login::new_password, login::mfa, login::mfa_setup, login::mfa_confirm, login::setup_link,
+        me::session, me::logout, me::sessions, me::end_session, me::change_password, me::mfa_status,
+        me::begin_enrolment, me::confirm_enrolment, me::remove_authenticator, me::recovery_codes,
+    ),
+    tags((name = "login", description = "SPEC §3, §5.1"), (name = "session", description = "checking and ending a session"), (name = "me", description = "the user's own account"))
+)]
+pub struct ApiDoc;
+
+/// A route: its path, its methods (as the document names them), and its handlers.
+pub type Route<S> = (
+    &'static str,
+    &'static [&'static str],
+    MethodRouter<AppState<S>>,
+);
+
+/// The API's routes: `(path, methods, handlers)`. The OpenAPI test checks this list against
+/// the document in both directions.
+pub fn routes<S: Store>() -> Vec<Route<S>> {
+    vec![
+        (
+            "/api/v1/environments/{env}/login",
+            &["POST"],
+            post(login::login::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/login/password",
+            &["POST"],
+            post(login::new_password::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/login/mfa",
+            &["POST"],
+            post(login::mfa::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/login/mfa/setup",
+            &["POST"],
+            post(login::mfa_setup::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/login/mfa/setup/confirm",
+            &["POST"],
+            post(login::mfa_confirm::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/setup-link",
+            &["POST"],
+            post(login::setup_link::<S>),
+        ),
+        ("/api/v1/session", &["GET"], get(me::session::<S>)),
+        ("/api/v1/logout", &["POST"], post(me::logout::<S>)),
+        ("/api/v1/me/sessions", &["GET"], get(me::sessions::<S>)),
+        (
+            "/api/v1/me/sessions/{id}",
+            &["DELETE"],
+            delete(me::end_session::<S>),
+        ),
+        (
+            "/api/v1/me/password",
+            &["POST"],
+            post(me::change_password::<S>),
+        ),
+        ("/api/v1/me/mfa", &["GET"], get(me::mfa_status::<S>)),
+        (
+            "/api/v1/me/mfa/totp",
+            &["POST"],
+            post(me::begin_enrolment::<S>),
+        ),
+        (
+            "/api/v1/me/mfa/totp/{enrollment_id}/confirm",
+            &["POST"],
+            post(me::confirm_enrolment::<S>),
+        ),
+        (
+            "/api/v1/me/mfa/totp/{id}",
+            &["DELETE"],
+            delete(me::remove_authenticator::<S>),
+        ),
+        (
+            "/api/v1/me/recovery-codes",
+            &["POST"],
+            post(me::recovery_codes::<S>),
+        ),
+    ]
+}
+
+/// The API router, with `GET /api/v1/openapi.json`.
+pub fn router<S: Store>() -> Router<AppState<S>> {
+    let mut router = Router::new().route("/api/v1/openapi.json", get(openapi));
+    for (path, _, handler) in routes::<S>() {
+        router = router.route(path, handler);
+    }
+    router
+}
+
+/// The OpenAPI 3.1 document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    env!("CARGO_PKG_VERSION").clone_into(&mut doc.info.version);
+    doc
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}
