@@ -269,9 +269,12 @@ impl Environment {
         }
     }
 
-    /// The name shown in authenticator apps.
-    pub fn issuer(&self) -> &str {
-        self.issuer.as_deref().unwrap_or(self.name.as_str())
+    /// The name shown in authenticator apps. A `:` would split the app's label in two
+    /// (SECURITY E2), so the display name's colons become spaces.
+    pub fn issuer(&self) -> String {
+        self.issuer
+            .clone()
+            .unwrap_or_else(|| self.name.as_str().replace(':', " "))
     }
 }
 

@@ -46,7 +46,11 @@ impl Password {
         if input.is_empty() {
             return Err(PasswordError::Empty);
         }
-        Ok(Self(SecretString::new(input.nfc().collect())))
+        let normalized: String = input.nfc().collect();
+        if normalized.len() > MAX_PASSWORD_BYTES {
+            return Err(PasswordError::TooLong);
+        }
+        Ok(Self(SecretString::new(normalized)))
     }
 
     pub fn expose(&self) -> &str {
@@ -59,8 +63,10 @@ impl Password {
 }
 
 /// The minimum length for a new password, from what protects the account besides it (P1).
+/// With policy `off` no second factor is ever asked, whatever the user is marked with, so a
+/// password alone logs in there.
 pub fn min_chars(policy: MfaPolicy, mfa_enforced: bool) -> usize {
-    if policy == MfaPolicy::Required || mfa_enforced {
+    if policy == MfaPolicy::Required || (policy == MfaPolicy::Optional && mfa_enforced) {
         MIN_CHARS_WITH_MFA
     } else {
         MIN_CHARS_WITHOUT_MFA
@@ -249,6 +255,7 @@ impl Argon2Hasher {
         let needs_rehash = match Params::try_from(&parsed) {
             Ok(p) => {
                 parsed.algorithm.as_str() != "argon2id"
+                    || parsed.version != Some(0x13)
                     || p.m_cost() < self.params.m_cost()
                     || p.t_cost() < self.params.t_cost()
                     || p.p_cost() < self.params.p_cost()
@@ -302,6 +309,11 @@ mod tests {
         assert_eq!(min_chars(MfaPolicy::Optional, true), 8);
         assert_eq!(min_chars(MfaPolicy::Optional, false), 15);
         assert_eq!(min_chars(MfaPolicy::Off, false), 15);
+        assert_eq!(
+            min_chars(MfaPolicy::Off, true),
+            15,
+            "off never asks a second factor"
+        );
     }
 
     #[test]

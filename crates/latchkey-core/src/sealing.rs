@@ -128,6 +128,12 @@ impl Keyring {
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealingError> {
         let nonce_bytes = entropy::random_bytes::<NONCE_LEN>()?;
         let nonce = Nonce::<Aes256Gcm>::from(nonce_bytes);
+        let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + 16);
+        out.push(VERSION);
+        out.extend_from_slice(&self.primary.id);
+        out.extend_from_slice(&nonce_bytes);
+        // The header is authenticated too, so no field of it can be changed unnoticed.
+        let bound = bind(&out[..=KEY_ID_LEN], aad);
         let ciphertext = self
             .primary
             .cipher()?
@@ -135,14 +141,10 @@ impl Keyring {
                 &nonce,
                 Payload {
                     msg: plaintext,
-                    aad,
+                    aad: &bound,
                 },
             )
             .map_err(|_| SealingError::Inauthentic)?;
-        let mut out = Vec::with_capacity(HEADER_LEN + ciphertext.len());
-        out.push(VERSION);
-        out.extend_from_slice(&self.primary.id);
-        out.extend_from_slice(&nonce_bytes);
         out.extend_from_slice(&ciphertext);
         Ok(out)
     }
@@ -166,11 +168,34 @@ impl Keyring {
                 &nonce,
                 Payload {
                     msg: ciphertext,
-                    aad,
+                    aad: &bind(&sealed[..=KEY_ID_LEN], aad),
                 },
             )
             .map(SecretBytes::new)
             .map_err(|_| SealingError::Inauthentic)
+    }
+}
+
+/// The associated data actually authenticated: version and key id, then the caller's.
+fn bind(header: &[u8], aad: &[u8]) -> Vec<u8> {
+    let mut bound = Vec::with_capacity(header.len() + aad.len());
+    bound.extend_from_slice(header);
+    bound.extend_from_slice(aad);
+    bound
+}
+
+impl SealingKey {
+    /// A subkey for another purpose (e.g. keying recovery-code hashes), derived with
+    /// HMAC-SHA256 under a label, so the sealing key itself is never used twice.
+    pub fn derive(&self, label: &str) -> SecretBytes {
+        SecretBytes::new(crate::token::hmac_sha256(self.key.expose(), &[label.as_bytes()]).to_vec())
+    }
+}
+
+impl Keyring {
+    /// Every key of the ring, the current one first.
+    pub fn keys(&self) -> impl Iterator<Item = &SealingKey> {
+        std::iter::once(&self.primary).chain(&self.previous)
     }
 }
 

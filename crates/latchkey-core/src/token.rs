@@ -124,13 +124,35 @@ impl RecoveryCode {
         self.0.expose()
     }
 
-    /// The stored form, salted with the owner's id so equal codes of two users differ.
-    pub fn hash(&self, user_id: &str) -> TokenHash {
-        hash_text(&format!(
-            "latchkey recovery v1\0{user_id}\0{}",
-            self.0.expose()
-        ))
+    /// The stored form: HMAC-SHA256 under a server-side key (`pepper`, derived from the
+    /// sealing key, never in the database) over the owner's id and the code. A stolen database
+    /// alone does not let anyone test the 2^50 candidates offline; equal codes of two users
+    /// differ.
+    pub fn hash(&self, user_id: &str, pepper: &[u8]) -> TokenHash {
+        let mac = hmac_sha256(
+            pepper,
+            &[
+                b"latchkey recovery v2\0",
+                user_id.as_bytes(),
+                b"\0",
+                self.0.expose().as_bytes(),
+            ],
+        );
+        TokenHash(data_encoding::HEXLOWER.encode(&mac))
     }
+}
+
+/// HMAC-SHA256 of the concatenated `parts` under `key` (any length).
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{Hmac, KeyInit, Mac};
+    // HMAC takes keys of any length: `new_from_slice` cannot fail (RFC 2104 §2).
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
+        <Hmac<Sha256> as KeyInit>::new(&hmac::digest::Key::<Hmac<Sha256>>::default())
+    });
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]
@@ -184,10 +206,10 @@ mod tests {
 
     #[test]
     fn recovery_code_input_is_forgiving_but_exact() {
-        let canonical = RecoveryCode::parse("7kq2m-9xpd4").map(|c| c.hash("u1"));
+        let canonical = RecoveryCode::parse("7kq2m-9xpd4").map(|c| c.hash("u1", b"pepper"));
         for same in ["7KQ2M-9XPD4", "7kq2m9xpd4", " 7kq2m 9xpd4 "] {
             assert_eq!(
-                RecoveryCode::parse(same).map(|c| c.hash("u1")),
+                RecoveryCode::parse(same).map(|c| c.hash("u1", b"pepper")),
                 canonical,
                 "{same}"
             );
@@ -208,7 +230,11 @@ mod tests {
         }
         assert_ne!(
             canonical,
-            RecoveryCode::parse("7kq2m-9xpd4").map(|c| c.hash("u2"))
+            RecoveryCode::parse("7kq2m-9xpd4").map(|c| c.hash("u2", b"pepper"))
+        );
+        assert_ne!(
+            canonical,
+            RecoveryCode::parse("7kq2m-9xpd4").map(|c| c.hash("u1", b"another pepper"))
         );
     }
 }

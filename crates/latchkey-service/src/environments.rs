@@ -21,6 +21,13 @@ pub struct EnvironmentPatch {
     pub totp_window: Option<u8>,
     /// `Some(None)` goes back to the display name.
     pub issuer: Option<Option<String>>,
+    /// Consecutive failures that lock an account (1 to 100).
+    pub lockout_threshold: Option<u32>,
+    /// The first lock's length; later ones double up to `lockout_max`.
+    pub lockout_base: Option<HumanDuration>,
+    pub lockout_max: Option<HumanDuration>,
+    /// Failed attempts per client address per minute (1 to 100,000).
+    pub ip_failures_per_minute: Option<u32>,
 }
 
 impl EnvironmentPatch {
@@ -31,6 +38,114 @@ impl EnvironmentPatch {
             && self.session_idle_timeout.is_none()
             && self.totp_window.is_none()
             && self.issuer.is_none()
+            && self.lockout_threshold.is_none()
+            && self.lockout_base.is_none()
+            && self.lockout_max.is_none()
+            && self.ip_failures_per_minute.is_none()
+    }
+
+    /// Refuse values no environment may have, before anything is read or written.
+    fn validate(&self, slug: &EnvSlug) -> ServiceResult<()> {
+        if self.is_empty() {
+            return Err(ServiceError::Invalid(
+                "nothing to change: name at least one setting".into(),
+            ));
+        }
+        if slug.is_system() && self.mfa_policy.is_some_and(|p| p != MfaPolicy::Required) {
+            return Err(ServiceError::Refused {
+                code: "mfa_required_by_policy",
+                message: "MFA is always required in the `system` environment".into(),
+            });
+        }
+        if self.totp_window.is_some_and(|w| w > MAX_WINDOW) {
+            return Err(ServiceError::Invalid(format!(
+                "totp_window must be 0 to {MAX_WINDOW}"
+            )));
+        }
+        if let Some(Some(issuer)) = &self.issuer
+            && (issuer.trim().is_empty()
+                || issuer.chars().count() > 100
+                || issuer.chars().any(char::is_control)
+                || issuer.contains(':'))
+        {
+            return Err(ServiceError::Invalid(
+                "issuer must be 1 to 100 characters, without control characters or `:`".into(),
+            ));
+        }
+        if self
+            .lockout_threshold
+            .is_some_and(|t| !(1..=100).contains(&t))
+        {
+            return Err(ServiceError::Invalid(
+                "lockout_threshold must be 1 to 100".into(),
+            ));
+        }
+        if self
+            .ip_failures_per_minute
+            .is_some_and(|t| !(1..=100_000).contains(&t))
+        {
+            return Err(ServiceError::Invalid(
+                "ip_failures_per_minute must be 1 to 100000".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Apply to `env`, and list what changed (for the audit record).
+    fn apply(
+        &self,
+        env: &mut Environment,
+    ) -> ServiceResult<serde_json::Map<String, serde_json::Value>> {
+        let mut changed = serde_json::Map::new();
+        if let Some(v) = &self.name {
+            changed.insert("name".into(), json!(v));
+            env.name = v.clone();
+        }
+        if let Some(v) = self.mfa_policy {
+            changed.insert("mfa_policy".into(), json!(v));
+            env.mfa_policy = v;
+        }
+        if let Some(v) = self.session_max_age {
+            changed.insert("session_max_age".into(), json!(v));
+            env.session_max_age = v;
+        }
+        if let Some(v) = self.session_idle_timeout {
+            changed.insert(
+                "session_idle_timeout".into(),
+                json!(v.map_or_else(|| "none".to_owned(), |d| d.to_string())),
+            );
+            env.session_idle_timeout = v;
+        }
+        if let Some(v) = self.totp_window {
+            changed.insert("totp_window".into(), json!(v));
+            env.totp_window = v;
+        }
+        if let Some(v) = &self.issuer {
+            changed.insert("issuer".into(), json!(v));
+            env.issuer = v.as_ref().map(|s| s.trim().to_owned());
+        }
+        if let Some(v) = self.lockout_threshold {
+            changed.insert("lockout_threshold".into(), json!(v));
+            env.lockout.threshold = v;
+        }
+        if let Some(v) = self.lockout_base {
+            changed.insert("lockout_base".into(), json!(v));
+            env.lockout.base_lock = v;
+        }
+        if let Some(v) = self.lockout_max {
+            changed.insert("lockout_max".into(), json!(v));
+            env.lockout.max_lock = v;
+        }
+        if let Some(v) = self.ip_failures_per_minute {
+            changed.insert("ip_failures_per_minute".into(), json!(v));
+            env.lockout.ip_failures_per_minute = v;
+        }
+        if env.lockout.max_lock < env.lockout.base_lock {
+            return Err(ServiceError::Invalid(
+                "lockout_max must be at least lockout_base".into(),
+            ));
+        }
+        Ok(changed)
     }
 }
 
@@ -84,78 +199,37 @@ impl<S: Store> Service<S> {
     }
 
     /// Apply `patch`. A new session lifetime applies to open sessions at their next check,
-    /// because sessions are checked against the environment's current settings.
+    /// because sessions are checked against the environment's current settings. Concurrent
+    /// changes never undo each other: the write succeeds only against what was read, and a
+    /// lost race is retried on fresh settings.
     pub async fn update_environment(
         &self,
         caller: &Caller,
         slug: &EnvSlug,
         patch: EnvironmentPatch,
     ) -> ServiceResult<Environment> {
-        if patch.is_empty() {
-            return Err(ServiceError::Invalid(
-                "nothing to change: name at least one setting".into(),
-            ));
-        }
-        let mut env = self.environment(slug).await?;
-        if slug.is_system() && patch.mfa_policy.is_some_and(|p| p != MfaPolicy::Required) {
-            return Err(ServiceError::Refused {
-                code: "mfa_required_by_policy",
-                message: "MFA is always required in the `system` environment".into(),
-            });
-        }
-        if patch.totp_window.is_some_and(|w| w > MAX_WINDOW) {
-            return Err(ServiceError::Invalid(format!(
-                "totp_window must be 0 to {MAX_WINDOW}"
-            )));
-        }
-        if let Some(Some(issuer)) = &patch.issuer
-            && (issuer.trim().is_empty()
-                || issuer.chars().count() > 100
-                || issuer.chars().any(char::is_control)
-                || issuer.contains(':'))
-        {
-            return Err(ServiceError::Invalid(
-                "issuer must be 1 to 100 characters, without control characters or `:`".into(),
-            ));
-        }
-        let mut changed = serde_json::Map::new();
-        if let Some(v) = patch.name {
-            changed.insert("name".into(), json!(v));
-            env.name = v;
-        }
-        if let Some(v) = patch.mfa_policy {
-            changed.insert("mfa_policy".into(), json!(v));
-            env.mfa_policy = v;
-        }
-        if let Some(v) = patch.session_max_age {
-            changed.insert("session_max_age".into(), json!(v));
-            env.session_max_age = v;
-        }
-        if let Some(v) = patch.session_idle_timeout {
-            changed.insert(
-                "session_idle_timeout".into(),
-                json!(v.map_or_else(|| "none".to_owned(), |d| d.to_string())),
+        patch.validate(slug)?;
+        for _ in 0..5 {
+            let previous = self.environment(slug).await?;
+            let mut env = previous.clone();
+            let changed = patch.apply(&mut env)?;
+            env.updated_at = self.now();
+            let audit = self.audit(
+                slug,
+                caller,
+                AuditType::EnvironmentUpdated,
+                Some(slug.as_str()),
+                Outcome::Success,
+                Some(serde_json::Value::Object(changed).to_string()),
             );
-            env.session_idle_timeout = v;
+            match self.store.update_environment(&env, &previous, &audit).await {
+                Ok(()) => return Ok(env),
+                Err(crate::StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        if let Some(v) = patch.totp_window {
-            changed.insert("totp_window".into(), json!(v));
-            env.totp_window = v;
-        }
-        if let Some(v) = patch.issuer {
-            changed.insert("issuer".into(), json!(v));
-            env.issuer = v.map(|s| s.trim().to_owned());
-        }
-        env.updated_at = self.now();
-        let audit = self.audit(
-            slug,
-            caller,
-            AuditType::EnvironmentUpdated,
-            Some(slug.as_str()),
-            Outcome::Success,
-            Some(serde_json::Value::Object(changed).to_string()),
-        );
-        self.store.update_environment(&env, &audit).await?;
-        Ok(env)
+        Err(ServiceError::Conflict(
+            "the environment is being changed by someone else; try again".into(),
+        ))
     }
 }

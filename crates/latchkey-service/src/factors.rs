@@ -19,6 +19,9 @@ use crate::{
 /// Recovery codes issued at once (SPEC §1).
 pub const RECOVERY_CODES: usize = 10;
 
+/// The label of the subkey that keys recovery-code hashes.
+const RECOVERY_PEPPER: &str = "latchkey recovery codes v1";
+
 /// A second factor as typed: a TOTP code or a recovery code.
 #[derive(Debug, Clone)]
 pub enum FactorInput {
@@ -231,12 +234,14 @@ impl<S: Store> Service<S> {
                 }))
             }
             ParsedFactor::RecoveryCode(code) => {
-                let hash = code.hash(&user.id);
-                if self.store.has_recovery_code(&user.id, &hash).await? {
-                    Ok(Ok(Proof::RecoveryCode { hash }))
-                } else {
-                    Ok(Err(Refusal::UsedRecoveryCode))
+                // Codes are keyed by the sealing key: try the current key, then older ones.
+                for pepper in self.recovery_peppers() {
+                    let hash = code.hash(&user.id, pepper.expose());
+                    if self.store.has_recovery_code(&user.id, &hash).await? {
+                        return Ok(Ok(Proof::RecoveryCode { hash }));
+                    }
                 }
+                Ok(Err(Refusal::UsedRecoveryCode))
             }
         }
     }
@@ -304,7 +309,7 @@ impl<S: Store> Service<S> {
         secret: &TotpSecret,
     ) -> ServiceResult<MfaOffer> {
         let params = TotpParams::default();
-        let uri = totp::otpauth_uri(secret, &params, env.issuer(), user.email.as_str());
+        let uri = totp::otpauth_uri(secret, &params, &env.issuer(), user.email.as_str());
         let qr_svg = totp::qr_svg(&uri)
             .ok_or_else(|| ServiceError::Internal("cannot draw the QR code".into()))?;
         Ok(MfaOffer {
@@ -315,16 +320,25 @@ impl<S: Store> Service<S> {
         })
     }
 
+    /// The keys of recovery-code hashes, the current one first.
+    fn recovery_peppers(&self) -> Vec<latchkey_core::SecretBytes> {
+        self.keyring
+            .keys()
+            .map(|k| k.derive(RECOVERY_PEPPER))
+            .collect()
+    }
+
     /// Ten fresh recovery codes: the clear codes to show once, and their stored form.
     pub(crate) fn mint_recovery_codes(
         &self,
         user_id: &str,
     ) -> ServiceResult<(Vec<RecoveryCode>, Vec<NewRecoveryCode>)> {
+        let pepper = self.keyring.primary().derive(RECOVERY_PEPPER);
         let mut shown = Vec::with_capacity(RECOVERY_CODES);
         let mut stored = Vec::with_capacity(RECOVERY_CODES);
         while shown.len() < RECOVERY_CODES {
             let code = RecoveryCode::generate()?;
-            let hash = code.hash(user_id);
+            let hash = code.hash(user_id, pepper.expose());
             if stored.iter().any(|s: &NewRecoveryCode| s.hash == hash) {
                 continue;
             }

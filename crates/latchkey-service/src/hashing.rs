@@ -46,20 +46,25 @@ impl HashPool {
         F: FnOnce(&Argon2Hasher) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let _admitted = self
+        let admitted = self
             .admitted
             .clone()
             .try_acquire_owned()
             .map_err(|_| Busy)?;
-        let _running = self
+        let running = self
             .running
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| Busy)?;
         let hasher = Arc::clone(&self.hasher);
-        tokio::task::spawn_blocking(move || f(&hasher))
-            .await
-            .map_err(|_| Busy)
+        // The permits move into the blocking task: if the caller goes away (a client hangs up),
+        // the hash still runs to its end and keeps its place until then, so the bound holds.
+        tokio::task::spawn_blocking(move || {
+            let _permits = (admitted, running);
+            f(&hasher)
+        })
+        .await
+        .map_err(|_| Busy)
     }
 }

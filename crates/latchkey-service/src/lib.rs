@@ -64,13 +64,24 @@ impl ServiceConfig {
     }
 }
 
-/// A setup link handed to an admin (or printed by the CLI) once. The token inside is a secret.
-#[derive(Debug, Clone)]
+/// A setup link handed to an admin (or printed by the CLI) once. The token inside is a secret,
+/// and so is the URL that carries it: `Debug` shows neither.
+#[derive(Clone)]
 pub struct SetupLink {
     pub token: Token,
     pub url: String,
     pub expires_at: i64,
     pub valid_for: HumanDuration,
+}
+
+impl std::fmt::Debug for SetupLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupLink")
+            .field("url", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .field("valid_for", &self.valid_for)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The use cases, over a store `S`.
@@ -146,13 +157,13 @@ impl<S: Store> Service<S> {
 
     /// A consistent copy of the database at `path`, taken while it is in use.
     pub async fn backup(&self, path: &std::path::Path) -> ServiceResult<()> {
-        if path.exists() {
-            return Err(ServiceError::Conflict(format!(
+        self.store.backup_to(path).await.map_err(|e| match e {
+            StoreError::Conflict(_) => ServiceError::Conflict(format!(
                 "{} already exists; choose a new file name",
                 path.display()
-            )));
-        }
-        Ok(self.store.backup_to(path).await?)
+            )),
+            other => other.into(),
+        })
     }
 
     /// A new id: `UUIDv7`, so ids sort by creation time (cursor pagination relies on it).

@@ -485,3 +485,45 @@ async fn the_hashing_pool_is_bounded_and_answers_busy_beyond_it() {
         "free again once the burst is over"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_caller_that_goes_away_does_not_free_its_hashing_slot() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let pool = HashPool::new(HashCost::insecure_for_tests(), 1, 8).unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let job = |running: Arc<AtomicUsize>, peak: Arc<AtomicUsize>| {
+        move |_: &latchkey_core::password::Argon2Hasher| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(150));
+            running.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
+    // Callers that hang up: their futures are dropped while the hash runs or waits.
+    let abandoned: Vec<_> = (0..4)
+        .map(|_| {
+            let (p, r, k) = (pool.clone(), Arc::clone(&running), Arc::clone(&peak));
+            tokio::spawn(async move { p.run(job(r, k)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    for task in &abandoned {
+        task.abort();
+    }
+    let patient: Vec<_> = (0..3)
+        .map(|_| {
+            let (p, r, k) = (pool.clone(), Arc::clone(&running), Arc::clone(&peak));
+            tokio::spawn(async move { p.run(job(r, k)).await })
+        })
+        .collect();
+    for task in patient {
+        let _ = task.await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        1,
+        "never more hashes at once than workers"
+    );
+}

@@ -18,6 +18,10 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             StoreError::Conflict("already exists")
         }
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        // A CHECK the service should have enforced first: a bug, not an outage (R2, R3).
+        sqlx::Error::Database(db) if db.is_check_violation() => {
+            StoreError::Corrupt(format!("a value broke a database rule: {}", db.message()))
+        }
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)

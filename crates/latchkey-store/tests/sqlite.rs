@@ -170,6 +170,12 @@ async fn sql_rules_hold_even_against_raw_writes() {
 async fn backup_passes_integrity_check_and_holds_the_data() {
     let (store, dir) = fresh().await;
     let copy = suite::backup_is_a_readable_copy(store, dir.path()).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a backup holds what the database holds");
+    }
     let restored = SqliteStore::open_path(&copy).await.unwrap();
     assert_eq!(restored.integrity_check().await.unwrap(), "ok");
     let users = restored

@@ -109,6 +109,18 @@ pub enum EnvCommand {
         /// Name shown in authenticator apps, or `none` for the display name.
         #[arg(long)]
         issuer: Option<String>,
+        /// Consecutive failures (of passwords, or of codes) that lock an account.
+        #[arg(long, value_name = "N")]
+        lockout_threshold: Option<u32>,
+        /// Length of the first lock, e.g. 1m; each later lock doubles.
+        #[arg(long, value_name = "DURATION")]
+        lockout_base: Option<HumanDuration>,
+        /// The longest lock, e.g. 1h.
+        #[arg(long, value_name = "DURATION")]
+        lockout_max: Option<HumanDuration>,
+        /// Failed attempts per client address per minute before it is throttled.
+        #[arg(long, value_name = "N")]
+        ip_failures_per_minute: Option<u32>,
     },
 }
 

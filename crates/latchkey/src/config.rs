@@ -241,6 +241,14 @@ impl Settings {
             )
         })?;
         let public_url = PublicUrl::parse(&config.public_url)?;
+        if public_url.is_local_development() && !listen.ip().is_loopback() {
+            bail!(
+                "public URL {} is plain HTTP, which is for local development on a loopback address, \
+                 but the server would listen on {listen}; use an https:// public URL (behind TLS) \
+                 or listen on 127.0.0.1",
+                public_url.url
+            );
+        }
         let operator_email = Email::parse(&config.operator_email)
             .map_err(|e| anyhow::anyhow!("operator email `{}`: {e}", config.operator_email))?;
         let hash_cost = HashCost {

@@ -18,8 +18,17 @@ pub struct Context {
     pub key_source: KeySource,
 }
 
-pub async fn open(settings: Settings) -> anyhow::Result<Context> {
-    let store = SqliteStore::open(&settings.database).await?;
+/// Open everything. Only `create` (the server and `migrate`) may start a new database: a
+/// mistyped `--database` or another working directory must not silently make an empty one.
+pub async fn open(settings: Settings, create: bool) -> anyhow::Result<Context> {
+    let path = SqliteStore::path_of(&settings.database)?;
+    if !create && !path.exists() {
+        anyhow::bail!(
+            "there is no database at {}: start the server once (`latchkey serve`) or run `latchkey migrate` to create it, or pass --database",
+            path.display()
+        );
+    }
+    let store = SqliteStore::open_path(&path).await?;
     let recorded = store
         .key_fingerprint()
         .await

@@ -31,6 +31,7 @@ pub fn load(
         Ok(text) => {
             let key = SealingKey::from_base64(&text)
                 .map_err(|e| anyhow::anyhow!("key file {}: {e}", key_file.display()))?;
+            warn_if_readable_by_others(key_file);
             Ok((Keyring::new(key), KeySource::File))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -67,5 +68,31 @@ fn write_new_key_file(path: &Path, base64: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write the key file {}", path.display()))?;
     file.sync_all()
         .with_context(|| format!("cannot write the key file {}", path.display()))?;
+    // Make the new directory entry durable too: the database records this key's fingerprint
+    // next, and a crash must not leave that without the file.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
+}
+
+/// A key file others can read defeats encryption at rest: say so on every start.
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            eprintln!(
+                "latchkey: warning: the key file {} is readable by other users; run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
 }

@@ -58,7 +58,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         settings.log_format,
         matches!(cli.command, Command::Serve(_)),
     );
-    let ctx = context::open(settings).await?;
+    let create = matches!(cli.command, Command::Serve(_) | Command::Migrate);
+    let ctx = context::open(settings, create).await?;
     match cli.command {
         Command::Serve(_) => commands::serve::run(ctx).await,
         Command::Migrate => {

@@ -295,6 +295,7 @@ type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a Path, &'a str);
 fn bad_arguments_fail_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    assert!(run(d, &["migrate"]).status.success());
     assert!(run(d, &["env", "create", "prod"]).status.success());
     std::fs::create_dir(d.join("keydir")).unwrap();
     std::fs::write(
@@ -331,7 +332,7 @@ fn bad_arguments_fail_with_one_clear_line() {
             "not a duration",
         ),
         (
-            vec!["--database", "sqlite:///no/such/dir/x.db", "env", "list"],
+            vec!["--database", "sqlite:///no/such/dir/x.db", "migrate"],
             vec![],
             d,
             "does not exist",
@@ -343,7 +344,7 @@ fn bad_arguments_fail_with_one_clear_line() {
             "sqlite://PATH",
         ),
         (
-            vec!["--key-file", keydir.as_str(), "env", "list"],
+            vec!["--key-file", keydir.as_str(), "migrate"],
             vec![],
             fresh.path(),
             "cannot read the key file",
@@ -421,6 +422,18 @@ fn bad_arguments_fail_with_one_clear_line() {
             "invalid value",
         ),
         (vec!["backup", "latchkey.db"], vec![], d, "already exists"),
+        (
+            vec!["--database", "sqlite://elsewhere.db", "env", "list"],
+            vec![],
+            d,
+            "there is no database",
+        ),
+        (
+            vec!["serve", "--listen", "0.0.0.0:0"],
+            vec![],
+            d,
+            "listen on 127.0.0.1",
+        ),
     ];
     for (args, envs, cwd, expected) in cases {
         let o = latchkey(cwd)
@@ -461,6 +474,7 @@ fn configuration_layers_file_then_environment_then_flags() {
         "public_url = \"https://file.example\"\ninvite_ttl = \"3d\"\n",
     )
     .unwrap();
+    assert!(run(d, &["migrate"]).status.success());
     assert!(run(d, &["env", "create", "prod"]).status.success());
     let link = |envs: &[(&str, &str)], flags: &[&str], email: &str| {
         let o = latchkey(d)

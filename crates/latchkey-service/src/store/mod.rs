@@ -187,10 +187,12 @@ pub trait AdminStore: Clone + Send + Sync + 'static {
 
     fn list_environments(&self) -> impl Future<Output = StoreResult<Vec<Environment>>> + Send;
 
-    /// Replace an environment's settings (the slug and `created_at` stay).
+    /// Replace an environment's settings (the slug and `created_at` stay), provided they are
+    /// still `previous`; `Conflict` when another change came first.
     fn update_environment(
         &self,
         env: &Environment,
+        previous: &Environment,
         audit: &AuditRecord,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 

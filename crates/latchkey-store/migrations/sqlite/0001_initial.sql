@@ -72,26 +72,29 @@ CREATE TABLE recovery_codes (
     UNIQUE (user_id, code_hash)
 ) STRICT;
 
+-- (env, user_id) must name a user of that environment: nothing crosses environments (A4).
 CREATE TABLE sessions (
     id               TEXT PRIMARY KEY,
     token_hash       TEXT NOT NULL UNIQUE,
-    user_id          TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    env              TEXT NOT NULL REFERENCES environments (slug) ON DELETE CASCADE,
+    user_id          TEXT NOT NULL,
+    env              TEXT NOT NULL,
     authenticated_at INTEGER NOT NULL,
     amr              TEXT NOT NULL,
     created_at       INTEGER NOT NULL,
     last_seen_at     INTEGER NOT NULL,
     ip               TEXT,
-    user_agent       TEXT
+    user_agent       TEXT,
+    FOREIGN KEY (env, user_id) REFERENCES users (env, id) ON DELETE CASCADE
 ) STRICT;
 CREATE INDEX sessions_user ON sessions (user_id);
+CREATE INDEX sessions_env_user ON sessions (env, user_id);
 
 -- The state between the steps of one login (SPEC §3), single-use and short-lived.
 CREATE TABLE login_transactions (
     id                    TEXT PRIMARY KEY,
     token_hash            TEXT NOT NULL UNIQUE,
-    user_id               TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    env                   TEXT NOT NULL REFERENCES environments (slug) ON DELETE CASCADE,
+    user_id               TEXT NOT NULL,
+    env                   TEXT NOT NULL,
     state                 TEXT NOT NULL CHECK (state IN ('password_change_required', 'mfa_setup_required', 'mfa_required')),
     amr                   TEXT NOT NULL DEFAULT '',
     -- A TOTP secret offered during MFA setup, sealed, until it is confirmed.
@@ -99,9 +102,12 @@ CREATE TABLE login_transactions (
     setup_token_id        TEXT,
     redirect              TEXT,
     created_at            INTEGER NOT NULL,
-    expires_at            INTEGER NOT NULL
+    expires_at            INTEGER NOT NULL,
+    FOREIGN KEY (env, user_id) REFERENCES users (env, id) ON DELETE CASCADE
 ) STRICT;
 CREATE INDEX login_transactions_user ON login_transactions (user_id);
+CREATE INDEX login_transactions_env_user ON login_transactions (env, user_id);
+CREATE INDEX login_transactions_setup ON login_transactions (setup_token_id);
 
 -- One-time setup links (invitation, password reset). Only the hash is stored.
 CREATE TABLE setup_tokens (

@@ -44,15 +44,23 @@ pub(super) async fn insert(
     Ok(())
 }
 
+/// Replace the settings, provided the row is still exactly `previous` (what the caller read):
+/// two concurrent changes cannot silently undo each other. `Conflict` if it changed meanwhile.
 pub(super) async fn update(
     tx: &mut Transaction<'static, Sqlite>,
     env: &Environment,
+    previous: &Environment,
 ) -> StoreResult<()> {
+    let p = previous;
     let changed = sqlx::query(
         "UPDATE environments SET name = ?2, mfa_policy = ?3, session_max_age = ?4, \
          session_idle_timeout = ?5, totp_window = ?6, lockout_threshold = ?7, \
          lockout_base_seconds = ?8, lockout_max_seconds = ?9, ip_failures_per_minute = ?10, \
-         issuer = ?11, updated_at = ?12 WHERE slug = ?1",
+         issuer = ?11, updated_at = ?12 \
+         WHERE slug = ?1 AND name = ?13 AND mfa_policy = ?14 AND session_max_age = ?15 \
+         AND session_idle_timeout IS ?16 AND totp_window = ?17 AND lockout_threshold = ?18 \
+         AND lockout_base_seconds = ?19 AND lockout_max_seconds = ?20 \
+         AND ip_failures_per_minute = ?21 AND issuer IS ?22 AND updated_at = ?23",
     )
     .bind(env.slug.as_str())
     .bind(env.name.as_str())
@@ -66,15 +74,34 @@ pub(super) async fn update(
     .bind(i64::from(env.lockout.ip_failures_per_minute))
     .bind(env.issuer.as_deref())
     .bind(env.updated_at)
+    .bind(p.name.as_str())
+    .bind(p.mfa_policy.as_str())
+    .bind(secs(p.session_max_age))
+    .bind(p.session_idle_timeout.map(secs))
+    .bind(i64::from(p.totp_window))
+    .bind(i64::from(p.lockout.threshold))
+    .bind(secs(p.lockout.base_lock))
+    .bind(secs(p.lockout.max_lock))
+    .bind(i64::from(p.lockout.ip_failures_per_minute))
+    .bind(p.issuer.as_deref())
+    .bind(p.updated_at)
     .execute(&mut **tx)
     .await
     .map_err(map_err)?
     .rows_affected();
     if changed == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::NotFound)
+        return Ok(());
     }
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM environments WHERE slug = ?1")
+        .bind(env.slug.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Err(if exists.is_some() {
+        StoreError::Conflict("environment changed concurrently")
+    } else {
+        StoreError::NotFound
+    })
 }
 
 pub(super) async fn get(pool: &SqlitePool, slug: &EnvSlug) -> StoreResult<Option<Environment>> {

@@ -49,6 +49,11 @@ impl SqliteStore {
     /// Open (creating the file if missing) the database at `url` (`sqlite://path` or a path)
     /// and apply pending migrations.
     pub async fn open(url: &str) -> Result<Self, OpenError> {
+        Self::open_path(&Self::path_of(url)?).await
+    }
+
+    /// The file a `sqlite://PATH` URL (or a bare path) names.
+    pub fn path_of(url: &str) -> Result<std::path::PathBuf, OpenError> {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -59,7 +64,7 @@ impl SqliteStore {
         {
             return Err(OpenError::BadUrl(url.to_owned()));
         }
-        Self::open_path(Path::new(path)).await
+        Ok(std::path::PathBuf::from(path))
     }
 
     pub async fn open_path(path: &Path) -> Result<Self, OpenError> {
@@ -144,6 +149,27 @@ fn create_private(path: &Path) -> Result<(), OpenError> {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(OpenError::Unreachable(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Create a new, empty file with mode 0600; `Conflict` if anything is there already.
+fn create_private_new(path: &Path) -> StoreResult<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(latchkey_service::StoreError::Conflict("file exists"))
+        }
+        Err(e) => Err(latchkey_service::StoreError::Unavailable(format!(
+            "{}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -243,9 +269,14 @@ impl AdminStore for SqliteStore {
         environments::list(&self.readers).await
     }
 
-    async fn update_environment(&self, env: &Environment, audit: &AuditRecord) -> StoreResult<()> {
+    async fn update_environment(
+        &self,
+        env: &Environment,
+        previous: &Environment,
+        audit: &AuditRecord,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        environments::update(&mut tx, env).await?;
+        environments::update(&mut tx, env, previous).await?;
         audit::insert(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -334,15 +365,25 @@ impl AdminStore for SqliteStore {
             .ok_or_else(|| crate::corrupt("backup path", "not UTF-8"))?;
         // VACUUM INTO writes a consistent, compacted copy from one read transaction while
         // writers go on; it refuses to overwrite an existing file.
+        // Created empty first, readable by its owner only (it holds what the database holds);
+        // SQLite writes into an empty file. An existing file is never overwritten.
+        create_private_new(path)?;
         // A connection of its own, so neither the writer nor a reader is held meanwhile.
-        let mut conn = sqlx::SqliteConnection::connect_with(&self.options)
-            .await
-            .map_err(map_err)?;
-        sqlx::query("VACUUM INTO ?1")
-            .bind(target)
-            .execute(&mut conn)
-            .await
-            .map_err(map_err)?;
-        conn.close().await.map_err(map_err)
+        let result = async {
+            let mut conn = sqlx::SqliteConnection::connect_with(&self.options)
+                .await
+                .map_err(map_err)?;
+            sqlx::query("VACUUM INTO ?1")
+                .bind(target)
+                .execute(&mut conn)
+                .await
+                .map_err(map_err)?;
+            conn.close().await.map_err(map_err)
+        }
+        .await;
+        if result.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        result
     }
 }

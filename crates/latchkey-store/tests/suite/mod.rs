@@ -192,21 +192,45 @@ pub async fn environments_round_trip_and_are_unique<S: Store>(store: S) {
         )
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
-    let mut prod =
+    let original =
         ok(store.get_environment(&slug("prod")).await).unwrap_or_else(|| panic!("prod missing"));
-    assert_eq!(prod, env("prod", MfaPolicy::Required));
+    assert_eq!(original, env("prod", MfaPolicy::Required));
+    let mut prod = original.clone();
     prod.mfa_policy = MfaPolicy::Optional;
     prod.session_idle_timeout =
         Some(latchkey_core::HumanDuration::from_secs(3600).unwrap_or_else(|e| panic!("{e}")));
     prod.issuer = Some("Acme".into());
     prod.updated_at = T0 + 5;
     ok(store
-        .update_environment(&prod, &audit("prod", 4, "environment.updated", None))
+        .update_environment(
+            &prod,
+            &original,
+            &audit("prod", 4, "environment.updated", None),
+        )
         .await);
+    assert_eq!(
+        ok(store.get_environment(&slug("prod")).await),
+        Some(prod.clone())
+    );
+    // A write against stale settings is refused: concurrent changes never undo each other.
+    let mut stale = original.clone();
+    stale.mfa_policy = MfaPolicy::Off;
+    let lost = store
+        .update_environment(
+            &stale,
+            &original,
+            &audit("prod", 6, "environment.updated", None),
+        )
+        .await;
+    assert!(matches!(lost, Err(StoreError::Conflict(_))), "{lost:?}");
     assert_eq!(ok(store.get_environment(&slug("prod")).await), Some(prod));
     let ghost = env("ghost", MfaPolicy::Off);
     let missing = store
-        .update_environment(&ghost, &audit("ghost", 5, "environment.updated", None))
+        .update_environment(
+            &ghost,
+            &ghost,
+            &audit("ghost", 5, "environment.updated", None),
+        )
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
     assert_eq!(ok(store.get_environment(&slug("ghost")).await), None);

@@ -44,6 +44,10 @@ pub async fn run(ctx: &Context, command: EnvCommand) -> anyhow::Result<()> {
             session_idle_timeout,
             totp_window,
             issuer,
+            lockout_threshold,
+            lockout_base,
+            lockout_max,
+            ip_failures_per_minute,
         } => {
             let patch = EnvironmentPatch {
                 name: name.map(|n| DisplayName::parse(&n)).transpose()?,
@@ -52,6 +56,10 @@ pub async fn run(ctx: &Context, command: EnvCommand) -> anyhow::Result<()> {
                 session_idle_timeout: session_idle_timeout.map(|d| d.0),
                 totp_window,
                 issuer: issuer.map(|i| Some(i).filter(|i| !i.eq_ignore_ascii_case("none"))),
+                lockout_threshold,
+                lockout_base,
+                lockout_max,
+                ip_failures_per_minute,
             };
             let env = service
                 .update_environment(&Caller::cli(), &slug, patch)
