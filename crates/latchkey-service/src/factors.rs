@@ -135,6 +135,17 @@ impl<S: Store> Service<S> {
         Ok(claim)
     }
 
+    /// 429 while `key` is locked; reads only.
+    pub(crate) async fn refuse_if_locked(&self, key: &CounterKey) -> ServiceResult<()> {
+        let now = self.now();
+        match self.store.locked_until(key, now).await? {
+            Some(until) => Err(ServiceError::TooManyAttempts {
+                retry_after: u64::try_from(until - now).unwrap_or(1).max(1),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Record a failed attempt (and the lock it may cause), audited.
     pub(crate) async fn fail_attempt(
         &self,

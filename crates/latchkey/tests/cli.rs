@@ -3,130 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
+mod common;
+
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::{SocketAddr, TcpStream},
     path::Path,
-    process::{Child, Command, Output, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
+use common::{latchkey, run, start, stderr, stdout};
 use latchkey_store::SqliteStore;
-
-const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
-
-/// A `latchkey` command in `dir` with a clean environment (no LATCHKEY_* from the caller).
-fn latchkey(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LATCHKEY_") || k == "RUST_LOG" {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    latchkey(dir).args(args).output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A running server; killed on drop so a failing test never leaves one behind.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    lines: Vec<String>,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path, extra: &[&str]) -> Server {
-    let child = latchkey(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut server = Server {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        lines: Vec::new(),
-        stderr: None,
-    };
-    let out = server.child.stdout.take().unwrap();
-    let mut err = server.child.stderr.take().unwrap();
-    server.stderr = Some(std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    }));
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_mins(1);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("server did not start; stdout so far: {:?}", server.lines));
-        let addr = line
-            .strip_prefix("Listening on http://")
-            .map(|a| a.parse().unwrap());
-        server.lines.push(line);
-        if let Some(addr) = addr {
-            server.addr = addr;
-            return server;
-        }
-    }
-}
-
-impl Server {
-    /// SIGTERM, then wait for a clean exit; returns the exit status and everything logged.
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let logs = self
-                    .stderr
-                    .take()
-                    .map(|h| h.join().unwrap())
-                    .unwrap_or_default();
-                return (status, logs);
-            }
-            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
 
 /// A plain HTTP/1.1 GET; returns (status, head, body).
 fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {

@@ -72,8 +72,18 @@ impl<S: Store> Service<S> {
             kind: CounterKind::Password,
             subject: normalize_email(email),
         };
-        let claim = self.claim(&env, &key, caller).await?;
         let subject = self.store.login_subject(&env.slug, &key.subject).await?;
+        // A user whose second factor is locked is refused before anything is evaluated or
+        // counted. The same read is made for unknown emails, so timing tells nothing.
+        let second = CounterKey {
+            env: env.slug.clone(),
+            kind: CounterKind::SecondFactor,
+            subject: subject
+                .as_ref()
+                .map_or_else(String::new, |s| s.user.id.clone()),
+        };
+        self.refuse_if_locked(&second).await?;
+        let claim = self.claim(&env, &key, caller).await?;
         let stored = subject.as_ref().and_then(|s| s.password_hash.clone());
         // One argon2 run for known and unknown emails alike (P7); a hash weaker than the
         // current parameters is replaced while the password is at hand (P5).
@@ -283,12 +293,24 @@ impl<S: Store> Service<S> {
         expected: Step,
     ) -> ServiceResult<LoginTxnView> {
         let token = Token::parse(login_token).ok_or(ServiceError::LoginExpired)?;
+        let now = self.now();
         let txn = self
             .store
-            .login_txn(&token.hash(), self.now())
+            .login_txn(&token.hash(), now)
             .await?
             .filter(|t| &t.environment.slug == env && t.user.state != UserState::Disabled)
             .ok_or(ServiceError::LoginExpired)?;
+        // While the user's second factor is locked, every step answers 429 without evaluating
+        // anything; the lock expired the transaction, so afterwards it is `login_expired` and
+        // the password is needed again (SECURITY L1, L4).
+        self.refuse_if_locked(&crate::factors::second_factor_key(
+            &txn.environment,
+            &txn.user,
+        ))
+        .await?;
+        if txn.expires_at <= now {
+            return Err(ServiceError::LoginExpired);
+        }
         if txn.state != expected {
             return Err(ServiceError::WrongStep(txn.state.as_str()));
         }

@@ -244,7 +244,8 @@ pub trait AuthStore: Clone + Send + Sync + 'static {
         email_normalized: &str,
     ) -> impl Future<Output = StoreResult<Option<LoginSubject>>> + Send;
 
-    /// An unexpired login transaction by its token's hash.
+    /// A login transaction by its token's hash, expired or not (the caller tells a lockout,
+    /// which answers 429, from an expired login, which answers `login_expired`).
     fn login_txn(
         &self,
         token_hash: &TokenHash,
@@ -288,12 +289,20 @@ pub trait AuthStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Claim>> + Send;
 
     /// Record that a claimed attempt failed; the last attempt a round allows locks the counter
-    /// and ends the pending login transactions of `user_id` (L4). Also counts the failure
+    /// and ends the pending login transactions of `user_id` (L4): they expire at once, so
+    /// they answer 429 while the lock lasts and `login_expired` after it. Also counts the failure
     /// against the client's IP and writes `audit`.
     fn record_failure(
         &self,
         failure: &Failure<'_>,
     ) -> impl Future<Output = StoreResult<FailureOutcome>> + Send;
+
+    /// When the counter's lock ends, if it is locked now. Reads only: nothing is counted.
+    fn locked_until(
+        &self,
+        key: &CounterKey,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<Option<i64>>> + Send;
 
     /// Forget a counter after a success outside a login step (a fresh second factor for an
     /// account change).

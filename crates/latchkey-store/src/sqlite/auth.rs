@@ -79,7 +79,7 @@ impl AuthStore for SqliteStore {
                 (CounterKind::SecondFactor, None) => Some(f.key.subject.clone()),
             };
             if let Some(user) = user {
-                logins::end_all(&mut tx, &user).await?;
+                logins::expire_all(&mut tx, &user, f.now).await?;
             }
         }
         if let Some(ip) = f.ip {
@@ -92,6 +92,10 @@ impl AuthStore for SqliteStore {
         }
         tx.commit().await.map_err(map_err)?;
         Ok(FailureOutcome { locked_until })
+    }
+
+    async fn locked_until(&self, key: &CounterKey, now: i64) -> StoreResult<Option<i64>> {
+        throttle::locked_until(&self.readers, key, now).await
     }
 
     async fn reset_counter(&self, key: &CounterKey) -> StoreResult<()> {

@@ -47,7 +47,7 @@ pub(super) async fn txn(
         "SELECT t.id AS t_id, t.state AS t_state, t.amr AS t_amr, t.pending_secret_sealed, t.setup_token_id, \
          t.expires_at AS t_expires_at, u.password_change_required, {} \
          FROM login_transactions t JOIN users u ON u.id = t.user_id \
-         WHERE t.token_hash = ?1 AND t.expires_at > ?2",
+         WHERE t.token_hash = ?1 AND ?2 IS NOT NULL",
         rows::USER_COLUMNS
     ));
     let Some(row) = sqlx::query(sql)
@@ -118,6 +118,24 @@ pub(super) async fn insert(
     .bind(t.setup_token_id.as_deref())
     .bind(t.created_at)
     .bind(t.expires_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Expire every pending login transaction of a user now (a lockout): the rows stay so a
+/// step on one of them can still be told apart from an unknown token.
+pub(super) async fn expire_all(
+    tx: &mut Transaction<'static, Sqlite>,
+    user_id: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE login_transactions SET expires_at = ?2 WHERE user_id = ?1 AND expires_at > ?2",
+    )
+    .bind(user_id)
+    .bind(now)
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;

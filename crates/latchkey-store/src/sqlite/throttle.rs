@@ -65,6 +65,23 @@ pub(super) async fn claim(
     Ok(claim)
 }
 
+pub(super) async fn locked_until(
+    pool: &SqlitePool,
+    key: &CounterKey,
+    now: i64,
+) -> StoreResult<Option<i64>> {
+    let until: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT locked_until FROM failure_counters WHERE env = ?1 AND kind = ?2 AND subject = ?3",
+    )
+    .bind(key.env.as_str())
+    .bind(key.kind.as_str())
+    .bind(&key.subject)
+    .fetch_optional(pool)
+    .await
+    .map_err(map_err)?;
+    Ok(until.flatten().filter(|u| *u > now))
+}
+
 /// Lock the counter for the length its history asks; returns when the lock ends.
 pub(super) async fn lock(
     tx: &mut Transaction<'static, Sqlite>,

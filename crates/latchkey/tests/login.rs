@@ -1,0 +1,683 @@
+//! The login of SPEC §3 and §5.1–5.2 end to end: the real binary on port 0, the CLI to invite,
+//! the JSON API as a client uses it, and independent TOTP generators as the authenticator app.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
+mod common;
+
+use std::{thread, time::Duration};
+
+use common::{
+    Server, code_from_uri, invite_and_enrol, now, oathtool, ok, password_login, start,
+    wait_for_fresh_step,
+};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "quilt anchor mango river";
+
+fn setup(policy: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]);
+    ok(dir.path(), &["env", "create", "prod", "--mfa", policy]);
+    (dir, server)
+}
+
+fn mfa(server: &Server, env: &str, login_token: &str, code: &str) -> common::Response {
+    server.post(
+        &format!("/api/v1/environments/{env}/login/mfa"),
+        &json!({"login_token": login_token, "code": code}),
+    )
+}
+
+fn login_token(r: &common::Response) -> String {
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["login_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no login token: {}", r.body))
+        .to_owned()
+}
+
+#[test]
+fn an_invited_user_sets_a_password_and_mfa_and_is_authenticated() {
+    let (dir, server) = setup("required");
+    let d = dir.path();
+    let token = common::link_token(&ok(d, &["user", "create", "prod", "alice@example.com"]));
+    let r = server.post(
+        "/api/v1/environments/prod/setup-link",
+        &json!({"token": token}),
+    );
+    let lt = login_token(&r);
+    assert_eq!(r.json()["status"], "password_change_required");
+
+    // A weak password is refused with the reason; nothing changes.
+    let r = server.post(
+        "/api/v1/environments/prod/login/password",
+        &json!({"login_token": lt, "new_password": "password123"}),
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "weak_password".to_owned()),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("common"),
+        "{}",
+        r.body
+    );
+    let r = server.post(
+        "/api/v1/environments/prod/login/password",
+        &json!({"login_token": lt, "new_password": PASSWORD}),
+    );
+    assert_eq!(r.json()["status"], "mfa_setup_required", "{}", r.body);
+    // The link is used up once the password is set.
+    let r = server.post(
+        "/api/v1/environments/prod/setup-link",
+        &json!({"token": token}),
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (410, "link_expired".to_owned()),
+        "{}",
+        r.body
+    );
+
+    let r = server.post(
+        "/api/v1/environments/prod/login/mfa/setup",
+        &json!({"login_token": lt}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let offer = r.json();
+    let uri = offer["otpauth_uri"].as_str().unwrap();
+    let secret = offer["secret"].as_str().unwrap();
+    assert_eq!(
+        (
+            offer["algorithm"].as_str(),
+            offer["digits"].as_u64(),
+            offer["period"].as_u64()
+        ),
+        (Some("SHA1"), Some(6), Some(30))
+    );
+    assert!(
+        uri.starts_with("otpauth://totp/prod:alice%40example.com?secret="),
+        "{uri}"
+    );
+    assert!(offer["qr_svg"].as_str().unwrap().starts_with("<svg"));
+    assert_eq!(secret.len(), 32, "160 bits in base32");
+    // Asking again in the same login offers the same secret.
+    let again = server.post(
+        "/api/v1/environments/prod/login/mfa/setup",
+        &json!({"login_token": lt}),
+    );
+    assert_eq!(again.json()["secret"].as_str(), Some(secret));
+
+    wait_for_fresh_step();
+    let t = now();
+    let code = code_from_uri(uri, t);
+    if let Some(from_oathtool) = oathtool(secret, t) {
+        assert_eq!(from_oathtool, code, "two independent generators agree");
+    }
+    let r = server.post(
+        "/api/v1/environments/prod/login/mfa/setup/confirm",
+        &json!({"login_token": lt, "code": "000000x", "label": "Phone"}),
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_request".to_owned()),
+        "{}",
+        r.body
+    );
+    let r = server.post(
+        "/api/v1/environments/prod/login/mfa/setup/confirm",
+        &json!({"login_token": lt, "code": code, "label": "Phone"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let done = r.json();
+    assert_eq!(done["status"], "authenticated");
+    let codes = done["recovery_codes"].as_array().unwrap();
+    assert_eq!(codes.len(), 10);
+    assert!(codes.iter().all(|c| c.as_str().unwrap().len() == 11));
+    let cookie = r.header("set-cookie").unwrap().to_owned();
+    assert!(
+        cookie.starts_with("latchkey_session=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+            && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let session = done["session"]["token"].as_str().unwrap();
+    assert_eq!(session.len(), 43);
+
+    // Applications check the session by bearer token or by cookie.
+    let bearer = format!("Bearer {session}");
+    let r = server.get("/api/v1/session", &[("authorization", &bearer)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s = r.json();
+    assert_eq!(s["user"]["email"], "alice@example.com");
+    assert_eq!(s["user"]["environment"], "prod");
+    assert_eq!(s["session"]["amr"], json!(["pwd", "otp"]));
+    let cookie_pair = cookie.split(';').next().unwrap();
+    assert_eq!(
+        server
+            .get("/api/v1/session", &[("cookie", cookie_pair)])
+            .status,
+        200
+    );
+    assert_eq!(server.get("/api/v1/session", &[]).status, 401);
+    assert_eq!(
+        server
+            .get("/api/v1/session", &[("authorization", "Bearer nonsense")])
+            .code(),
+        "unauthenticated"
+    );
+
+    // The login token is single-use: the finished login cannot be replayed.
+    let r = mfa(&server, "prod", &lt, &code);
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "login_expired".to_owned()),
+        "{}",
+        r.body
+    );
+
+    // Logout ends the session everywhere at once.
+    let r = server.post_with("/api/v1/logout", &[("authorization", &bearer)], &json!({}));
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(
+        server
+            .get("/api/v1/session", &[("authorization", &bearer)])
+            .status,
+        401
+    );
+}
+
+#[test]
+fn a_code_is_never_accepted_twice() {
+    let (dir, server) = setup("required");
+    // Enrol and log in within one time step, so the enrolment code is still current.
+    wait_for_fresh_step();
+    let alice = invite_and_enrol(&server, dir.path(), "prod", "alice@example.com", PASSWORD);
+
+    // The same code in a second login is refused (and the enrolment code was burnt too).
+    let t = now();
+    let code = code_from_uri(&alice.uri, t);
+    let lt = login_token(&password_login(&server, "prod", &alice.email, PASSWORD));
+    let r = mfa(&server, "prod", &lt, &code);
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "invalid_code".to_owned()),
+        "the enrolment code is burnt: {}",
+        r.body
+    );
+
+    // A T+1 code used early is accepted, and burns T.
+    let next = code_from_uri(&alice.uri, t + 30);
+    let r = mfa(&server, "prod", &lt, &next);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["status"], "authenticated");
+    let lt = login_token(&password_login(&server, "prod", &alice.email, PASSWORD));
+    let replay = mfa(&server, "prod", &lt, &next);
+    let earlier = mfa(&server, "prod", &lt, &code);
+    assert_eq!(
+        (replay.status, replay.body.clone()),
+        (earlier.status, earlier.body.clone()),
+        "a replay looks like a wrong code"
+    );
+    assert_eq!(replay.code(), "invalid_code");
+}
+
+#[test]
+fn of_twelve_concurrent_submissions_of_one_code_exactly_one_wins() {
+    let (dir, server) = setup("required");
+    let alice = invite_and_enrol(&server, dir.path(), "prod", "alice@example.com", PASSWORD);
+    let tokens: Vec<String> = (0..12)
+        .map(|_| login_token(&password_login(&server, "prod", &alice.email, PASSWORD)))
+        .collect();
+    wait_for_fresh_step();
+    // A step the enrolment did not burn.
+    let code = code_from_uri(&alice.uri, now() + 30);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(12));
+    let addr = server.addr;
+    let handles: Vec<_> = tokens
+        .into_iter()
+        .map(|lt| {
+            let (barrier, code) = (std::sync::Arc::clone(&barrier), code.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                let body = json!({"login_token": lt, "code": code}).to_string();
+                common::request(
+                    addr,
+                    "POST",
+                    "/api/v1/environments/prod/login/mfa",
+                    &[("content-type", "application/json")],
+                    Some(body.as_bytes()),
+                )
+            })
+        })
+        .collect();
+    let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let wins = answers.iter().filter(|r| r.status == 200).count();
+    assert_eq!(
+        wins,
+        1,
+        "{:?}",
+        answers
+            .iter()
+            .map(|r| (r.status, r.code()))
+            .collect::<Vec<_>>()
+    );
+    assert!(answers.iter().all(|r| matches!(r.status, 200 | 401 | 429)));
+}
+
+#[test]
+fn wrong_codes_lock_the_account_and_the_right_code_is_refused_while_locked() {
+    let (dir, server) = setup("required");
+    let d = dir.path();
+    ok(d, &["env", "set", "prod", "--lockout-base", "3s"]);
+    ok(d, &["env", "create", "staging", "--mfa", "off"]);
+    let alice = invite_and_enrol(&server, d, "prod", "alice@example.com", PASSWORD);
+    // The same email in staging is another user, with its own counters.
+    let staging_token =
+        common::link_token(&ok(d, &["user", "create", "staging", "alice@example.com"]));
+    let r = server.post(
+        "/api/v1/environments/staging/setup-link",
+        &json!({"token": staging_token}),
+    );
+    let slt = login_token(&r);
+    let r = server.post(
+        "/api/v1/environments/staging/login/password",
+        &json!({"login_token": slt, "new_password": "staging only passphrase"}),
+    );
+    assert_eq!(r.json()["status"], "authenticated", "{}", r.body);
+
+    wait_for_fresh_step();
+    let lt = login_token(&password_login(&server, "prod", &alice.email, PASSWORD));
+    let wrong = if code_from_uri(&alice.uri, now()) == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    for n in 1..=5 {
+        let r = mfa(&server, "prod", &lt, wrong);
+        assert_eq!(
+            (r.status, r.code()),
+            (401, "invalid_code".to_owned()),
+            "failure {n}: {}",
+            r.body
+        );
+    }
+    // Locked: even the right code is refused without being evaluated.
+    let right = code_from_uri(&alice.uri, now() + 30);
+    let r = mfa(&server, "prod", &lt, &right);
+    assert_eq!(
+        (r.status, r.code()),
+        (429, "too_many_attempts".to_owned()),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|v| v.parse::<u64>().is_ok_and(|s| (1..=3).contains(&s))),
+        "{:?}",
+        r.header("retry-after")
+    );
+    // Starting over does not help: every step for that user answers 429 while locked.
+    let r = password_login(&server, "prod", &alice.email, PASSWORD);
+    assert_eq!(
+        (r.status, r.code()),
+        (429, "too_many_attempts".to_owned()),
+        "{}",
+        r.body
+    );
+    // The same email elsewhere is unaffected.
+    let r = password_login(
+        &server,
+        "staging",
+        "alice@example.com",
+        "staging only passphrase",
+    );
+    assert_eq!(r.json()["status"], "authenticated", "{}", r.body);
+
+    // The lock ended the pending login: after it expires, the password is needed again.
+    thread::sleep(Duration::from_secs(4));
+    let r = mfa(&server, "prod", &lt, &right);
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "login_expired".to_owned()),
+        "{}",
+        r.body
+    );
+    let lt = login_token(&password_login(&server, "prod", &alice.email, PASSWORD));
+    let r = mfa(&server, "prod", &lt, &right);
+    assert_eq!(
+        r.status, 200,
+        "after the lock, the right code works: {}",
+        r.body
+    );
+}
+
+#[test]
+fn a_session_used_every_second_still_ends_at_its_max_age() {
+    let (dir, server) = setup("required");
+    let d = dir.path();
+    let alice = invite_and_enrol(&server, d, "prod", "alice@example.com", PASSWORD);
+    let bearer = format!("Bearer {}", alice.session);
+    assert_eq!(
+        server
+            .get("/api/v1/session", &[("authorization", &bearer)])
+            .status,
+        200
+    );
+    // A new lifetime applies to open sessions at their next check.
+    ok(d, &["env", "set", "prod", "--session-max-age", "4s"]);
+    let started = std::time::Instant::now();
+    let mut last_ok = Duration::ZERO;
+    loop {
+        let r = server.get("/api/v1/session", &[("authorization", &bearer)]);
+        if r.status != 200 {
+            assert_eq!(r.code(), "unauthenticated");
+            break;
+        }
+        last_ok = started.elapsed();
+        assert!(
+            last_ok < Duration::from_secs(10),
+            "the session outlived its max age"
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+    assert!(last_ok < Duration::from_secs(5), "{last_ok:?}");
+    // Coming back takes the password and a fresh code.
+    let r = password_login(&server, "prod", &alice.email, PASSWORD);
+    assert_eq!(r.json()["status"], "mfa_required", "{}", r.body);
+}
+
+#[test]
+#[allow(clippy::many_single_char_names)]
+fn unknown_email_and_wrong_password_are_indistinguishable() {
+    let (dir, server) = setup("optional");
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "env",
+            "set",
+            "prod",
+            "--lockout-threshold",
+            "100",
+            "--ip-failures-per-minute",
+            "1000",
+        ],
+    );
+    let token = common::link_token(&ok(d, &["user", "create", "prod", "alice@example.com"]));
+    let lt = login_token(&server.post(
+        "/api/v1/environments/prod/setup-link",
+        &json!({"token": token}),
+    ));
+    let r = server.post(
+        "/api/v1/environments/prod/login/password",
+        &json!({"login_token": lt, "new_password": PASSWORD}),
+    );
+    assert_eq!(r.json()["status"], "authenticated", "{}", r.body);
+
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    let mut bodies = std::collections::HashSet::new();
+    // Warm up, then interleave so drift affects both alike.
+    password_login(
+        &server,
+        "prod",
+        "nobody@example.com",
+        "not the password at all",
+    );
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        let a = password_login(
+            &server,
+            "prod",
+            "alice@example.com",
+            "not the password at all",
+        );
+        known.push(t.elapsed());
+        let t = std::time::Instant::now();
+        let b = password_login(
+            &server,
+            "prod",
+            "nobody@example.com",
+            "not the password at all",
+        );
+        unknown.push(t.elapsed());
+        assert_eq!((a.status, b.status), (401, 401));
+        bodies.insert(a.body);
+        bodies.insert(b.body);
+    }
+    assert_eq!(bodies.len(), 1, "the same body for both: {bodies:?}");
+    known.sort();
+    unknown.sort();
+    let (k, u) = (known[10].as_secs_f64(), unknown[10].as_secs_f64());
+    let ratio = k.max(u) / k.min(u);
+    eprintln!(
+        "median wrong password {:.1} ms, unknown email {:.1} ms, ratio {ratio:.3}",
+        k * 1e3,
+        u * 1e3
+    );
+    assert!(
+        ratio <= 1.10,
+        "medians differ by more than 10 %: {k} vs {u}"
+    );
+}
+
+#[test]
+fn a_recovery_code_opens_one_login() {
+    let (dir, server) = setup("required");
+    let alice = invite_and_enrol(&server, dir.path(), "prod", "alice@example.com", PASSWORD);
+    let code = alice.recovery_codes[3].to_uppercase().replace('-', "");
+    let lt = login_token(&password_login(&server, "prod", &alice.email, PASSWORD));
+    let r = server.post(
+        "/api/v1/environments/prod/login/mfa",
+        &json!({"login_token": lt, "recovery_code": code}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let bearer = format!("Bearer {}", r.json()["session"]["token"].as_str().unwrap());
+    assert_eq!(
+        server
+            .get("/api/v1/session", &[("authorization", &bearer)])
+            .json()["session"]["amr"],
+        json!(["pwd", "rec"])
+    );
+    let lt = login_token(&password_login(&server, "prod", &alice.email, PASSWORD));
+    let r = server.post(
+        "/api/v1/environments/prod/login/mfa",
+        &json!({"login_token": lt, "recovery_code": code}),
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "invalid_code".to_owned()),
+        "single use: {}",
+        r.body
+    );
+    let r = server.get("/api/v1/me/mfa", &[("authorization", &bearer)]);
+    assert_eq!(r.json()["recovery_codes_remaining"], 9, "{}", r.body);
+}
+
+#[test]
+fn the_account_endpoints_need_a_fresh_second_factor() {
+    let (dir, server) = setup("required");
+    let alice = invite_and_enrol(&server, dir.path(), "prod", "alice@example.com", PASSWORD);
+    let auth = format!("Bearer {}", alice.session);
+    let h = [("authorization", auth.as_str())];
+    let r = server.get("/api/v1/me/mfa", &h);
+    let first_id = r.json()["authenticators"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(r.json()["authenticators"][0]["label"], "Phone");
+    assert!(
+        !r.body.contains(&alice.secret),
+        "a secret is never shown again"
+    );
+
+    // The last authenticator cannot go where the policy requires MFA.
+    let r = server.request_json(
+        "DELETE",
+        &format!("/api/v1/me/mfa/totp/{first_id}"),
+        &h,
+        &json!({"code": "000000"}),
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "mfa_required_by_policy".to_owned()),
+        "{}",
+        r.body
+    );
+
+    // Adding one needs a code from the existing one.
+    let r = server.post_with("/api/v1/me/mfa/totp", &h, &json!({"code": "000000"}));
+    assert_eq!(r.status, 401, "{}", r.body);
+    wait_for_fresh_step();
+    let r = server.post_with(
+        "/api/v1/me/mfa/totp",
+        &h,
+        &json!({"code": code_from_uri(&alice.uri, now() + 30)}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let enrolment = r.json();
+    let new_uri = enrolment["otpauth_uri"].as_str().unwrap().to_owned();
+    let id = enrolment["enrollment_id"].as_str().unwrap().to_owned();
+    let r = server.post_with(
+        &format!("/api/v1/me/mfa/totp/{id}/confirm"),
+        &h,
+        &json!({"code": code_from_uri(&new_uri, now()), "label": "Tablet"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.json().get("recovery_codes").is_none(),
+        "codes come with the first authenticator only"
+    );
+    assert_eq!(
+        server.get("/api/v1/me/mfa", &h).json()["authenticators"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Now the first can go, with a recovery code as the fresh factor.
+    let r = server.request_json(
+        "DELETE",
+        &format!("/api/v1/me/mfa/totp/{first_id}"),
+        &h,
+        &json!({"recovery_code": alice.recovery_codes[0]}),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    // Its codes fail at once (T7).
+    let lt = login_token(&password_login(&server, "prod", &alice.email, PASSWORD));
+    assert_eq!(
+        mfa(&server, "prod", &lt, &code_from_uri(&alice.uri, now())).status,
+        401
+    );
+
+    // New recovery codes void the old ones.
+    let r = server.post_with(
+        "/api/v1/me/recovery-codes",
+        &h,
+        &json!({"recovery_code": alice.recovery_codes[1]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["recovery_codes"].as_array().unwrap().len(), 10);
+    let r = server.post(
+        "/api/v1/environments/prod/login/mfa",
+        &json!({"login_token": lt, "recovery_code": alice.recovery_codes[2]}),
+    );
+    assert_eq!(r.status, 401, "old codes are void: {}", r.body);
+
+    // Changing the password needs the current one and ends the other sessions.
+    let other_lt = login_token(&server.post(
+        "/api/v1/environments/prod/login",
+        &json!({"email": alice.email, "password": PASSWORD}),
+    ));
+    let fresh = code_from_uri(&new_uri, now() + 30);
+    let other = mfa(&server, "prod", &other_lt, &fresh);
+    assert_eq!(other.status, 200, "{}", other.body);
+    let other_bearer = format!(
+        "Bearer {}",
+        other.json()["session"]["token"].as_str().unwrap()
+    );
+    let r = server.post_with(
+        "/api/v1/me/password",
+        &h,
+        &json!({"current_password": "wrong", "new_password": "another fine passphrase"}),
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "invalid_credentials".to_owned())
+    );
+    let r = server.post_with(
+        "/api/v1/me/password",
+        &h,
+        &json!({"current_password": PASSWORD, "new_password": "another fine passphrase"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sessions_ended"], 1);
+    assert_eq!(
+        server
+            .get("/api/v1/session", &[("authorization", &other_bearer)])
+            .status,
+        401
+    );
+    assert_eq!(
+        server.get("/api/v1/session", &h).status,
+        200,
+        "the session that changed it stays"
+    );
+
+    // Sessions are listed and can be ended one by one.
+    let list = server.get("/api/v1/me/sessions", &h).json();
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["current"], true);
+    let sid = sessions[0]["id"].as_str().unwrap();
+    let r = server.request_json(
+        "DELETE",
+        &format!("/api/v1/me/sessions/{sid}"),
+        &h,
+        &Value::Null,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(server.get("/api/v1/session", &h).status, 401);
+}
+
+#[test]
+fn cookie_writes_from_another_origin_are_refused() {
+    let (dir, server) = setup("required");
+    let alice = invite_and_enrol(&server, dir.path(), "prod", "alice@example.com", PASSWORD);
+    let cookie = format!("latchkey_session={}", alice.session);
+    let r = server.post_with(
+        "/api/v1/logout",
+        &[("cookie", &cookie), ("origin", "https://evil.example")],
+        &json!({}),
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "forbidden".to_owned()),
+        "{}",
+        r.body
+    );
+    let r = server.post_with(
+        "/api/v1/logout",
+        &[("cookie", &cookie), ("sec-fetch-site", "cross-site")],
+        &json!({}),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        server.get("/api/v1/session", &[("cookie", &cookie)]).status,
+        200,
+        "still signed in"
+    );
+    let r = server.post_with(
+        "/api/v1/logout",
+        &[("cookie", &cookie), ("origin", "http://127.0.0.1:8080")],
+        &json!({}),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+}
