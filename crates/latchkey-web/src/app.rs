@@ -27,6 +27,7 @@ pub fn router<S: Store>(service: Service<S>, web: WebConfig) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz::<S>))
         .fallback(routes::fallback)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(AppState {

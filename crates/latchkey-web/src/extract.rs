@@ -70,6 +70,24 @@ fn clip(text: &str) -> String {
     text.chars().take(300).collect()
 }
 
+/// A path parameter; a malformed one is a 404 problem, never a bare text answer.
+pub struct ApiPath<T>(pub T);
+
+impl<T, St> FromRequestParts<St> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    St: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| Self(v))
+            .map_err(|_| Problem::not_found())
+    }
+}
+
 /// The environment named in the path (`{env}`); a malformed or unknown slug is 404.
 pub struct Env(pub EnvSlug);
 

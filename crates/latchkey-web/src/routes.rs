@@ -23,3 +23,12 @@ pub(crate) async fn readyz<S: Store>(
 pub(crate) async fn fallback() -> Problem {
     Problem::not_found()
 }
+
+/// A known path with another method: a 405 problem.
+pub(crate) async fn method_not_allowed() -> Problem {
+    Problem::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this method is not allowed here",
+    )
+}

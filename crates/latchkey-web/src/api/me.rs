@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -14,7 +14,7 @@ use super::dto::{
     RecoveryCodesResponse, SessionList, SessionsEnded, codes,
 };
 use crate::{
-    extract::{ApiJson, Auth},
+    extract::{ApiJson, ApiPath, Auth},
     problem::Problem,
     state::AppState,
 };
@@ -71,7 +71,7 @@ pub async fn sessions<S: Store>(
 pub async fn end_session<S: Store>(
     State(st): State<AppState<S>>,
     auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, Problem> {
     let caller = auth.principal.caller(auth.origin.clone());
     st.service
@@ -152,7 +152,7 @@ pub async fn begin_enrolment<S: Store>(
 pub async fn confirm_enrolment<S: Store>(
     State(st): State<AppState<S>>,
     auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ConfirmEnrolmentRequest>,
 ) -> Result<Json<EnrolmentConfirmed>, Problem> {
     let caller = auth.principal.caller(auth.origin.clone());
@@ -176,7 +176,7 @@ pub async fn confirm_enrolment<S: Store>(
 pub async fn remove_authenticator<S: Store>(
     State(st): State<AppState<S>>,
     auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ReauthRequest>,
 ) -> Result<StatusCode, Problem> {
     let caller = auth.principal.caller(auth.origin.clone());

@@ -20,9 +20,10 @@ use crate::state::AppState;
     paths(
         login::login, login::new_password, login::mfa, login::mfa_setup, login::mfa_confirm, login::setup_link,
         me::session, me::logout, me::sessions, me::end_session, me::change_password, me::mfa_status,
-        me::begin_enrolment, me::confirm_enrolment, me::remove_authenticator, me::recovery_codes,
+                me::begin_enrolment, me::confirm_enrolment, me::remove_authenticator, me::recovery_codes,
+        openapi,
     ),
-    tags((name = "login", description = "SPEC §3, §5.1"), (name = "session", description = "checking and ending a session"), (name = "me", description = "the user's own account"))
+    tags((name = "login", description = "SPEC §3, §5.1"), (name = "session", description = "checking and ending a session"), (name = "me", description = "the user's own account"), (name = "meta", description = "this document"))
 )]
 pub struct ApiDoc;
 
@@ -101,12 +102,13 @@ pub fn routes<S: Store>() -> Vec<Route<S>> {
             &["POST"],
             post(me::recovery_codes::<S>),
         ),
+        ("/api/v1/openapi.json", &["GET"], get(openapi)),
     ]
 }
 
 /// The API router, with `GET /api/v1/openapi.json`.
 pub fn router<S: Store>() -> Router<AppState<S>> {
-    let mut router = Router::new().route("/api/v1/openapi.json", get(openapi));
+    let mut router = Router::new();
     for (path, _, handler) in routes::<S>() {
         router = router.route(path, handler);
     }
@@ -120,6 +122,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", responses((status = 200, description = "the OpenAPI 3.1 document", content_type = "application/json")))]
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(document())
 }
