@@ -14,11 +14,9 @@ use serde_json::json;
 
 use crate::{
     AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
-    factors::{FactorInput, MfaOffer, open_secret, parse_code, parse_label},
+    factors::{FactorInput, Fresh, MfaOffer, open_secret, parse_code, parse_label},
     session::Principal,
-    store::{
-        Confirmation, CounterKey, CounterKind, NewAuthenticator, Proof, Store, StoreError, conflict,
-    },
+    store::{Confirmation, CounterKey, CounterKind, NewAuthenticator, Store, conflict},
 };
 
 /// A pending enrolment must be confirmed within this time.
@@ -107,6 +105,7 @@ impl<S: Store> Service<S> {
     ) -> ServiceResult<()> {
         let (env, user) = (&principal.environment, &principal.user);
         let password = Password::parse(text)?;
+        self.check_ip(env, caller).await?;
         let key = CounterKey {
             env: env.slug.clone(),
             kind: CounterKind::Password,
@@ -176,14 +175,12 @@ impl<S: Store> Service<S> {
                 message: format!("MFA is off in `{}`", env.slug),
             });
         }
-        if let Some(proof) = self.reauthenticate(principal, caller, reauth).await? {
-            self.store
-                .consume_proof(&user.id, &proof, self.now())
-                .await
-                .map_err(|e| match e {
-                    StoreError::Conflict(_) => ServiceError::InvalidCode,
-                    other => other.into(),
-                })?;
+        if let Some(fresh) = self.reauthenticate(principal, caller, reauth).await? {
+            let consumed = self
+                .store
+                .consume_proof(&user.id, &fresh.proof, self.now())
+                .await;
+            self.settle(env, user, caller, &fresh, consumed).await?;
         }
         let secret = TotpSecret::generate()?;
         let id = self.new_id();
@@ -213,7 +210,7 @@ impl<S: Store> Service<S> {
         principal: &Principal,
         caller: &Caller,
         reauth: &Reauth,
-    ) -> ServiceResult<Option<Proof>> {
+    ) -> ServiceResult<Option<Fresh>> {
         match (principal.user.mfa_enrolled, reauth) {
             (true, Reauth::Factor(f)) => Ok(Some(
                 self.fresh_factor(&principal.environment, &principal.user, f, caller)
@@ -297,7 +294,6 @@ impl<S: Store> Service<S> {
                 audit: &audit,
             })
             .await?;
-        self.store.reset_counter(&key).await?;
         Ok(minted.map(|(shown, _)| shown))
     }
 
@@ -326,7 +322,7 @@ impl<S: Store> Service<S> {
         if keep_one && confirmed.len() == 1 {
             return Err(last_one_refusal());
         }
-        let proof = self.fresh_factor(env, user, factor, caller).await?;
+        let fresh = self.fresh_factor(env, user, factor, caller).await?;
         let record = self.audit(
             &env.slug,
             caller,
@@ -335,15 +331,17 @@ impl<S: Store> Service<S> {
             Outcome::Success,
             Some(json!({"authenticator": id}).to_string()),
         );
-        self.store
-            .remove_authenticator(&user.id, id, keep_one, &proof, self.now(), &record)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(c) if c == conflict::LAST_AUTHENTICATOR => last_one_refusal(),
-                StoreError::Conflict(_) => ServiceError::InvalidCode,
-                StoreError::NotFound => ServiceError::NotFound("authenticator"),
-                other => other.into(),
-            })
+        let removed = self
+            .store
+            .remove_authenticator(&user.id, id, keep_one, &fresh.proof, self.now(), &record)
+            .await;
+        match self.settle(env, user, caller, &fresh, removed).await {
+            Err(ServiceError::Conflict(c)) if c == conflict::LAST_AUTHENTICATOR => {
+                Err(last_one_refusal())
+            }
+            Err(ServiceError::NotFound(_)) => Err(ServiceError::NotFound("authenticator")),
+            other => other,
+        }
     }
 
     /// `POST /me/recovery-codes`: a new set of ten with a fresh second factor; the old void.
@@ -361,7 +359,7 @@ impl<S: Store> Service<S> {
                 message: "set up an authenticator first".into(),
             });
         }
-        let proof = self.fresh_factor(env, user, factor, caller).await?;
+        let fresh = self.fresh_factor(env, user, factor, caller).await?;
         let (shown, stored) = self.mint_recovery_codes(&user.id)?;
         let record = self.audit(
             &env.slug,
@@ -371,13 +369,11 @@ impl<S: Store> Service<S> {
             Outcome::Success,
             None,
         );
-        self.store
-            .replace_recovery_codes(&user.id, &stored, &proof, self.now(), &record)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => ServiceError::InvalidCode,
-                other => other.into(),
-            })?;
+        let replaced = self
+            .store
+            .replace_recovery_codes(&user.id, &stored, &fresh.proof, self.now(), &record)
+            .await;
+        self.settle(env, user, caller, &fresh, replaced).await?;
         Ok(shown)
     }
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::{
     AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
-    store::{Claim, CounterKey, CounterKind, Failure, NewRecoveryCode, Proof, Store},
+    store::{Claim, CounterKey, CounterKind, Failure, NewRecoveryCode, Proof, Store, conflict},
 };
 
 /// Recovery codes issued at once (SPEC §1).
@@ -296,20 +296,42 @@ impl<S: Store> Service<S> {
         user: &User,
         input: &FactorInput,
         caller: &Caller,
-    ) -> ServiceResult<Proof> {
+    ) -> ServiceResult<Fresh> {
+        self.check_ip(env, caller).await?;
         let parsed = self.parse_factor(user, input).await?;
         let key = second_factor_key(env, user);
         let claim = self.claim(env, &key, caller).await?;
         match self.evaluate_factor(env, user, &parsed).await? {
-            Ok(proof) => {
-                self.store.reset_counter(&key).await?;
-                Ok(proof)
-            }
+            // The counter is reset by the write that consumes the proof, in its transaction.
+            Ok(proof) => Ok(Fresh { proof, claim, key }),
             Err(refusal) => {
                 self.fail_attempt(env, &key, claim, Some(user), caller, refusal.as_str())
                     .await?;
                 Err(ServiceError::InvalidCode)
             }
+        }
+    }
+
+    /// Finish a write that consumed a fresh factor: a lost race for the step or the code is
+    /// counted and answered like any wrong code (SECURITY T4, T5).
+    pub(crate) async fn settle<T>(
+        &self,
+        env: &Environment,
+        user: &User,
+        caller: &Caller,
+        fresh: &Fresh,
+        result: Result<T, crate::StoreError>,
+    ) -> ServiceResult<T> {
+        match result {
+            Ok(v) => Ok(v),
+            Err(crate::StoreError::Conflict(c))
+                if c == conflict::TOTP_STEP || c == conflict::RECOVERY_CODE =>
+            {
+                self.fail_attempt(env, &fresh.key, fresh.claim, Some(user), caller, "replay")
+                    .await?;
+                Err(ServiceError::InvalidCode)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -361,6 +383,14 @@ impl<S: Store> Service<S> {
         }
         Ok((shown, stored))
     }
+}
+
+/// A fresh second factor, checked and not yet consumed.
+#[derive(Debug, Clone)]
+pub(crate) struct Fresh {
+    pub proof: Proof,
+    claim: Claim,
+    key: CounterKey,
 }
 
 /// A second factor after parsing.

@@ -13,7 +13,8 @@ use crate::{
     store::{SessionRecord, Store},
 };
 
-/// Last-seen times are written at most this often, so a session check is a read.
+/// Last-seen times are written at most this often (less often than a quarter of the idle
+/// timeout), so a session check is usually a read.
 const TOUCH_EVERY: i64 = 60;
 
 /// A user authenticated by a live session. Only [`Service::authenticate`] makes one, so a use
@@ -74,7 +75,14 @@ impl<S: Store> Service<S> {
                 .await?;
             return Err(ServiceError::Unauthenticated);
         }
-        if now - s.last_seen_at >= TOUCH_EVERY {
+        // Often enough that the idle timeout is accurate to a quarter of itself.
+        let every = view
+            .environment
+            .session_idle_timeout
+            .map_or(TOUCH_EVERY, |idle| {
+                (idle.as_secs_i64() / 4).clamp(1, TOUCH_EVERY)
+            });
+        if now - s.last_seen_at >= every {
             self.store.touch_session(&s.id, now).await?;
         }
         let expires_at = policy::session_expires_at(&view.environment, s.authenticated_at);

@@ -139,22 +139,33 @@ impl<S: Store> FromRequestParts<AppState<S>> for Client {
 }
 
 /// Walk `X-Forwarded-For` from the right while the hops are trusted proxies.
+/// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.5`, as a dual-stack listener reports them) are
+/// compared as IPv4; an entry that is not an address stops the walk at the last trusted hop, so
+/// a client cannot slip its own value past a proxy that appends something unexpected.
 fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
+    let peer = peer.to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|t| t.to_canonical() == *ip);
+    if !is_trusted(&peer) {
         return peer;
     }
-    let hops: Vec<IpAddr> = parts
+    let hops: Vec<&str> = parts
         .headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
         .collect();
-    hops.into_iter()
-        .rev()
-        .find(|ip| !trusted.contains(ip))
-        .unwrap_or(peer)
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
 }
 
 /// How the caller authenticated.
@@ -251,4 +262,66 @@ pub(crate) fn cookie(parts: &Parts, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(xff: &[&str]) -> Parts {
+        let mut b = axum::http::Request::builder();
+        for v in xff {
+            b = b.header("x-forwarded-for", *v);
+        }
+        b.body(())
+            .map(|r| r.into_parts().0)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy = ip("10.0.0.5");
+        let trusted = [proxy];
+        // An untrusted peer's header is ignored.
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &parts(&["1.2.3.4"]), &trusted),
+            ip("203.0.113.9")
+        );
+        // The rightmost untrusted hop is the client; what the client wrote further left is not.
+        assert_eq!(
+            client_ip(proxy, &parts(&["6.6.6.6, 198.51.100.7"]), &trusted),
+            ip("198.51.100.7")
+        );
+        // A dual-stack listener reports the proxy as IPv4-mapped IPv6.
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.5"), &parts(&["198.51.100.7"]), &trusted),
+            ip("198.51.100.7")
+        );
+        // An entry that is not an address stops the walk: the spoofed value left of it is unused.
+        assert_eq!(
+            client_ip(proxy, &parts(&["6.6.6.6, 198.51.100.7:5678"]), &trusted),
+            proxy
+        );
+        // No header: the proxy itself.
+        assert_eq!(client_ip(proxy, &parts(&[]), &trusted), proxy);
+    }
+
+    #[test]
+    fn public_origin_drops_default_ports() {
+        use crate::state::WebConfig;
+        assert_eq!(
+            WebConfig::for_public_url("https://Auth.Example.com:443/base", vec![]).public_origin,
+            "https://auth.example.com"
+        );
+        assert_eq!(
+            WebConfig::for_public_url("http://127.0.0.1:8080", vec![]).public_origin,
+            "http://127.0.0.1:8080"
+        );
+        assert!(!WebConfig::for_public_url("http://127.0.0.1:8080", vec![]).secure_cookies);
+        assert!(WebConfig::for_public_url("https://a.example", vec![]).secure_cookies);
+    }
 }

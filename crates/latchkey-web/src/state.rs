@@ -23,8 +23,19 @@ impl WebConfig {
         let origin_end = url.find("://").map_or(url.len(), |i| {
             url[i + 3..].find('/').map_or(url.len(), |j| i + 3 + j)
         });
+        // Browsers leave default ports out of `Origin`.
+        let origin = url[..origin_end].to_ascii_lowercase();
+        let origin = origin
+            .strip_suffix(":443")
+            .filter(|o| o.starts_with("https://"))
+            .or_else(|| {
+                origin
+                    .strip_suffix(":80")
+                    .filter(|o| o.starts_with("http://"))
+            })
+            .map_or_else(|| origin.clone(), str::to_owned);
         Self {
-            public_origin: url[..origin_end].to_ascii_lowercase(),
+            public_origin: origin,
             secure_cookies: !url.starts_with("http://"),
             trusted_proxies,
         }

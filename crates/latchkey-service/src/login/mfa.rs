@@ -15,6 +15,24 @@ use crate::{
     store::{LoginWrite, NewAuthenticator, Proof, Store},
 };
 
+/// Setting up a first authenticator inside a login is only for a user who still has none and
+/// whom the policy still asks to (SECURITY A2, E5): another login or the account page may have
+/// enrolled one, or the policy may have changed, since this login began.
+fn ensure_setup_still_due(txn: &crate::store::LoginTxnView) -> ServiceResult<()> {
+    let facts = latchkey_core::login::LoginFacts {
+        policy: txn.environment.mfa_policy,
+        password_change_required: false,
+        has_authenticator: txn.user.mfa_enrolled,
+        mfa_enforced: txn.user.mfa_enforced,
+        second_factor_done: false,
+    };
+    if latchkey_core::login::next_step(facts) == Step::MfaSetupRequired {
+        Ok(())
+    } else {
+        Err(ServiceError::LoginExpired)
+    }
+}
+
 /// What a pending secret in a login transaction is bound to.
 fn pending_aad(txn_id: &str) -> String {
     format!("login:{txn_id}")
@@ -30,7 +48,9 @@ impl<S: Store> Service<S> {
         login_token: &str,
         factor: &FactorInput,
     ) -> ServiceResult<LoginAnswer> {
-        let txn = self.login_txn(env, login_token, Step::MfaRequired).await?;
+        let txn = self
+            .login_txn(caller, env, login_token, Step::MfaRequired)
+            .await?;
         let (env, user) = (&txn.environment, &txn.user);
         let parsed = self.parse_factor(user, factor).await?;
         let key = crate::factors::second_factor_key(env, user);
@@ -95,12 +115,14 @@ impl<S: Store> Service<S> {
     #[tracing::instrument(skip_all, fields(env = %env))]
     pub async fn login_mfa_setup(
         &self,
+        caller: &Caller,
         env: &EnvSlug,
         login_token: &str,
     ) -> ServiceResult<MfaOffer> {
         let txn = self
-            .login_txn(env, login_token, Step::MfaSetupRequired)
+            .login_txn(caller, env, login_token, Step::MfaSetupRequired)
             .await?;
+        ensure_setup_still_due(&txn)?;
         let aad = pending_aad(&txn.id);
         let secret = if let Some(sealed) = &txn.pending_secret_sealed {
             crate::factors::open_secret(&self.keyring, sealed, &aad)?
@@ -110,11 +132,28 @@ impl<S: Store> Service<S> {
                 .keyring
                 .seal(secret.expose(), aad.as_bytes())
                 .map_err(|e| ServiceError::Internal(e.to_string()))?;
-            self.store
+            match self
+                .store
                 .set_pending_secret(&txn.id, &sealed, self.now())
                 .await
-                .map_err(|_| ServiceError::LoginExpired)?;
-            secret
+            {
+                Ok(()) => secret,
+                // Another request offered one first: show that one, so both see the same.
+                Err(crate::StoreError::Conflict(_)) => {
+                    let token = latchkey_core::token::Token::parse(login_token)
+                        .ok_or(ServiceError::LoginExpired)?;
+                    let again = self
+                        .store
+                        .login_txn(&token.hash(), self.now())
+                        .await?
+                        .ok_or(ServiceError::LoginExpired)?;
+                    let sealed = again
+                        .pending_secret_sealed
+                        .ok_or(ServiceError::LoginExpired)?;
+                    crate::factors::open_secret(&self.keyring, &sealed, &aad)?
+                }
+                Err(e) => return Err(e.into()),
+            }
         };
         Self::offer(&txn.environment, &txn.user, &secret)
     }
@@ -132,8 +171,9 @@ impl<S: Store> Service<S> {
         label: &str,
     ) -> ServiceResult<LoginAnswer> {
         let txn = self
-            .login_txn(env, login_token, Step::MfaSetupRequired)
+            .login_txn(caller, env, login_token, Step::MfaSetupRequired)
             .await?;
+        ensure_setup_still_due(&txn)?;
         let (env, user) = (&txn.environment, &txn.user);
         let sealed = txn.pending_secret_sealed.as_ref().ok_or_else(|| {
             ServiceError::Invalid("ask for a secret first (login/mfa/setup)".into())

@@ -179,6 +179,9 @@ impl<S: Store> Service<S> {
             }
             return Err(ServiceError::LinkExpired);
         };
+        // A locked user cannot start a login this way either (SECURITY L5).
+        self.refuse_if_user_locked(&env, &view.user_id, &view.email_normalized)
+            .await?;
         let login_token = Token::generate()?;
         let txn = NewLoginTxn {
             id: self.new_id(),
@@ -220,7 +223,7 @@ impl<S: Store> Service<S> {
         new_password: &str,
     ) -> ServiceResult<LoginAnswer> {
         let txn = self
-            .login_txn(env, login_token, Step::PasswordChangeRequired)
+            .login_txn(caller, env, login_token, Step::PasswordChangeRequired)
             .await?;
         let password = Password::parse(new_password)?;
         let env = &txn.environment;
@@ -288,6 +291,7 @@ impl<S: Store> Service<S> {
     /// The login transaction behind `login_token`, in `env`, at `expected`.
     pub(crate) async fn login_txn(
         &self,
+        caller: &Caller,
         env: &EnvSlug,
         login_token: &str,
         expected: Step,
@@ -300,14 +304,12 @@ impl<S: Store> Service<S> {
             .await?
             .filter(|t| &t.environment.slug == env && t.user.state != UserState::Disabled)
             .ok_or(ServiceError::LoginExpired)?;
-        // While the user's second factor is locked, every step answers 429 without evaluating
-        // anything; the lock expired the transaction, so afterwards it is `login_expired` and
-        // the password is needed again (SECURITY L1, L4).
-        self.refuse_if_locked(&crate::factors::second_factor_key(
-            &txn.environment,
-            &txn.user,
-        ))
-        .await?;
+        self.check_ip(&txn.environment, caller).await?;
+        // While either of the user's counters is locked, every step answers 429 without
+        // evaluating anything; a lock expired the transaction, so afterwards it is
+        // `login_expired` and the password is needed again (SECURITY L1, L4).
+        self.refuse_if_user_locked(&txn.environment, &txn.user.id, &txn.user.email.normalized())
+            .await?;
         if txn.expires_at <= now {
             return Err(ServiceError::LoginExpired);
         }
@@ -315,6 +317,27 @@ impl<S: Store> Service<S> {
             return Err(ServiceError::WrongStep(txn.state.as_str()));
         }
         Ok(txn)
+    }
+
+    /// 429 while the user's password or second-factor counter is locked; reads only.
+    pub(crate) async fn refuse_if_user_locked(
+        &self,
+        env: &Environment,
+        user_id: &str,
+        email_normalized: &str,
+    ) -> ServiceResult<()> {
+        for (kind, subject) in [
+            (CounterKind::SecondFactor, user_id),
+            (CounterKind::Password, email_normalized),
+        ] {
+            self.refuse_if_locked(&CounterKey {
+                env: env.slug.clone(),
+                kind,
+                subject: subject.to_owned(),
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Turn a step into what to write and what to answer: a session when authenticated, a

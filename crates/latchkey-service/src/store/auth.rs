@@ -31,8 +31,8 @@ pub mod conflict {
     pub const LAST_AUTHENTICATOR: &str = "last authenticator";
 }
 
-/// What the password step needs to know of a user.
-#[derive(Debug, Clone)]
+/// What the password step needs to know of a user. `Debug` leaves the hash out.
+#[derive(Clone)]
 pub struct LoginSubject {
     pub user: User,
     pub password_hash: Option<String>,
@@ -111,6 +111,8 @@ pub struct SetupTokenView {
     pub user_id: String,
     pub env: EnvSlug,
     pub expires_at: i64,
+    /// The user's normalised email: the key of their password counter.
+    pub email_normalized: String,
 }
 
 /// A recovery code to store (hash only).
@@ -176,14 +178,14 @@ pub enum LoginNext {
 }
 
 /// A new password to store with a login step, and the setup link it uses up.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PasswordWrite {
     pub hash: String,
     pub setup_token_id: Option<String>,
 }
 
-/// One login step's writes, applied as one transaction.
-#[derive(Debug, Clone)]
+/// One login step's writes, applied as one transaction. `Debug` leaves hashes out.
+#[derive(Clone)]
 pub struct LoginWrite {
     pub now: i64,
     pub user_id: String,
@@ -229,6 +231,35 @@ pub struct Confirmation<'a> {
     pub audit: &'a [AuditRecord],
 }
 
+impl std::fmt::Debug for LoginSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginSubject")
+            .field("user", &self.user)
+            .field("password_change_required", &self.password_change_required)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for PasswordWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordWrite")
+            .field("setup_token_id", &self.setup_token_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for LoginWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginWrite")
+            .field("user_id", &self.user_id)
+            .field("from", &self.from)
+            .field("next", &self.next)
+            .field("password", &self.password)
+            .field("proof", &self.proof)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A recorded failure's consequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureOutcome {
@@ -252,7 +283,8 @@ pub trait AuthStore: Clone + Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = StoreResult<Option<LoginTxnView>>> + Send;
 
-    /// Offer a TOTP secret in a transaction at `mfa_setup_required` (sealed).
+    /// Offer a TOTP secret in a transaction at `mfa_setup_required` (sealed), unless one is
+    /// offered already (`Conflict`: read it back).
     fn set_pending_secret(
         &self,
         txn_id: &str,
@@ -386,7 +418,8 @@ pub trait AuthStore: Clone + Send + Sync + 'static {
         audit: &AuditRecord,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
-    /// Consume a fresh second factor on its own (before adding an authenticator).
+    /// Consume a fresh second factor on its own (before adding an authenticator). Every write
+    /// that consumes a proof also resets the user's second-factor counter in its transaction.
     fn consume_proof(
         &self,
         user_id: &str,

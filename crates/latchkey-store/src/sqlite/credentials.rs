@@ -52,6 +52,13 @@ pub(super) async fn consume_proof(
             }
         }
     }
+    // The factor was right: the user's second-factor count starts again (user ids are unique
+    // across environments).
+    sqlx::query("DELETE FROM failure_counters WHERE kind = 'second_factor' AND subject = ?1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
     Ok(())
 }
 
@@ -125,11 +132,15 @@ pub(super) async fn confirm(
     .await
     .map_err(map_err)?
     .rows_affected();
-    if changed == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::NotFound)
+    if changed != 1 {
+        return Err(StoreError::NotFound);
     }
+    sqlx::query("DELETE FROM failure_counters WHERE kind = 'second_factor' AND subject = ?1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
 }
 
 /// Remove a confirmed authenticator; with `keep_one`, never the last. Removing the last one

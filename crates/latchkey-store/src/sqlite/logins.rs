@@ -85,7 +85,8 @@ pub(super) async fn set_pending_secret(
 ) -> StoreResult<()> {
     let changed = sqlx::query(
         "UPDATE login_transactions SET pending_secret_sealed = ?2 \
-         WHERE id = ?1 AND state = 'mfa_setup_required' AND expires_at > ?3",
+         WHERE id = ?1 AND state = 'mfa_setup_required' AND expires_at > ?3 \
+         AND pending_secret_sealed IS NULL",
     )
     .bind(id)
     .bind(sealed)
@@ -162,8 +163,8 @@ pub(super) async fn setup_token(
     token_hash: &str,
     now: i64,
 ) -> StoreResult<Option<SetupTokenView>> {
-    let row: Option<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT t.id, t.user_id, u.env, t.expires_at FROM setup_tokens t JOIN users u ON u.id = t.user_id \
+    let row: Option<(String, String, String, i64, String)> = sqlx::query_as(
+                "SELECT t.id, t.user_id, u.env, t.expires_at, u.email_norm FROM setup_tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = ?1 AND t.used_at IS NULL AND t.expires_at > ?2 AND u.state <> 'disabled'",
     )
     .bind(token_hash)
@@ -171,12 +172,13 @@ pub(super) async fn setup_token(
     .fetch_optional(pool)
     .await
     .map_err(map_err)?;
-    row.map(|(id, user_id, env, expires_at)| {
+    row.map(|(id, user_id, env, expires_at, email_normalized)| {
         Ok(SetupTokenView {
             id,
             user_id,
             env: EnvSlug::parse(&env).map_err(|_| corrupt("env", &env))?,
             expires_at,
+            email_normalized,
         })
     })
     .transpose()
@@ -292,6 +294,18 @@ pub(super) async fn write(
         credentials::consume_proof(tx, &w.user_id, proof, w.now).await?;
     }
     if let Some(a) = &w.new_authenticator {
+        // A first authenticator set up inside a login: only while the user still has none
+        // (another login or the account page may have enrolled one meanwhile).
+        let has: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
+        )
+        .bind(&w.user_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        if has.is_some() {
+            return Err(StoreError::Conflict(conflict::LOGIN));
+        }
         authenticators::insert(tx, a).await?;
     }
     if let Some(codes) = &w.new_recovery_codes {

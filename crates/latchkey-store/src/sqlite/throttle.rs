@@ -21,12 +21,20 @@ pub(super) async fn claim(
 ) -> StoreResult<Claim> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
     // A lock that has expired starts a new round; a live lock refuses without counting.
+    // The claim of the last attempt a round allows sets the lock at once, provisionally: the
+    // attempt's success deletes the row, its failure confirms the lock, and an attempt that is
+    // never settled (a client that hangs up, a busy pool, an outage) leaves an ordinary lock
+    // that expires, never a counter stuck past its threshold.
     let row: Option<(i64, i64)> = sqlx::query_as(
         "INSERT INTO failure_counters (env, kind, subject, failures, locks, locked_until, updated_at) \
-         VALUES (?1, ?2, ?3, 1, 0, NULL, ?4) \
+         VALUES (?1, ?2, ?3, 1, 0, CASE WHEN ?5 <= 1 THEN ?4 + ?6 END, ?4) \
          ON CONFLICT (env, kind, subject) DO UPDATE SET \
            failures = CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failures + 1 END, \
-           locked_until = NULL, updated_at = ?4 \
+           locked_until = CASE \
+             WHEN (CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failures + 1 END) \
+                  >= (CASE WHEN locks = 0 THEN ?5 ELSE 1 END) \
+             THEN ?4 + min(?7, ?6 * (1 << min(locks, 32))) END, \
+           updated_at = ?4 \
          WHERE locked_until IS NULL OR locked_until <= ?4 \
          RETURNING failures, locks",
     )
@@ -34,6 +42,9 @@ pub(super) async fn claim(
     .bind(key.kind.as_str())
     .bind(&key.subject)
     .bind(now)
+    .bind(i64::from(settings.threshold.max(1)))
+    .bind(settings.base_lock.as_secs_i64())
+    .bind(settings.max_lock.as_secs_i64())
     .fetch_optional(&mut *tx)
     .await
     .map_err(map_err)?;

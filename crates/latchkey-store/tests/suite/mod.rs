@@ -587,6 +587,63 @@ pub async fn backup_is_a_readable_copy<S: Store>(
     target
 }
 
+pub async fn an_abandoned_attempt_never_locks_for_good<S: Store>(store: S) {
+    use latchkey_core::model::LockoutSettings;
+    use latchkey_service::store::{Claim, CounterKey, CounterKind};
+    seed(&store).await;
+    let key = CounterKey {
+        env: slug("prod"),
+        kind: CounterKind::Password,
+        subject: "victim@example.com".into(),
+    };
+    let settings = LockoutSettings::default();
+    // Five attempts claimed and never settled (clients that hung up, a busy pool).
+    for n in 1..=5 {
+        assert!(
+            matches!(ok(store.claim_attempt(&key, &settings, T0).await), Claim::Allowed { attempt, .. } if attempt == n)
+        );
+    }
+    assert!(matches!(
+        ok(store.claim_attempt(&key, &settings, T0).await),
+        Claim::Refused { .. }
+    ));
+    // It is an ordinary lock: over when its time is up.
+    assert_eq!(ok(store.locked_until(&key, T0).await), Some(T0 + 60));
+    assert_eq!(ok(store.locked_until(&key, T0 + 60).await), None);
+    assert!(matches!(
+        ok(store.claim_attempt(&key, &settings, T0 + 60).await),
+        Claim::Allowed { .. }
+    ));
+}
+
+pub async fn concurrent_claims_evaluate_at_most_the_threshold<S: Store>(store: S) {
+    use latchkey_core::model::LockoutSettings;
+    use latchkey_service::store::{Claim, CounterKey, CounterKind};
+    seed(&store).await;
+    let key = CounterKey {
+        env: slug("prod"),
+        kind: CounterKind::SecondFactor,
+        subject: id(1),
+    };
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (s, k) = (Arc::clone(&store), key.clone());
+            tokio::spawn(async move { s.claim_attempt(&k, &LockoutSettings::default(), T0).await })
+        })
+        .collect();
+    let mut allowed = 0;
+    for t in tasks {
+        if matches!(ok(ok(t.await)), Claim::Allowed { .. }) {
+            allowed += 1;
+        }
+    }
+    assert_eq!(
+        allowed, 5,
+        "of 50 concurrent guesses exactly the threshold are evaluated (L2)"
+    );
+}
+
 /// Instantiate every test of the suite for one backend. `$make` is an async expression that
 /// yields `(store, guard)`, where the guard keeps the fresh database alive for the test.
 #[macro_export]
@@ -603,6 +660,8 @@ macro_rules! store_suite {
             concurrent_step_updates_let_exactly_one_win,
             listing_filters_and_paginates,
             audit_is_listed_newest_first_with_filters,
+            an_abandoned_attempt_never_locks_for_good,
+            concurrent_claims_evaluate_at_most_the_threshold,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {

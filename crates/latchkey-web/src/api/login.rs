@@ -27,10 +27,10 @@ fn anonymous(origin: Origin) -> Caller {
 }
 
 /// The JSON answer, with the session cookie when the login is complete (SPEC §5).
-pub(crate) fn answer(web: &WebConfig, a: &LoginAnswer) -> Response {
+pub(crate) fn answer(web: &WebConfig, now: i64, a: &LoginAnswer) -> Response {
     let mut response = Json(LoginResponse::from(a)).into_response();
     if let Some(s) = &a.session {
-        let max_age = (s.expires_at - time::OffsetDateTime::now_utc().unix_timestamp()).max(0);
+        let max_age = (s.expires_at - now).max(0);
         if let Ok(v) = HeaderValue::from_str(&session_cookie(web, s.token.expose(), max_age)) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -72,7 +72,7 @@ pub async fn login<S: Store>(
             body.password.expose(),
         )
         .await?;
-    Ok(answer(&st.web, &a))
+    Ok(answer(&st.web, st.service.now(), &a))
 }
 
 #[utoipa::path(post, path = "/api/v1/environments/{env}/login/password", tag = "login",
@@ -99,7 +99,7 @@ pub async fn new_password<S: Store>(
             body.new_password.expose(),
         )
         .await?;
-    Ok(answer(&st.web, &a))
+    Ok(answer(&st.web, st.service.now(), &a))
 }
 
 #[utoipa::path(post, path = "/api/v1/environments/{env}/login/mfa", tag = "login",
@@ -132,7 +132,7 @@ pub async fn mfa<S: Store>(
         .service
         .login_mfa(&anonymous(origin), &env, body.login_token.expose(), &factor)
         .await?;
-    Ok(answer(&st.web, &a))
+    Ok(answer(&st.web, st.service.now(), &a))
 }
 
 #[utoipa::path(post, path = "/api/v1/environments/{env}/login/mfa/setup", tag = "login",
@@ -145,11 +145,12 @@ pub async fn mfa<S: Store>(
 pub async fn mfa_setup<S: Store>(
     State(st): State<AppState<S>>,
     Env(env): Env,
+    Client(origin): Client,
     ApiJson(body): ApiJson<LoginTokenRequest>,
 ) -> Result<Json<MfaSetupResponse>, Problem> {
     let offer = st
         .service
-        .login_mfa_setup(&env, body.login_token.expose())
+        .login_mfa_setup(&anonymous(origin), &env, body.login_token.expose())
         .await?;
     Ok(Json(MfaSetupResponse::from(&offer)))
 }
@@ -177,7 +178,7 @@ pub async fn mfa_confirm<S: Store>(
             &body.label,
         )
         .await?;
-    Ok(answer(&st.web, &a))
+    Ok(answer(&st.web, st.service.now(), &a))
 }
 
 #[utoipa::path(post, path = "/api/v1/environments/{env}/setup-link", tag = "login",
@@ -197,5 +198,5 @@ pub async fn setup_link<S: Store>(
         .service
         .start_setup_link(&anonymous(origin), &env, body.token.expose())
         .await?;
-    Ok(answer(&st.web, &a))
+    Ok(answer(&st.web, st.service.now(), &a))
 }

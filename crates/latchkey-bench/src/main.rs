@@ -1,0 +1,514 @@
+//! `latchkey-load`: whole-server figures on loopback, for `BENCHMARKS.md`.
+//!
+//! Starts a `latchkey serve` (the binary given) in a scratch directory, creates an environment
+//! that requires MFA, invites and enrols users through the real API (computing TOTP codes from
+//! the secrets it was given), then measures:
+//! - password + TOTP logins per second, against the argon2 bound (cores ÷ hash time at the
+//!   server's parameters, measured here in-process with the same code);
+//! - `GET /api/v1/session` and `GET /healthz` requests per second with `wrk`, if installed.
+//!
+//! Every loop is bounded in count and time, and every request goes to 127.0.0.1.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use latchkey_core::{
+    password::{Argon2Hasher, HashCost, Password},
+    totp::{TotpParams, TotpSecret, code_at},
+};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "benchmark passphrase for load";
+
+struct Args {
+    bin: PathBuf,
+    users: usize,
+    logins: usize,
+    threads: usize,
+    wrk_seconds: u32,
+    wrk_connections: u32,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        bin: PathBuf::from("target/release/latchkey"),
+        users: 600,
+        logins: 600,
+        threads: 8,
+        wrk_seconds: 10,
+        wrk_connections: 64,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().context("a flag needs a value");
+        match flag.as_str() {
+            "--bin" => args.bin = PathBuf::from(value()?),
+            "--users" => args.users = value()?.parse()?,
+            "--logins" => args.logins = value()?.parse()?,
+            "--threads" => args.threads = value()?.parse()?,
+            "--wrk-seconds" => args.wrk_seconds = value()?.parse()?,
+            "--wrk-connections" => args.wrk_connections = value()?.parse()?,
+            "--help" | "-h" => {
+                println!(
+                    "latchkey-load [--bin PATH] [--users N] [--logins N] [--threads N] [--wrk-seconds S] [--wrk-connections C]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    if args.logins > args.users {
+        bail!(
+            "enrolment burns the current time step, so each user has one fresh code (the next step) per run: use --users ≥ --logins"
+        );
+    }
+    Ok(args)
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(bin: &Path, dir: &Path) -> anyhow::Result<Server> {
+    let mut child = Command::new(bin)
+        .current_dir(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let out = child.stdout.take().context("no stdout")?;
+    for line in BufReader::new(out).lines() {
+        let line = line?;
+        if let Some(addr) = line.strip_prefix("Listening on http://") {
+            return Ok(Server {
+                child,
+                addr: addr.parse()?,
+            });
+        }
+    }
+    bail!("the server exited before listening")
+}
+
+fn cli(bin: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(bin).current_dir(dir).args(args).output()?;
+    if !out.status.success() {
+        bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A keep-alive HTTP/1.1 connection (one per thread).
+struct Conn {
+    addr: SocketAddr,
+    stream: Option<BufReader<TcpStream>>,
+}
+
+impl Conn {
+    fn new(addr: SocketAddr) -> Self {
+        Self { addr, stream: None }
+    }
+
+    fn post(&mut self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        for _ in 0..2 {
+            if self.stream.is_none() {
+                let s = TcpStream::connect(self.addr)?;
+                s.set_nodelay(true)?;
+                s.set_read_timeout(Some(Duration::from_secs(30)))?;
+                self.stream = Some(BufReader::new(s));
+            }
+            match self.try_post(path, body) {
+                Ok(r) => return Ok(r),
+                Err(_) => self.stream = None,
+            }
+        }
+        bail!("request to {path} failed twice")
+    }
+
+    fn try_post(&mut self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let stream = self.stream.as_mut().context("not connected")?;
+        let text = body.to_string();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            self.addr,
+            text.len()
+        );
+        stream.get_mut().write_all(head.as_bytes())?;
+        stream.get_mut().write_all(text.as_bytes())?;
+        let mut status_line = String::new();
+        stream.read_line(&mut status_line)?;
+        let status: u16 = status_line
+            .split_whitespace()
+            .nth(1)
+            .context("no status")?
+            .parse()?;
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            stream.read_line(&mut line)?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse()?;
+            }
+        }
+        let mut buf = vec![0u8; length];
+        stream.read_exact(&mut buf)?;
+        Ok((status, serde_json::from_slice(&buf).unwrap_or(Value::Null)))
+    }
+}
+
+fn now() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    i64::try_from(secs).unwrap_or(0)
+}
+
+struct User {
+    email: String,
+    secret: TotpSecret,
+    /// The last step used, so each login uses a later one.
+    last_step: i64,
+}
+
+fn enrol(conn: &mut Conn, token: &str, email: &str) -> anyhow::Result<User> {
+    let base = "/api/v1/environments/bench";
+    let (_, r) = conn.post(&format!("{base}/setup-link"), &json!({"token": token}))?;
+    let lt = r["login_token"]
+        .as_str()
+        .context("no login token")?
+        .to_owned();
+    conn.post(
+        &format!("{base}/login/password"),
+        &json!({"login_token": lt, "new_password": PASSWORD}),
+    )?;
+    let (_, offer) = conn.post(
+        &format!("{base}/login/mfa/setup"),
+        &json!({"login_token": lt}),
+    )?;
+    let b32 = offer["secret"].as_str().context("no secret")?;
+    let bytes = decode_base32(b32).context("bad base32")?;
+    let secret = TotpSecret::from_bytes(bytes);
+    let t = now();
+    let code = code_at(&secret, &TotpParams::default(), t);
+    let (status, _) = conn.post(
+        &format!("{base}/login/mfa/setup/confirm"),
+        &json!({"login_token": lt, "code": code, "label": "bench"}),
+    )?;
+    if status != 200 {
+        bail!("enrolment failed with {status}");
+    }
+    Ok(User {
+        email: email.to_owned(),
+        secret,
+        last_step: t / 30,
+    })
+}
+
+fn decode_base32(s: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = u32::try_from(ALPHABET.iter().position(|a| *a == c)?).ok()?;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((buffer >> bits) & 0xff).ok()?);
+        }
+    }
+    Some(out)
+}
+
+/// One password + TOTP login; the code is for the step after the user's last one.
+fn login(conn: &mut Conn, user: &mut User) -> anyhow::Result<()> {
+    let base = "/api/v1/environments/bench";
+    let (status, r) = conn.post(
+        &format!("{base}/login"),
+        &json!({"email": user.email, "password": PASSWORD}),
+    )?;
+    if status != 200 {
+        bail!("password step: {status} {r}");
+    }
+    let lt = r["login_token"]
+        .as_str()
+        .context("no login token")?
+        .to_owned();
+    let step = (now() / 30).max(user.last_step + 1);
+    if step > now() / 30 + 1 {
+        bail!("user {} has no fresh step left in the window", user.email);
+    }
+    user.last_step = step;
+    let code = code_at(&user.secret, &TotpParams::default(), step * 30);
+    let (status, r) = conn.post(
+        &format!("{base}/login/mfa"),
+        &json!({"login_token": lt, "code": code}),
+    )?;
+    if status != 200 {
+        bail!("code step: {status} {r}");
+    }
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn wrk(
+    addr: SocketAddr,
+    path: &str,
+    header: Option<&str>,
+    seconds: u32,
+    connections: u32,
+) -> Option<String> {
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t2",
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
+    if let Some(h) = header {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(format!("http://{addr}{path}")).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rps = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec"))?
+        .split_whitespace()
+        .nth(1)?
+        .to_owned();
+    let p99 = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("99%"))?
+        .split_whitespace()
+        .nth(1)?
+        .to_owned();
+    let non2xx = text
+        .lines()
+        .find(|l| l.contains("Non-2xx"))
+        .map(|l| l.trim().to_owned());
+    Some(format!(
+        "{rps} req/s, p99 {p99}{}",
+        non2xx.map(|n| format!(" ({n})")).unwrap_or_default()
+    ))
+}
+
+#[allow(clippy::too_many_lines)] // one straight script: set up, storm, measure
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let bin = std::fs::canonicalize(&args.bin).with_context(|| {
+        format!(
+            "{} not found: build it with cargo build --release -p latchkey",
+            args.bin.display()
+        )
+    })?;
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let server = start(&bin, d)?;
+    cli(&bin, d, &["env", "create", "bench", "--mfa", "required"])?;
+    cli(
+        &bin,
+        d,
+        &["env", "set", "bench", "--ip-failures-per-minute", "100000"],
+    )?;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+
+    // argon2id at the server's default parameters, the same code the server runs.
+    let cost = HashCost::default();
+    let hasher = Argon2Hasher::new(cost).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pw = Password::parse(PASSWORD).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut times: Vec<f64> = (0..15)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = hasher.hash(&pw);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    let hash_time = median(&mut times);
+
+    eprintln!("inviting {} users…", args.users);
+    let tokens: Vec<(String, String)> = (0..args.users)
+        .map(|i| {
+            let email = format!("user{i}@bench.example");
+            let out = cli(&bin, d, &["user", "create", "bench", &email])?;
+            let token = out
+                .lines()
+                .find(|l| l.starts_with("Setup link"))
+                .and_then(|l| l.rsplit_once("token="))
+                .map(|(_, t)| t.to_owned())
+                .context("no link")?;
+            Ok((email, token))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    eprintln!("enrolling…");
+    let queue = Arc::new(Mutex::new(tokens));
+    let users = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..args.threads)
+        .map(|_| {
+            let (queue, users, addr) = (Arc::clone(&queue), Arc::clone(&users), server.addr);
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                let mut conn = Conn::new(addr);
+                loop {
+                    let Some((email, token)) =
+                        queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop()
+                    else {
+                        return Ok(());
+                    };
+                    let user = enrol(&mut conn, &token, &email)?;
+                    users
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?
+                        .push(user);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join()
+            .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+    }
+
+    eprintln!(
+        "logging in {} times on {} threads…",
+        args.logins, args.threads
+    );
+    let users: Vec<_> =
+        std::mem::take(&mut *users.lock().map_err(|_| anyhow::anyhow!("poisoned"))?)
+            .into_iter()
+            .map(Mutex::new)
+            .collect();
+    let users = Arc::new(users);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..args.threads)
+        .map(|_| {
+            let (users, next, addr, total) = (
+                Arc::clone(&users),
+                Arc::clone(&next),
+                server.addr,
+                args.logins,
+            );
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                let mut conn = Conn::new(addr);
+                loop {
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    if n >= total {
+                        return Ok(());
+                    }
+                    let mut user = users[n % users.len()]
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    login(&mut conn, &mut user)?;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join()
+            .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let logins_per_sec = f64::from(u32::try_from(args.logins).unwrap_or(u32::MAX)) / elapsed;
+    let bound = f64::from(u32::try_from(cores).unwrap_or(1)) / hash_time;
+
+    println!(
+        "argon2id m={} KiB, t={}, p={}: median hash {:.1} ms; cores {cores}; bound {bound:.1} logins/s",
+        cost.memory_kib,
+        cost.iterations,
+        cost.parallelism,
+        hash_time * 1e3
+    );
+    println!(
+        "password + TOTP logins: {} in {elapsed:.2} s = {logins_per_sec:.1} logins/s ({:.2} × bound), {} client threads",
+        args.logins,
+        logins_per_sec / bound,
+        args.threads
+    );
+
+    // A session for the session-check figure.
+    let mut conn = Conn::new(server.addr);
+    // The last user did not take part in the storm: it still has a fresh step.
+    let mut user = users[users.len() - 1]
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let (_, r) = conn.post(
+        "/api/v1/environments/bench/login",
+        &json!({"email": user.email, "password": PASSWORD}),
+    )?;
+    let lt = r["login_token"]
+        .as_str()
+        .context("no login token")?
+        .to_owned();
+    let step = (now() / 30).max(user.last_step + 1);
+    user.last_step = step;
+    let code = code_at(&user.secret, &TotpParams::default(), step * 30);
+    let (_, r) = conn.post(
+        "/api/v1/environments/bench/login/mfa",
+        &json!({"login_token": lt, "code": code}),
+    )?;
+    let token = r["session"]["token"]
+        .as_str()
+        .context("no session")?
+        .to_owned();
+    drop(user);
+    let header = format!("Authorization: Bearer {token}");
+    match (
+        wrk(
+            server.addr,
+            "/healthz",
+            None,
+            args.wrk_seconds,
+            args.wrk_connections,
+        ),
+        wrk(
+            server.addr,
+            "/api/v1/session",
+            Some(&header),
+            args.wrk_seconds,
+            args.wrk_connections,
+        ),
+    ) {
+        (Some(health), Some(session)) => {
+            println!(
+                "GET /healthz ({} connections, {} s): {health}",
+                args.wrk_connections, args.wrk_seconds
+            );
+            println!(
+                "GET /api/v1/session ({} connections, {} s): {session}",
+                args.wrk_connections, args.wrk_seconds
+            );
+        }
+        _ => println!("wrk is not installed (apt-get install wrk): no request-rate figures"),
+    }
+    Ok(())
+}
