@@ -274,8 +274,7 @@ mod tests {
             b = b.header("x-forwarded-for", *v);
         }
         b.body(())
-            .map(|r| r.into_parts().0)
-            .unwrap_or_else(|e| panic!("{e}"))
+            .map_or_else(|e| panic!("{e}"), |r| r.into_parts().0)
     }
 
     fn ip(s: &str) -> IpAddr {
