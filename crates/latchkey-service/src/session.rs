@@ -94,6 +94,12 @@ impl<S: Store> Service<S> {
         })
     }
 
+    /// Delete expired rows (run periodically by the server). Sessions past their environment's
+    /// max age, logins and setup links long expired, abandoned enrolments, settled counters.
+    pub async fn purge_expired(&self) -> ServiceResult<u64> {
+        Ok(self.store.purge_expired(self.now()).await?)
+    }
+
     /// End the caller's session (`POST /logout`): the token is dead everywhere at once.
     pub async fn logout(&self, principal: &Principal, caller: &Caller) -> ServiceResult<()> {
         self.end_own_session(principal, &principal.session.id, caller, "logout")

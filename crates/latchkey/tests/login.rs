@@ -355,6 +355,18 @@ fn wrong_codes_lock_the_account_and_the_right_code_is_refused_while_locked() {
         "after the lock, the right code works: {}",
         r.body
     );
+    let events = common::audit_types(d, "prod");
+    for expected in [
+        "login.failed",
+        "login.locked",
+        "login.succeeded",
+        "mfa.enrolled",
+    ] {
+        assert!(
+            events.iter().any(|e| e == expected),
+            "no {expected} in {events:?}"
+        );
+    }
 }
 
 #[test]
@@ -498,6 +510,11 @@ fn a_recovery_code_opens_one_login() {
     );
     let r = server.get("/api/v1/me/mfa", &[("authorization", &bearer)]);
     assert_eq!(r.json()["recovery_codes_remaining"], 9, "{}", r.body);
+    assert!(
+        common::audit_types(dir.path(), "prod")
+            .iter()
+            .any(|e| e == "recovery_code.used")
+    );
 }
 
 #[test]

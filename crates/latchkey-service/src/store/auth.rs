@@ -427,6 +427,10 @@ pub trait AuthStore: Clone + Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Delete what can no longer be used: ended logins and sessions, old setup links,
+    /// abandoned enrolments, settled failure counters. Returns how many rows went.
+    fn purge_expired(&self, now: i64) -> impl Future<Output = StoreResult<u64>> + Send;
+
     /// Unused recovery codes of the user.
     fn recovery_codes_remaining(
         &self,

@@ -644,6 +644,49 @@ pub async fn concurrent_claims_evaluate_at_most_the_threshold<S: Store>(store: S
     );
 }
 
+pub async fn purging_removes_only_what_is_over<S: Store>(store: S) {
+    use latchkey_service::store::NewSession;
+    seed(&store).await;
+    ok(add_user(&store, "prod", 1, "a@example.com").await);
+    let session = |n: u32, at: i64| NewSession {
+        id: format!("s{n}"),
+        token_hash: latchkey_core::token::Token::generate()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .hash(),
+        user_id: id(1),
+        env: slug("prod"),
+        authenticated_at: at,
+        amr: "pwd otp".into(),
+        created_at: at,
+        ip: None,
+        user_agent: None,
+    };
+    let max_age = 30 * 86_400;
+    for (n, at) in [(1, T0), (2, T0 + 100)] {
+        let w = latchkey_service::store::LoginWrite {
+            now: at,
+            user_id: id(1),
+            from: None,
+            next: latchkey_service::store::LoginNext::Authenticate(session(n, at)),
+            password: None,
+            rehash: None,
+            proof: None,
+            new_authenticator: None,
+            new_recovery_codes: None,
+            reset_counters: Vec::new(),
+            audit: Vec::new(),
+        };
+        ok(store.write_login(&w).await);
+    }
+    assert_eq!(ok(store.list_sessions(&id(1)).await).len(), 2);
+    ok(store.purge_expired(T0 + max_age + 50).await);
+    let left: Vec<String> = ok(store.list_sessions(&id(1)).await)
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, ["s2"], "only the session past its max age went");
+}
+
 /// Instantiate every test of the suite for one backend. `$make` is an async expression that
 /// yields `(store, guard)`, where the guard keeps the fresh database alive for the test.
 #[macro_export]
@@ -662,6 +705,7 @@ macro_rules! store_suite {
             audit_is_listed_newest_first_with_filters,
             an_abandoned_attempt_never_locks_for_good,
             concurrent_claims_evaluate_at_most_the_threshold,
+            purging_removes_only_what_is_over,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {

@@ -39,10 +39,26 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let addr = app.local_addr()?;
     tracing::info!(%addr, public_url = %settings.public_url.url, "latchkey is listening");
     println!("Listening on http://{addr}");
+    let purger = tokio::spawn(purge_periodically(service.clone()));
     app.run_until_stopped(shutdown_signal()).await?;
+    purger.abort();
     service.store().close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every ten minutes, delete rows nobody can use any more, so the database does not grow with
+/// expired logins or with counters of guessed emails.
+async fn purge_periodically(service: latchkey_service::Service<latchkey_store::SqliteStore>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        match service.purge_expired().await {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired rows"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not purge expired rows"),
+        }
+    }
 }
 
 /// Resolves at SIGINT (Ctrl-C) or SIGTERM.

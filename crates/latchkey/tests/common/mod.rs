@@ -391,3 +391,18 @@ impl Server {
         request(self.addr, method, path, &h, bytes)
     }
 }
+
+/// The audit event types of `env`, oldest first, read straight from the database.
+pub fn audit_types(dir: &Path, env: &str) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", dir.join("latchkey.db").display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT type FROM audit_events WHERE env = ?1 ORDER BY id")
+            .bind(env)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+    })
+}
