@@ -5,7 +5,9 @@
 //! `skip_all` and name only the environment and ids.
 
 pub mod account;
+pub mod admin;
 pub mod audit;
+pub mod authz;
 pub mod bootstrap;
 pub mod clock;
 pub mod environments;

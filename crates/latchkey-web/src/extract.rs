@@ -218,6 +218,63 @@ impl<S: Store> FromRequestParts<AppState<S>> for Auth {
     }
 }
 
+/// A caller of the admin API: a user's session (bearer or cookie) or an API token (bearer,
+/// `lk_…`). The admin check itself is the service's (`admin_of`, `operator`).
+pub struct Identified {
+    pub identity: latchkey_service::authz::Identity,
+    pub origin: Origin,
+}
+
+impl<S: Store> FromRequestParts<AppState<S>> for Identified {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let identity = if let Some(t) = bearer(parts) {
+            state.service.identify(&t).await?
+        } else if let Some(t) = cookie(parts, state.web.cookie_name()) {
+            if !is_safe(&parts.method) && !same_origin(parts, &state.web.public_origin) {
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "cross-site request refused",
+                ));
+            }
+            latchkey_service::authz::Identity::User(state.service.authenticate(&t).await?)
+        } else {
+            return Err(latchkey_service::ServiceError::Unauthenticated.into());
+        };
+        let Client(origin) = Client::from_request_parts(parts, state).await?;
+        Ok(Self { identity, origin })
+    }
+}
+
+/// Query parameters; malformed ones are a 400 problem.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, St> FromRequestParts<St> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    St: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Self(v))
+            .map_err(|e| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    clip(&e.body_text()),
+                )
+            })
+    }
+}
+
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }

@@ -59,6 +59,25 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Create API tokens for automation.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Show an environment's audit log, newest first.
+    Audit {
+        env: EnvSlug,
+        /// Only events about this user (by email).
+        #[arg(long, value_name = "EMAIL")]
+        user: Option<String>,
+        /// Only events of this type, e.g. login.failed.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Only events of the last DURATION, e.g. 24h.
+        #[arg(long, value_name = "DURATION")]
+        since: Option<HumanDuration>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+    },
     /// Write a consistent copy of the database to FILE, even while the server runs.
     Backup {
         /// Where to write the copy (must not exist).
@@ -90,6 +109,13 @@ pub enum EnvCommand {
     },
     /// List environments.
     List,
+    /// Mark every user without MFA `mfa_enforced` and sign them out (everyone with --all).
+    EnforceMfa {
+        slug: EnvSlug,
+        /// End every user's sessions, not only those without MFA.
+        #[arg(long)]
+        all: bool,
+    },
     /// Change an environment's settings; open sessions follow at their next check.
     Set {
         slug: EnvSlug,
@@ -137,6 +163,21 @@ fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
         .map_err(|e: latchkey_core::duration::DurationError| e.to_string())
 }
 
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for ENV (or, with --operator, for every environment); prints it once.
+    Create {
+        /// The environment (omit with --operator).
+        #[arg(required_unless_present = "operator")]
+        env: Option<EnvSlug>,
+        /// A name to recognise it by.
+        name: Option<String>,
+        /// An operator token, for every environment.
+        #[arg(long, value_name = "NAME", conflicts_with = "env")]
+        operator: Option<String>,
+    },
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum MfaStatus {
     Enrolled,
@@ -169,4 +210,12 @@ pub enum UserCommand {
         #[arg(long, short)]
         q: Option<String>,
     },
+    /// Reset a password: sessions end, the old password stops working; prints a 24h setup link.
+    ResetPassword { env: EnvSlug, email: String },
+    /// Remove the user's authenticators and recovery codes and sign them out.
+    ResetMfa { env: EnvSlug, email: String },
+    /// End all the user's sessions.
+    SignOut { env: EnvSlug, email: String },
+    /// Forget the user's failed attempts, ending a lockout.
+    ClearLockout { env: EnvSlug, email: String },
 }

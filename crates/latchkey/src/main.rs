@@ -69,6 +69,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Env(c) => commands::env::run(&ctx, c).await,
         Command::User(c) => commands::user::run(&ctx, c).await,
         Command::Backup { file } => commands::backup::run(&ctx, &file).await,
+        Command::Token(c) => commands::token::run(&ctx, c).await,
+        Command::Audit {
+            env,
+            user,
+            kind,
+            since,
+            limit,
+        } => commands::audit::run(&ctx, &env, user, kind, since, limit).await,
     }
 }
 

@@ -17,8 +17,10 @@ use latchkey_core::{
 use crate::audit::AuditRecord;
 
 mod auth;
+mod manage;
 
 pub use auth::*;
+pub use manage::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -144,10 +146,11 @@ pub struct AuditQuery {
 
 /// Everything the use cases ask of a database. One implementation per backend; the same test
 /// suite runs against each. Split by aggregate: [`AdminStore`] (environments, users, audit,
-/// the database itself) and [`AuthStore`] (logins, sessions, counters, credentials).
-pub trait Store: AdminStore + AuthStore {}
+/// the database itself), [`AuthStore`] (logins, sessions, counters, credentials) and
+/// [`ManageStore`] (administration).
+pub trait Store: AdminStore + AuthStore + ManageStore {}
 
-impl<T: AdminStore + AuthStore> Store for T {}
+impl<T: AdminStore + AuthStore + ManageStore> Store for T {}
 
 /// Environments, users, the audit log and the database itself.
 pub trait AdminStore: Clone + Send + Sync + 'static {

@@ -11,6 +11,7 @@ mod authenticators;
 mod credentials;
 mod environments;
 mod logins;
+mod manage;
 mod rows;
 mod sessions;
 mod throttle;

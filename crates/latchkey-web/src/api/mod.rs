@@ -1,6 +1,8 @@
 //! The JSON API under `/api/v1` and its OpenAPI 3.1 document, both built from the same list of
 //! routes so that the document cannot describe a route the server lacks or miss one it has.
 
+pub mod admin;
+pub mod admin_dto;
 pub mod dto;
 pub mod login;
 pub mod me;
@@ -21,9 +23,13 @@ use crate::state::AppState;
         login::login, login::new_password, login::mfa, login::mfa_setup, login::mfa_confirm, login::setup_link,
         me::session, me::logout, me::sessions, me::end_session, me::change_password, me::mfa_status,
                 me::begin_enrolment, me::confirm_enrolment, me::remove_authenticator, me::recovery_codes,
-        openapi,
+                openapi,
+        admin::list_environments, admin::create_environment, admin::get_environment, admin::update_environment,
+        admin::stats, admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::delete_user,
+        admin::reset_password, admin::reset_mfa, admin::sign_out, admin::clear_lockout, admin::enforce_mfa,
+        admin::audit, admin::list_tokens, admin::create_token, admin::revoke_token,
     ),
-    tags((name = "login", description = "SPEC §3, §5.1"), (name = "session", description = "checking and ending a session"), (name = "me", description = "the user's own account"), (name = "meta", description = "this document"))
+    tags((name = "login", description = "SPEC §3, §5.1"), (name = "session", description = "checking and ending a session"), (name = "me", description = "the user's own account"), (name = "meta", description = "this document"), (name = "admin", description = "SPEC §5.3: environments, users, resets, enforcement, audit, API tokens"))
 )]
 pub struct ApiDoc;
 
@@ -103,6 +109,73 @@ pub fn routes<S: Store>() -> Vec<Route<S>> {
             post(me::recovery_codes::<S>),
         ),
         ("/api/v1/openapi.json", &["GET"], get(openapi)),
+        (
+            "/api/v1/environments",
+            &["GET", "POST"],
+            get(admin::list_environments::<S>).post(admin::create_environment::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}",
+            &["GET", "PATCH"],
+            get(admin::get_environment::<S>).patch(admin::update_environment::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/stats",
+            &["GET"],
+            get(admin::stats::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/users",
+            &["GET", "POST"],
+            get(admin::list_users::<S>).post(admin::create_user::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/users/{id}",
+            &["GET", "PATCH", "DELETE"],
+            get(admin::get_user::<S>)
+                .patch(admin::update_user::<S>)
+                .delete(admin::delete_user::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/users/{id}/reset-password",
+            &["POST"],
+            post(admin::reset_password::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/users/{id}/reset-mfa",
+            &["POST"],
+            post(admin::reset_mfa::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/users/{id}/sign-out",
+            &["POST"],
+            post(admin::sign_out::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/users/{id}/clear-lockout",
+            &["POST"],
+            post(admin::clear_lockout::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/enforce-mfa",
+            &["POST"],
+            post(admin::enforce_mfa::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/audit",
+            &["GET"],
+            get(admin::audit::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/api-tokens",
+            &["GET", "POST"],
+            get(admin::list_tokens::<S>).post(admin::create_token::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/api-tokens/{id}",
+            &["DELETE"],
+            delete(admin::revoke_token::<S>),
+        ),
     ]
 }
 

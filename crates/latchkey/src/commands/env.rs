@@ -73,6 +73,14 @@ pub async fn run(ctx: &Context, command: EnvCommand) -> anyhow::Result<()> {
                 env.slug, env.mfa_policy, env.session_max_age, env.totp_window
             );
         }
+        EnvCommand::EnforceMfa { slug, all } => {
+            let admin = service.cli_admin(&slug).await.map_err(fail)?;
+            let c = service.enforce_mfa(&admin, all).await.map_err(fail)?;
+            println!(
+                "Enforced MFA in {slug}: {} user(s) newly marked, {} user(s) signed out, {} session(s) ended.",
+                c.users_marked, c.users_signed_out, c.sessions_ended
+            );
+        }
     }
     Ok(())
 }

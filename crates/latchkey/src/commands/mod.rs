@@ -1,9 +1,11 @@
 //! One module per command group. Each parses nothing (clap did), calls the service's use
 //! cases, and prints; no rule of the product lives here.
 
+pub mod audit;
 pub mod backup;
 pub mod env;
 pub mod serve;
+pub mod token;
 pub mod user;
 
 use latchkey_service::ServiceError;

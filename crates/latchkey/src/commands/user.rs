@@ -79,6 +79,72 @@ pub async fn run(ctx: &Context, command: UserCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        UserCommand::ResetPassword { env, email } => {
+            let (admin, user) = admin_and_user(ctx, &env, &email).await?;
+            let reset = service
+                .reset_password(&admin, &user.id)
+                .await
+                .map_err(fail)?;
+            println!(
+                "Reset the password of {} in {env}; {} session(s) ended.",
+                user.email, reset.sessions_ended
+            );
+            println!(
+                "Setup link (valid {}): {}",
+                reset.link.valid_for, reset.link.url
+            );
+        }
+        UserCommand::ResetMfa { env, email } => {
+            let (admin, user) = admin_and_user(ctx, &env, &email).await?;
+            let (sessions, removed) = service.reset_mfa(&admin, &user.id).await.map_err(fail)?;
+            println!(
+                "Removed {removed} authenticator(s) of {} in {env}; {sessions} session(s) ended.",
+                user.email
+            );
+        }
+        UserCommand::SignOut { env, email } => {
+            let (admin, user) = admin_and_user(ctx, &env, &email).await?;
+            let sessions = service.sign_out(&admin, &user.id).await.map_err(fail)?;
+            println!(
+                "Signed {} out of {env}: {sessions} session(s) ended.",
+                user.email
+            );
+        }
+        UserCommand::ClearLockout { env, email } => {
+            let (admin, user) = admin_and_user(ctx, &env, &email).await?;
+            let cleared = service
+                .clear_lockout(&admin, &user.id)
+                .await
+                .map_err(fail)?;
+            println!(
+                "{} {} in {env}.",
+                if cleared {
+                    "Cleared the failed attempts of"
+                } else {
+                    "No failed attempts to clear for"
+                },
+                user.email
+            );
+        }
     }
     Ok(())
+}
+
+/// The CLI acts as an operator on `env`, on the user with `email` there.
+async fn admin_and_user(
+    ctx: &Context,
+    env: &latchkey_core::model::EnvSlug,
+    email: &str,
+) -> anyhow::Result<(
+    latchkey_service::authz::EnvAdmin,
+    latchkey_core::model::User,
+)> {
+    let admin = ctx.service.cli_admin(env).await.map_err(fail)?;
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("`{email}`: {e}"))?;
+    let user = ctx
+        .service
+        .user_by_email(env, &email)
+        .await
+        .map_err(|_| anyhow::anyhow!("no user {email} in `{env}`"))?;
+    Ok((admin, user))
 }
