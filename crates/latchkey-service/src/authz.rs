@@ -22,7 +22,7 @@ pub const API_TOKEN_PREFIX: &str = "lk_";
 /// Who presented a credential.
 #[derive(Debug, Clone)]
 pub enum Identity {
-    User(Principal),
+    User(Box<Principal>),
     ApiToken(ApiTokenRecord),
 }
 
@@ -98,7 +98,9 @@ impl<S: Store> Service<S> {
                 .map(Identity::ApiToken)
                 .ok_or(ServiceError::Unauthenticated);
         }
-        self.authenticate(token).await.map(Identity::User)
+        self.authenticate(token)
+            .await
+            .map(|p| Identity::User(Box::new(p)))
     }
 
     /// Only an operator passes.

@@ -242,12 +242,49 @@ impl<S: Store> FromRequestParts<AppState<S>> for Identified {
                     "cross-site request refused",
                 ));
             }
-            latchkey_service::authz::Identity::User(state.service.authenticate(&t).await?)
+            latchkey_service::authz::Identity::User(Box::new(state.service.authenticate(&t).await?))
         } else {
             return Err(latchkey_service::ServiceError::Unauthenticated.into());
         };
         let Client(origin) = Client::from_request_parts(parts, state).await?;
         Ok(Self { identity, origin })
+    }
+}
+
+/// An admin of the environment in the path (or an operator). The check runs before the body
+/// is read, so a caller without the right learns nothing from validation errors.
+pub struct AdminOf(pub latchkey_service::authz::EnvAdmin);
+
+impl<S: Store> FromRequestParts<AppState<S>> for AdminOf {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let who = Identified::from_request_parts(parts, state).await?;
+        let Env(env) = Env::from_request_parts(parts, state).await?;
+        Ok(Self(
+            state
+                .service
+                .admin_of(&who.identity, who.origin, &env)
+                .await?,
+        ))
+    }
+}
+
+/// An operator; checked before the body is read.
+pub struct OperatorOnly(pub latchkey_service::authz::Operator);
+
+impl<S: Store> FromRequestParts<AppState<S>> for OperatorOnly {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let who = Identified::from_request_parts(parts, state).await?;
+        Ok(Self(state.service.operator(&who.identity, who.origin)?))
     }
 }
 

@@ -19,12 +19,13 @@ use latchkey_service::{
     users::UserFilter,
 };
 
+#[allow(clippy::wildcard_imports)] // this file renders exactly the shapes of admin_dto
 use super::{
     admin_dto::*,
     dto::{ProblemSchema, rfc3339},
 };
 use crate::{
-    extract::{ApiJson, ApiPath, ApiQuery, Env, Identified},
+    extract::{AdminOf, ApiJson, ApiPath, ApiQuery, Env, OperatorOnly},
     problem::Problem,
     state::AppState,
 };
@@ -64,9 +65,8 @@ fn time(value: Option<&str>, what: &str) -> Result<Option<i64>, Problem> {
     responses((status = 200, body = EnvironmentList), (status = 403, description = "not an operator", body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn list_environments<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
+    OperatorOnly(_op): OperatorOnly,
 ) -> Result<Json<EnvironmentList>, Problem> {
-    st.service.operator(&who.identity, who.origin)?;
     let envs = st.service.list_environments().await?;
     Ok(Json(EnvironmentList {
         environments: envs.iter().map(EnvironmentDto::from).collect(),
@@ -77,10 +77,9 @@ pub async fn list_environments<S: Store>(
     responses((status = 201, body = EnvironmentDto), (status = 409, description = "`conflict`", body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn create_environment<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
+    OperatorOnly(op): OperatorOnly,
     ApiJson(body): ApiJson<CreateEnvironmentRequest>,
 ) -> Result<Response, Problem> {
-    let op = st.service.operator(&who.identity, who.origin)?;
     let slug = EnvSlug::parse(&body.slug).map_err(|e| bad(e.0))?;
     let name = body
         .name
@@ -99,11 +98,8 @@ pub async fn create_environment<S: Store>(
 #[utoipa::path(get, path = "/api/v1/environments/{env}", tag = "admin", params(("env" = String, Path)),
     responses((status = 200, body = EnvironmentDto), (status = 403, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn get_environment<S: Store>(
-    State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
 ) -> Result<Json<EnvironmentDto>, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     Ok(Json(EnvironmentDto::from(admin.env())))
 }
 
@@ -111,11 +107,10 @@ pub async fn get_environment<S: Store>(
     responses((status = 200, body = EnvironmentDto), (status = 403, description = "not an operator", body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn update_environment<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
+    OperatorOnly(op): OperatorOnly,
     Env(env): Env,
     ApiJson(body): ApiJson<EnvironmentPatchRequest>,
 ) -> Result<Json<EnvironmentDto>, Problem> {
-    let op = st.service.operator(&who.identity, who.origin)?;
     let none_or =
         |v: Option<Option<String>>| v.map(|o| o.filter(|s| !s.eq_ignore_ascii_case("none")));
     let idle = match none_or(body.session_idle_timeout) {
@@ -154,10 +149,8 @@ pub async fn update_environment<S: Store>(
     responses((status = 200, body = StatsResponse), (status = 403, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn stats<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
 ) -> Result<Json<StatsResponse>, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     Ok(Json(StatsResponse::from(&st.service.stats(&admin).await?)))
 }
 
@@ -166,11 +159,9 @@ pub async fn stats<S: Store>(
     responses((status = 200, body = UserPage), (status = 403, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn list_users<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
     ApiQuery(q): ApiQuery<UserListQuery>,
 ) -> Result<Json<UserPage>, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     let mfa = match q.mfa.as_deref() {
         None => None,
         Some("enrolled") => Some(MfaFilter::Enrolled),
@@ -197,11 +188,9 @@ pub async fn list_users<S: Store>(
     responses((status = 201, body = CreatedUser), (status = 409, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn create_user<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
     ApiJson(body): ApiJson<CreateUserRequest>,
 ) -> Result<Response, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     let email = Email::parse(&body.email).map_err(|e| bad(e.0))?;
     let name = body
         .name
@@ -227,11 +216,9 @@ pub async fn create_user<S: Store>(
     responses((status = 200, body = UserDto), (status = 404, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn get_user<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
     ApiPath((_, id)): ApiPath<(String, String)>,
 ) -> Result<Json<UserDto>, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     Ok(Json(UserDto::from(
         &st.service.admin_user(&admin, &id).await?,
     )))
@@ -241,12 +228,10 @@ pub async fn get_user<S: Store>(
     responses((status = 200, body = UserDto), (status = 404, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn update_user<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
     ApiPath((_, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<UserPatchRequest>,
 ) -> Result<Json<UserDto>, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     let patch = UserPatch {
         name: body
             .name
@@ -267,11 +252,9 @@ pub async fn update_user<S: Store>(
     responses((status = 204, description = "deleted"), (status = 404, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn delete_user<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
     ApiPath((_, id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     st.service.delete_user(&admin, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -280,11 +263,9 @@ pub async fn delete_user<S: Store>(
     responses((status = 200, body = PasswordResetResponse), (status = 404, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn reset_password<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
     ApiPath((_, id)): ApiPath<(String, String)>,
 ) -> Result<Json<PasswordResetResponse>, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     let r = st.service.reset_password(&admin, &id).await?;
     Ok(Json(PasswordResetResponse {
         sessions_ended: r.sessions_ended,
@@ -298,11 +279,9 @@ pub async fn reset_password<S: Store>(
     responses((status = 200, body = MfaResetResponse), (status = 404, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn reset_mfa<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
     ApiPath((_, id)): ApiPath<(String, String)>,
 ) -> Result<Json<MfaResetResponse>, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     let (sessions_ended, authenticators_removed) = st.service.reset_mfa(&admin, &id).await?;
     Ok(Json(MfaResetResponse {
         sessions_ended,
@@ -314,11 +293,9 @@ pub async fn reset_mfa<S: Store>(
     responses((status = 200, body = SignOutResponse), (status = 404, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn sign_out<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
     ApiPath((_, id)): ApiPath<(String, String)>,
 ) -> Result<Json<SignOutResponse>, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     Ok(Json(SignOutResponse {
         sessions_ended: st.service.sign_out(&admin, &id).await?,
     }))
@@ -328,11 +305,9 @@ pub async fn sign_out<S: Store>(
     responses((status = 200, body = LockoutCleared), (status = 404, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn clear_lockout<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
     ApiPath((_, id)): ApiPath<(String, String)>,
 ) -> Result<Json<LockoutCleared>, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     Ok(Json(LockoutCleared {
         cleared: st.service.clear_lockout(&admin, &id).await?,
     }))
@@ -342,11 +317,9 @@ pub async fn clear_lockout<S: Store>(
     responses((status = 200, body = EnforceResponse), (status = 409, description = "`mfa_not_allowed` where the policy is off", body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn enforce_mfa<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
     ApiJson(body): ApiJson<EnforceRequest>,
 ) -> Result<Json<EnforceResponse>, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     let c = st.service.enforce_mfa(&admin, body.all).await?;
     Ok(Json(EnforceResponse {
         users_marked: c.users_marked,
@@ -360,11 +333,9 @@ pub async fn enforce_mfa<S: Store>(
     responses((status = 200, body = AuditPageDto), (status = 403, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn audit<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
     ApiQuery(q): ApiQuery<AuditQueryParams>,
 ) -> Result<Json<AuditPageDto>, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     let query = AuditQuery {
         user: q.user,
         kind: q.kind,
@@ -384,10 +355,8 @@ pub async fn audit<S: Store>(
     responses((status = 200, body = ApiTokenList), (status = 403, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn list_tokens<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
 ) -> Result<Json<ApiTokenList>, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     let tokens = st.service.list_env_tokens(&admin).await?;
     Ok(Json(ApiTokenList {
         api_tokens: tokens.iter().map(ApiTokenDto::from).collect(),
@@ -398,11 +367,9 @@ pub async fn list_tokens<S: Store>(
     responses((status = 201, body = CreatedApiToken), (status = 403, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn create_token<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
     ApiJson(body): ApiJson<CreateApiTokenRequest>,
 ) -> Result<Response, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     let issued = st.service.create_env_token(&admin, &body.name).await?;
     Ok((StatusCode::CREATED, Json(CreatedApiToken::from(&issued))).into_response())
 }
@@ -411,11 +378,9 @@ pub async fn create_token<S: Store>(
     responses((status = 204, description = "revoked"), (status = 404, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn revoke_token<S: Store>(
     State(st): State<AppState<S>>,
-    who: Identified,
-    Env(env): Env,
+    AdminOf(admin): AdminOf,
     ApiPath((_, id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let admin = st.service.admin_of(&who.identity, who.origin, &env).await?;
     st.service.revoke_env_token(&admin, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::dto::rfc3339;
 
 /// Absent → `None`; `null` → `Some(None)`; a value → `Some(Some(v))`.
+#[allow(clippy::option_option)] // absent, null and a value are three different requests
 fn double<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
@@ -94,10 +95,12 @@ pub struct EnvironmentPatchRequest {
     pub session_max_age: Option<String>,
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<String>, example = "8h")]
+    #[allow(clippy::option_option)]
     pub session_idle_timeout: Option<Option<String>>,
     pub totp_window: Option<u8>,
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<String>)]
+    #[allow(clippy::option_option)]
     pub issuer: Option<Option<String>>,
     pub lockout_threshold: Option<u32>,
     pub lockout_base: Option<String>,

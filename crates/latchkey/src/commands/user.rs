@@ -79,6 +79,15 @@ pub async fn run(ctx: &Context, command: UserCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        other => admin_action(ctx, other).await?,
+    }
+    Ok(())
+}
+
+/// The per-user admin acts: reset password or MFA, sign out, clear a lockout.
+async fn admin_action(ctx: &Context, command: UserCommand) -> anyhow::Result<()> {
+    let service = &ctx.service;
+    match command {
         UserCommand::ResetPassword { env, email } => {
             let (admin, user) = admin_and_user(ctx, &env, &email).await?;
             let reset = service
@@ -126,6 +135,7 @@ pub async fn run(ctx: &Context, command: UserCommand) -> anyhow::Result<()> {
                 user.email
             );
         }
+        UserCommand::Create { .. } | UserCommand::List { .. } => {}
     }
     Ok(())
 }

@@ -312,6 +312,18 @@ pub fn invite_and_enrol(
     password: &str,
 ) -> Enrolled {
     let setup_token = link_token(&ok(dir, &["user", "create", env, email]));
+    enrol_with_link(server, env, &setup_token, email, password)
+}
+
+/// Walk a setup link (its token) through the API to an authenticated session with MFA.
+pub fn enrol_with_link(
+    server: &Server,
+    env: &str,
+    setup_token: &str,
+    email: &str,
+    password: &str,
+) -> Enrolled {
+    let setup_token = setup_token.to_owned();
     let base = format!("/api/v1/environments/{env}");
     let r = server.post(
         &format!("{base}/setup-link"),
