@@ -52,23 +52,49 @@ async fn seed(path: &std::path::Path, n: u64) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: u64 = std::env::args().nth(1).map_or(Ok(100_000), |a| a.parse()).context("usage: latchkey-enforce-bench [USERS]")?;
+    let n: u64 = std::env::args()
+        .nth(1)
+        .map_or(Ok(100_000), |a| a.parse())
+        .context("usage: latchkey-enforce-bench [USERS]")?;
     let mut times = Vec::new();
     for round in 1..=3 {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("bench.db");
-        let store = SqliteStore::open_path(&path).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let store = SqliteStore::open_path(&path)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut config = ServiceConfig::new("http://127.0.0.1:8080");
         config.hash_cost = HashCost::insecure_for_tests();
-        let service = Service::start(store, Arc::new(SystemClock), Keyring::new(SealingKey::generate()?), config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let service = Service::start(
+            store,
+            Arc::new(SystemClock),
+            Keyring::new(SealingKey::generate()?),
+            config,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         let slug = EnvSlug::parse("bench").map_err(|e| anyhow::anyhow!("{e}"))?;
-        service.create_environment(&Caller::cli(), slug.clone(), None, Some(MfaPolicy::Optional)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        service
+            .create_environment(
+                &Caller::cli(),
+                slug.clone(),
+                None,
+                Some(MfaPolicy::Optional),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let t = Instant::now();
         seed(&path, n).await?;
         let seeded = t.elapsed();
-        let admin = service.cli_admin(&slug).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let admin = service
+            .cli_admin(&slug)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let t = Instant::now();
-        let counts = service.enforce_mfa(&admin, false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let counts = service
+            .enforce_mfa(&admin, false)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let took = t.elapsed();
         println!(
             "round {round}: seeded {n} users in {:.2} s; enforce-mfa {:.3} s: {} marked, {} signed out, {} sessions ended",
@@ -81,6 +107,9 @@ async fn main() -> anyhow::Result<()> {
         times.push(took.as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
-    println!("enforce-mfa over {n} users: median {:.3} s (min {:.3}, max {:.3})", times[1], times[0], times[2]);
+    println!(
+        "enforce-mfa over {n} users: median {:.3} s (min {:.3}, max {:.3})",
+        times[1], times[0], times[2]
+    );
     Ok(())
 }

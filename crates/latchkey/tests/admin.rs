@@ -542,3 +542,226 @@ fn the_cli_and_the_api_write_the_same_audit_events() {
     // The CLI prints the same log.
     assert!(ok(d, &["audit", "prod", "--user", "x@example.com"]).contains("password.reset"));
 }
+
+#[test]
+fn operators_tokens_and_the_life_of_a_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = start(d, &[]);
+    // The first operator from the link printed at first start.
+    let link = server
+        .lines
+        .iter()
+        .find(|l| l.starts_with("Operator setup link"))
+        .unwrap()
+        .clone();
+    let operator = enrol_with_link(
+        &server,
+        "system",
+        &common::link_token(&link),
+        "admin@localhost",
+        PASSWORD,
+    );
+    let op = bearer(&operator.session);
+    let oh = [("authorization", op.as_str())];
+    let r = server.post_with(
+        "/api/v1/environments",
+        &oh,
+        &json!({"slug": "prod", "name": "Production", "mfa_policy": "optional"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        server
+            .post_with("/api/v1/environments", &oh, &json!({"slug": "prod"}))
+            .status,
+        409
+    );
+    assert_eq!(
+        server
+            .post_with("/api/v1/environments", &oh, &json!({"slug": "Not Valid"}))
+            .code(),
+        "invalid_request"
+    );
+    let envs = server.get("/api/v1/environments", &oh).json();
+    assert_eq!(envs["environments"].as_array().unwrap().len(), 2);
+    let r = server.request_json(
+        "PATCH",
+        "/api/v1/environments/system",
+        &oh,
+        &json!({"mfa_policy": "off"}),
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "mfa_required_by_policy".to_owned())
+    );
+    let r = server.request_json(
+        "PATCH",
+        "/api/v1/environments/prod",
+        &oh,
+        &json!({"session_idle_timeout": "8h", "issuer": "Acme: Prod"}),
+    );
+    assert_eq!(
+        r.status, 400,
+        "a colon would split the authenticator app's label: {}",
+        r.body
+    );
+    let r = server.request_json(
+        "PATCH",
+        "/api/v1/environments/prod",
+        &oh,
+        &json!({"session_idle_timeout": "8h", "issuer": "Acme"}),
+    );
+    assert_eq!(
+        (
+            r.json()["session_idle_timeout"].as_str(),
+            r.json()["issuer"].as_str()
+        ),
+        (Some("8h"), Some("Acme")),
+        "{}",
+        r.body
+    );
+    let r = server.request_json(
+        "PATCH",
+        "/api/v1/environments/prod",
+        &oh,
+        &json!({"session_idle_timeout": null}),
+    );
+    assert_eq!(r.json()["session_idle_timeout"], "none");
+    // An operator cannot lock themselves out.
+    let me = server.get("/api/v1/session", &oh).json()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = server.request_json(
+        "PATCH",
+        &format!("/api/v1/environments/system/users/{me}"),
+        &oh,
+        &json!({"disabled": true}),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+
+    // An environment token: an admin of prod, not an operator.
+    let r = server.post_with(
+        "/api/v1/environments/prod/api-tokens",
+        &oh,
+        &json!({"name": "ci"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let created = r.json();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("lk_"));
+    let token_id = created["api_token"]["id"].as_str().unwrap().to_owned();
+    let th = bearer(&secret);
+    let t = [("authorization", th.as_str())];
+    assert_eq!(server.get("/api/v1/environments", &t).status, 403);
+    assert_eq!(
+        server
+            .post_with("/api/v1/environments", &t, &json!({"slug": "evil"}))
+            .status,
+        403
+    );
+    assert_eq!(
+        server.get("/api/v1/environments/system/users", &t).status,
+        403
+    );
+    assert_eq!(
+        server.get("/api/v1/me/sessions", &t).status,
+        401,
+        "tokens are not people"
+    );
+    let listed = server
+        .get("/api/v1/environments/prod/api-tokens", &t)
+        .json();
+    assert!(
+        !listed.to_string().contains(&secret[3..]),
+        "a token's secret is never shown again"
+    );
+    assert!(
+        listed["api_tokens"][0]["last_used_at"].is_string(),
+        "{listed}"
+    );
+
+    // The token invites a user; the user logs in; the token disables them: sessions end.
+    let r = server.post_with(
+        "/api/v1/environments/prod/users",
+        &t,
+        &json!({"email": "erin@example.com", "role": "admin"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let erin_id = r.json()["user"]["id"].as_str().unwrap().to_owned();
+    let lt = login_token(&server.post(
+        "/api/v1/environments/prod/setup-link",
+        &json!({"token": r.json()["setup_token"]}),
+    ));
+    let r = server.post(
+        "/api/v1/environments/prod/login/password",
+        &json!({"login_token": lt, "new_password": "erin's own long passphrase"}),
+    );
+    let erin = bearer(r.json()["session"]["token"].as_str().unwrap());
+    assert_eq!(
+        server
+            .get(
+                "/api/v1/environments/prod/users",
+                &[("authorization", &erin)]
+            )
+            .status,
+        200,
+        "an admin of prod"
+    );
+    let r = server.request_json(
+        "PATCH",
+        &format!("/api/v1/environments/prod/users/{erin_id}"),
+        &t,
+        &json!({"disabled": true}),
+    );
+    assert_eq!(r.json()["state"], "disabled", "{}", r.body);
+    assert_eq!(
+        server
+            .get("/api/v1/session", &[("authorization", &erin)])
+            .status,
+        401
+    );
+    assert_eq!(
+        password_login(
+            &server,
+            "prod",
+            "erin@example.com",
+            "erin's own long passphrase"
+        )
+        .code(),
+        "invalid_credentials"
+    );
+    let r = server.request_json(
+        "PATCH",
+        &format!("/api/v1/environments/prod/users/{erin_id}"),
+        &t,
+        &json!({"disabled": false}),
+    );
+    assert_eq!(r.json()["state"], "active", "{}", r.body);
+    let r = server.request_json(
+        "DELETE",
+        &format!("/api/v1/environments/prod/users/{erin_id}"),
+        &t,
+        &Value::Null,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(
+        server
+            .get(&format!("/api/v1/environments/prod/users/{erin_id}"), &t)
+            .status,
+        404
+    );
+
+    // Revoked: the token stops working at once.
+    let r = server.request_json(
+        "DELETE",
+        &format!("/api/v1/environments/prod/api-tokens/{token_id}"),
+        &oh,
+        &Value::Null,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(
+        server.get("/api/v1/environments/prod/users", &t).status,
+        401
+    );
+}
