@@ -191,23 +191,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for Auth {
         parts: &mut Parts,
         state: &AppState<S>,
     ) -> Result<Self, Self::Rejection> {
-        let (token, via) = if let Some(t) = bearer(parts) {
-            (t, Via::Bearer)
-        } else if let Some(t) = cookie(parts, state.web.cookie_name()) {
-            (t, Via::Cookie)
-        } else {
-            return Err(latchkey_service::ServiceError::Unauthenticated.into());
-        };
-        if via == Via::Cookie
-            && !is_safe(&parts.method)
-            && !same_origin(parts, &state.web.public_origin)
-        {
-            return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "cross-site request refused",
-            ));
-        }
+        let (token, via) = presented(parts, state)?;
         let principal = state.service.authenticate(&token).await?;
         let Client(origin) = Client::from_request_parts(parts, state).await?;
         Ok(Self {
@@ -216,6 +200,25 @@ impl<S: Store> FromRequestParts<AppState<S>> for Auth {
             origin,
         })
     }
+}
+
+/// The credential a request carries: a bearer token, or the session cookie — in which case a
+/// state-changing request must come from our own origin (SECURITY S8).
+fn presented<S: Store>(parts: &Parts, state: &AppState<S>) -> Result<(String, Via), Problem> {
+    if let Some(t) = bearer(parts) {
+        return Ok((t, Via::Bearer));
+    }
+    let Some(t) = cookie(parts, state.web.cookie_name()) else {
+        return Err(latchkey_service::ServiceError::Unauthenticated.into());
+    };
+    if !is_safe(&parts.method) && !same_origin(parts, &state.web.public_origin) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "cross-site request refused",
+        ));
+    }
+    Ok((t, Via::Cookie))
 }
 
 /// A caller of the admin API: a user's session (bearer or cookie) or an API token (bearer,
@@ -232,19 +235,12 @@ impl<S: Store> FromRequestParts<AppState<S>> for Identified {
         parts: &mut Parts,
         state: &AppState<S>,
     ) -> Result<Self, Self::Rejection> {
-        let identity = if let Some(t) = bearer(parts) {
-            state.service.identify(&t).await?
-        } else if let Some(t) = cookie(parts, state.web.cookie_name()) {
-            if !is_safe(&parts.method) && !same_origin(parts, &state.web.public_origin) {
-                return Err(Problem::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "cross-site request refused",
-                ));
-            }
-            latchkey_service::authz::Identity::User(Box::new(state.service.authenticate(&t).await?))
-        } else {
-            return Err(latchkey_service::ServiceError::Unauthenticated.into());
+        let identity = match presented(parts, state)? {
+            (token, Via::Bearer) => state.service.identify(&token).await?,
+            // API tokens are never cookies: a cookie is a person's session.
+            (token, Via::Cookie) => latchkey_service::authz::Identity::User(Box::new(
+                state.service.authenticate(&token).await?,
+            )),
         };
         let Client(origin) = Client::from_request_parts(parts, state).await?;
         Ok(Self { identity, origin })

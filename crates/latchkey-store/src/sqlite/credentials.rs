@@ -54,6 +54,15 @@ pub(super) async fn consume_proof(
     }
     // The factor was right: the user's second-factor count starts again (user ids are unique
     // across environments).
+    reset_second_factor(tx, user_id).await?;
+    Ok(())
+}
+
+/// The user's second-factor failures start again (user ids are unique across environments).
+pub(super) async fn reset_second_factor(
+    tx: &mut Transaction<'static, Sqlite>,
+    user_id: &str,
+) -> StoreResult<()> {
     sqlx::query("DELETE FROM failure_counters WHERE kind = 'second_factor' AND subject = ?1")
         .bind(user_id)
         .execute(&mut **tx)
@@ -135,11 +144,7 @@ pub(super) async fn confirm(
     if changed != 1 {
         return Err(StoreError::NotFound);
     }
-    sqlx::query("DELETE FROM failure_counters WHERE kind = 'second_factor' AND subject = ?1")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+    reset_second_factor(tx, user_id).await?;
     Ok(())
 }
 
