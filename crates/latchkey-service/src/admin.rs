@@ -114,10 +114,9 @@ impl<S: Store> Service<S> {
         if Self::is_self(admin, id)
             && (patch.disabled == Some(true) || patch.role == Some(Role::User))
         {
-            return Err(ServiceError::Refused {
-                code: "forbidden",
-                message: "you cannot disable or demote yourself".into(),
-            });
+            return Err(ServiceError::Forbidden(
+                "you cannot disable or demote yourself".into(),
+            ));
         }
         if patch.mfa_enforced == Some(true) && admin.env().mfa_policy == MfaPolicy::Off {
             return Err(ServiceError::Refused {
@@ -163,7 +162,8 @@ impl<S: Store> Service<S> {
         let (user, _) = self
             .store
             .update_user(&admin.env().slug, id, &update, self.now(), &records)
-            .await?
+            .await
+            .map_err(last_operator)?
             .ok_or(ServiceError::NotFound("user"))?;
         Ok(user)
     }
@@ -171,10 +171,7 @@ impl<S: Store> Service<S> {
     /// `DELETE …/users/{id}`: the user and everything theirs.
     pub async fn delete_user(&self, admin: &EnvAdmin, id: &str) -> ServiceResult<()> {
         if Self::is_self(admin, id) {
-            return Err(ServiceError::Refused {
-                code: "forbidden",
-                message: "you cannot delete yourself".into(),
-            });
+            return Err(ServiceError::Forbidden("you cannot delete yourself".into()));
         }
         let user = self.admin_user(admin, id).await?;
         let record = self.record(
@@ -186,7 +183,8 @@ impl<S: Store> Service<S> {
         if self
             .store
             .delete_user(&admin.env().slug, id, &record)
-            .await?
+            .await
+            .map_err(last_operator)?
         {
             Ok(())
         } else {
@@ -199,6 +197,12 @@ impl<S: Store> Service<S> {
     /// has an authenticator keeps it and must use it (SECURITY A2).
     pub async fn reset_password(&self, admin: &EnvAdmin, id: &str) -> ServiceResult<PasswordReset> {
         let user = self.admin_user(admin, id).await?;
+        if user.state == latchkey_core::model::UserState::Disabled {
+            return Err(ServiceError::Refused {
+                code: "conflict",
+                message: "the user is disabled: enable them first".into(),
+            });
+        }
         let (link, setup) = self.setup_link(
             &admin.env().slug,
             &user.id,
@@ -322,8 +326,55 @@ impl<S: Store> Service<S> {
         admin: &EnvAdmin,
         name: &str,
     ) -> ServiceResult<IssuedApiToken> {
+        Self::people_manage_tokens(admin.caller())?;
+        if admin.env().slug.is_system() {
+            return Err(ServiceError::Refused {
+                code: "conflict",
+                message:
+                    "`system` takes operator tokens only: latchkey token create --operator NAME"
+                        .into(),
+            });
+        }
         self.issue_token(Some(admin.env()), admin.caller(), name)
             .await
+    }
+
+    /// A leaked token must not be able to mint more or revoke the good ones: tokens are
+    /// managed by people (or the CLI).
+    fn people_manage_tokens(caller: &crate::Caller) -> ServiceResult<()> {
+        if matches!(caller.actor, crate::Actor::ApiToken(_)) {
+            return Err(ServiceError::Forbidden(
+                "API tokens are managed by people, not by tokens".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Operator tokens, revoked ones included.
+    pub async fn list_operator_tokens(&self, _op: &Operator) -> ServiceResult<Vec<ApiTokenRecord>> {
+        Ok(self.store.list_api_tokens(None).await?)
+    }
+
+    /// Revoke an operator token.
+    pub async fn revoke_operator_token(&self, op: &Operator, id: &str) -> ServiceResult<()> {
+        Self::people_manage_tokens(op.caller())?;
+        let record = self.audit(
+            &latchkey_core::model::EnvSlug::system(),
+            op.caller(),
+            AuditType::ApiTokenRevoked,
+            Some(id),
+            Outcome::Success,
+            Some(json!({"operator": true}).to_string()),
+        );
+        if self
+            .store
+            .revoke_api_token(None, id, self.now(), &record)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("api token"))
+        }
     }
 
     /// An operator token (all environments), shown once.
@@ -332,6 +383,7 @@ impl<S: Store> Service<S> {
         op: &Operator,
         name: &str,
     ) -> ServiceResult<IssuedApiToken> {
+        Self::people_manage_tokens(op.caller())?;
         self.issue_token(None, op.caller(), name).await
     }
 
@@ -383,6 +435,7 @@ impl<S: Store> Service<S> {
     }
 
     pub async fn revoke_env_token(&self, admin: &EnvAdmin, id: &str) -> ServiceResult<()> {
+        Self::people_manage_tokens(admin.caller())?;
         let record = self.record(admin, AuditType::ApiTokenRevoked, id, None);
         if self
             .store
@@ -393,5 +446,18 @@ impl<S: Store> Service<S> {
         } else {
             Err(ServiceError::NotFound("api token"))
         }
+    }
+}
+
+/// `system` keeps at least one active admin.
+fn last_operator(e: crate::StoreError) -> ServiceError {
+    match e {
+        crate::StoreError::Conflict(_) => ServiceError::Refused {
+            code: "conflict",
+            message:
+                "this would leave `system` without an active operator; make another admin first"
+                    .into(),
+        },
+        other => other.into(),
     }
 }

@@ -89,15 +89,13 @@ impl Operator {
 impl<S: Store> Service<S> {
     /// A bearer credential: an API token (`lk_…`) or a session token.
     pub async fn identify(&self, token: &str) -> ServiceResult<Identity> {
-        if let Some(secret) = token.strip_prefix(API_TOKEN_PREFIX) {
-            let parsed = Token::parse(secret).ok_or(ServiceError::Unauthenticated)?;
-            return self
-                .store
-                .use_api_token(&parsed.hash(), self.now())
-                .await?
-                .map(Identity::ApiToken)
-                .ok_or(ServiceError::Unauthenticated);
+        if let Some(secret) = token.strip_prefix(API_TOKEN_PREFIX)
+            && let Some(parsed) = Token::parse(secret)
+            && let Some(record) = self.store.use_api_token(&parsed.hash(), self.now()).await?
+        {
+            return Ok(Identity::ApiToken(record));
         }
+        // Not an API token (a session token may begin with `lk_` too, by chance).
         self.authenticate(token)
             .await
             .map(|p| Identity::User(Box::new(p)))

@@ -88,6 +88,33 @@ where
     }
 }
 
+/// A JSON body that may be left out entirely (then the type's default), for requests whose
+/// fields are all optional, like `enforce-mfa {all?}`.
+pub struct OptionalJson<T>(pub T);
+
+impl<T, St> FromRequest<St> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    St: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &St) -> Result<Self, Self::Rejection> {
+        let headers = req.headers();
+        let empty = headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v == "0")
+            || (headers.get(header::CONTENT_LENGTH).is_none()
+                && headers.get(header::TRANSFER_ENCODING).is_none());
+        if empty {
+            return Ok(Self(T::default()));
+        }
+        ApiJson::<T>::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| Self(v))
+    }
+}
+
 /// The environment named in the path (`{env}`); a malformed or unknown slug is 404.
 pub struct Env(pub EnvSlug);
 

@@ -176,6 +176,22 @@ pub enum TokenCommand {
         #[arg(long, value_name = "NAME", conflicts_with = "env")]
         operator: Option<String>,
     },
+    /// List the tokens of ENV, or with --operator the operator tokens.
+    List {
+        #[arg(required_unless_present = "operator")]
+        env: Option<EnvSlug>,
+        #[arg(long, conflicts_with = "env")]
+        operator: bool,
+    },
+    /// Revoke a token of ENV, or with --operator an operator token; it stops working at once.
+    Revoke {
+        /// The token's id (from `token list`).
+        id: String,
+        #[arg(long, value_name = "ENV", required_unless_present = "operator")]
+        env: Option<EnvSlug>,
+        #[arg(long, conflicts_with = "env")]
+        operator: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -218,4 +234,18 @@ pub enum UserCommand {
     SignOut { env: EnvSlug, email: String },
     /// Forget the user's failed attempts, ending a lockout.
     ClearLockout { env: EnvSlug, email: String },
+    /// Change a user: role, enabled or disabled, name.
+    Update {
+        env: EnvSlug,
+        email: String,
+        #[arg(long, value_name = "user|admin")]
+        role: Option<Role>,
+        /// Disable the user: their sessions and logins end.
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
+        #[arg(long)]
+        name: Option<String>,
+    },
 }

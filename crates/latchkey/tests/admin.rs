@@ -638,7 +638,12 @@ fn operators_tokens_and_the_life_of_a_user() {
         &oh,
         &json!({"disabled": true}),
     );
-    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "forbidden".to_owned()),
+        "{}",
+        r.body
+    );
 
     // An environment token: an admin of prod, not an operator.
     let r = server.post_with(
@@ -763,5 +768,189 @@ fn operators_tokens_and_the_life_of_a_user() {
     assert_eq!(
         server.get("/api/v1/environments/prod/users", &t).status,
         401
+    );
+}
+
+#[test]
+fn the_rules_that_keep_administration_safe() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = start(d, &[]);
+    let link = server
+        .lines
+        .iter()
+        .find(|l| l.starts_with("Operator setup link"))
+        .unwrap()
+        .clone();
+    let operator = enrol_with_link(
+        &server,
+        "system",
+        &common::link_token(&link),
+        "admin@localhost",
+        PASSWORD,
+    );
+    let op = bearer(&operator.session);
+    let oh = [("authorization", op.as_str())];
+    let me = server.get("/api/v1/session", &oh).json()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(d, &["env", "create", "prod", "--mfa", "required"]);
+    ok(d, &["env", "create", "shop", "--mfa", "optional"]);
+
+    // `system` keeps an operator: an operator token cannot remove the last one either.
+    let op_token = bearer(&operator_token(d));
+    let th = [("authorization", op_token.as_str())];
+    let r = server.request_json(
+        "PATCH",
+        &format!("/api/v1/environments/system/users/{me}"),
+        &th,
+        &json!({"role": "user"}),
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "conflict".to_owned()),
+        "{}",
+        r.body
+    );
+    let r = server.request_json(
+        "DELETE",
+        &format!("/api/v1/environments/system/users/{me}"),
+        &th,
+        &Value::Null,
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    // Tokens do not make tokens, and `system` takes operator tokens only.
+    assert_eq!(
+        server
+            .post_with(
+                "/api/v1/environments/prod/api-tokens",
+                &th,
+                &json!({"name": "x"})
+            )
+            .status,
+        403
+    );
+    assert_eq!(
+        server
+            .post_with(
+                "/api/v1/environments/system/api-tokens",
+                &oh,
+                &json!({"name": "x"})
+            )
+            .status,
+        409
+    );
+
+    // An admin's own tokens stop working when they are demoted.
+    let boss = admin_session(&server, d, "prod", "boss@example.com");
+    let bh = [("authorization", bearer(&boss.session))];
+    let bh: Vec<(&str, &str)> = bh.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = server.post_with(
+        "/api/v1/environments/prod/api-tokens",
+        &bh,
+        &json!({"name": "boss-bot"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let boss_token = bearer(r.json()["secret"].as_str().unwrap());
+    assert_eq!(
+        server
+            .get(
+                "/api/v1/environments/prod/users",
+                &[("authorization", &boss_token)]
+            )
+            .status,
+        200
+    );
+    let boss_id = server.get("/api/v1/session", &bh).json()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = server.request_json(
+        "PATCH",
+        &format!("/api/v1/environments/prod/users/{boss_id}"),
+        &oh,
+        &json!({"role": "user"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        server
+            .get(
+                "/api/v1/environments/prod/users",
+                &[("authorization", &boss_token)]
+            )
+            .status,
+        401
+    );
+    assert_eq!(
+        server.get("/api/v1/environments/prod/users", &bh).status,
+        403,
+        "no longer an admin"
+    );
+
+    // Marking one user mfa_enforced signs them out when they have no authenticator.
+    let t = common::link_token(&ok(d, &["user", "create", "shop", "fay@example.com"]));
+    let lt =
+        login_token(&server.post("/api/v1/environments/shop/setup-link", &json!({"token": t})));
+    let r = server.post(
+        "/api/v1/environments/shop/login/password",
+        &json!({"login_token": lt, "new_password": "fay has a long passphrase"}),
+    );
+    let fay = bearer(r.json()["session"]["token"].as_str().unwrap());
+    let fay_id = server
+        .get("/api/v1/session", &[("authorization", &fay)])
+        .json()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = server.request_json(
+        "PATCH",
+        &format!("/api/v1/environments/shop/users/{fay_id}"),
+        &oh,
+        &json!({"mfa_enforced": true}),
+    );
+    assert_eq!(r.json()["mfa_enforced"], true, "{}", r.body);
+    assert_eq!(
+        server
+            .get("/api/v1/session", &[("authorization", &fay)])
+            .status,
+        401
+    );
+    // enforce-mfa takes no body at all.
+    let r = common::request(
+        server.addr,
+        "POST",
+        "/api/v1/environments/shop/enforce-mfa",
+        &[("authorization", &op)],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Operator tokens are listed and revoked with the CLI.
+    let listed = ok(d, &["token", "list", "--operator"]);
+    let id = listed
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    ok(d, &["token", "revoke", &id, "--operator"]);
+    assert_eq!(server.get("/api/v1/environments", &th).status, 401);
+    // And a user is changed with the CLI.
+    assert!(
+        ok(
+            d,
+            &[
+                "user",
+                "update",
+                "prod",
+                "boss@example.com",
+                "--role",
+                "admin"
+            ]
+        )
+        .contains("role admin")
     );
 }

@@ -28,6 +28,59 @@ async fn user_exists(
     Ok(found.is_some())
 }
 
+/// `system` must keep an active admin (an operator): refuse a change that would remove the
+/// last one, checked inside the writing transaction so two concurrent changes cannot both pass.
+pub(super) async fn keep_an_operator(
+    tx: &mut Transaction<'static, Sqlite>,
+    env: &EnvSlug,
+    id: &str,
+) -> StoreResult<()> {
+    if !env.is_system() {
+        return Ok(());
+    }
+    let is_operator: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM users WHERE env = ?1 AND id = ?2 AND role = 'admin' AND state = 'active'",
+    )
+    .bind(env.as_str())
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    if is_operator.is_none() {
+        return Ok(());
+    }
+    let others: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM users WHERE env = ?1 AND role = 'admin' AND state = 'active' AND id <> ?2",
+    )
+    .bind(env.as_str())
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    if others == 0 {
+        return Err(latchkey_service::StoreError::Conflict(LAST_OPERATOR));
+    }
+    Ok(())
+}
+
+/// The conflict a change that would leave `system` without an operator gets.
+pub const LAST_OPERATOR: &str = "last operator";
+
+/// Tokens a user made stop working when the user can no longer administer (SECURITY S7).
+pub(super) async fn revoke_tokens_of(
+    tx: &mut Transaction<'static, Sqlite>,
+    user_id: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE api_tokens SET revoked_at = ?2 WHERE created_by = 'user:' || ?1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
 /// End a user's sessions and pending logins; returns the sessions ended.
 async fn end_everything(tx: &mut Transaction<'static, Sqlite>, user_id: &str) -> StoreResult<u64> {
     let ended = sessions::end_all(tx, user_id, None).await?;
@@ -65,6 +118,11 @@ impl ManageStore for SqliteStore {
         if !user_exists(&mut tx, env, id).await? {
             return Ok(None);
         }
+        let loses_admin =
+            u.disabled == Some(true) || u.role == Some(latchkey_core::model::Role::User);
+        if loses_admin {
+            keep_an_operator(&mut tx, env, id).await?;
+        }
         let state = u.disabled.map(|d| if d { "disabled" } else { "enabled" });
         sqlx::query(
             "UPDATE users SET name = coalesce(?3, name), role = coalesce(?4, role), \
@@ -85,11 +143,32 @@ impl ManageStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        let ended = if u.disabled == Some(true) {
-            end_everything(&mut tx, id).await?
-        } else {
-            0
-        };
+        let mut ended = 0;
+        if u.disabled == Some(true) {
+            ended = end_everything(&mut tx, id).await?;
+            // A disabled user's links must not work again when they are enabled.
+            sqlx::query("DELETE FROM setup_tokens WHERE user_id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        if loses_admin {
+            revoke_tokens_of(&mut tx, id, now).await?;
+        }
+        if u.mfa_enforced == Some(true) {
+            // Marked like *enforce MFA* does for one user: without an authenticator, signed out.
+            let has: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if has.is_none() {
+                ended += end_everything(&mut tx, id).await?;
+            }
+        }
         for r in records {
             audit::insert(&mut tx, r).await?;
         }

@@ -11,7 +11,7 @@ mod authenticators;
 mod credentials;
 mod environments;
 mod logins;
-mod manage;
+pub mod manage;
 mod rows;
 mod sessions;
 mod throttle;
@@ -313,6 +313,8 @@ impl AdminStore for SqliteStore {
 
     async fn delete_user(&self, env: &EnvSlug, id: &str, audit: &AuditRecord) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
+        manage::keep_an_operator(&mut tx, env, id).await?;
+        manage::revoke_tokens_of(&mut tx, id, audit.at).await?;
         let deleted = sqlx::query("DELETE FROM users WHERE env = ?1 AND id = ?2")
             .bind(env.as_str())
             .bind(id)

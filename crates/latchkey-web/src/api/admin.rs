@@ -25,7 +25,7 @@ use super::{
     dto::{ProblemSchema, rfc3339},
 };
 use crate::{
-    extract::{AdminOf, ApiJson, ApiPath, ApiQuery, Env, OperatorOnly},
+    extract::{AdminOf, ApiJson, ApiPath, ApiQuery, Env, OperatorOnly, OptionalJson},
     problem::Problem,
     state::AppState,
 };
@@ -318,7 +318,7 @@ pub async fn clear_lockout<S: Store>(
 pub async fn enforce_mfa<S: Store>(
     State(st): State<AppState<S>>,
     AdminOf(admin): AdminOf,
-    ApiJson(body): ApiJson<EnforceRequest>,
+    OptionalJson(body): OptionalJson<EnforceRequest>,
 ) -> Result<Json<EnforceResponse>, Problem> {
     let c = st.service.enforce_mfa(&admin, body.all).await?;
     Ok(Json(EnforceResponse {

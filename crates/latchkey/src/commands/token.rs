@@ -2,7 +2,7 @@
 
 use latchkey_service::authz::Operator;
 
-use super::fail;
+use super::{fail, time};
 use crate::{cli::TokenCommand, context::Context};
 
 pub async fn run(ctx: &Context, command: TokenCommand) -> anyhow::Result<()> {
@@ -43,6 +43,51 @@ pub async fn run(ctx: &Context, command: TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::Create { .. } => {
             anyhow::bail!("give an environment and a name, or --operator NAME")
+        }
+        TokenCommand::List { env, operator: _ } => {
+            let tokens = match env {
+                Some(env) => {
+                    service
+                        .list_env_tokens(&service.cli_admin(&env).await.map_err(fail)?)
+                        .await
+                }
+                None => service.list_operator_tokens(&Operator::local_cli()).await,
+            }
+            .map_err(fail)?;
+            println!(
+                "{:<36} {:<24} {:<20} {:<20} REVOKED",
+                "ID", "NAME", "CREATED", "LAST_USED"
+            );
+            for t in tokens {
+                println!(
+                    "{:<36} {:<24} {:<20} {:<20} {}",
+                    t.id,
+                    t.name,
+                    time(Some(t.created_at)),
+                    time(t.last_used_at),
+                    time(t.revoked_at)
+                );
+            }
+        }
+        TokenCommand::Revoke {
+            id,
+            env,
+            operator: _,
+        } => {
+            match env {
+                Some(env) => {
+                    service
+                        .revoke_env_token(&service.cli_admin(&env).await.map_err(fail)?, &id)
+                        .await
+                }
+                None => {
+                    service
+                        .revoke_operator_token(&Operator::local_cli(), &id)
+                        .await
+                }
+            }
+            .map_err(fail)?;
+            println!("Revoked API token {id}.");
         }
     }
     Ok(())

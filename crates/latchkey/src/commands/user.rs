@@ -135,6 +135,36 @@ async fn admin_action(ctx: &Context, command: UserCommand) -> anyhow::Result<()>
                 user.email
             );
         }
+        UserCommand::Update {
+            env,
+            email,
+            role,
+            disable,
+            enable,
+            name,
+        } => {
+            let (admin, user) = admin_and_user(ctx, &env, &email).await?;
+            let patch = latchkey_service::admin::UserPatch {
+                name: name.map(|n| DisplayName::parse(&n)).transpose()?,
+                role,
+                disabled: if disable {
+                    Some(true)
+                } else if enable {
+                    Some(false)
+                } else {
+                    None
+                },
+                mfa_enforced: None,
+            };
+            let user = service
+                .update_user(&admin, &user.id, patch)
+                .await
+                .map_err(fail)?;
+            println!(
+                "Updated {} in {env}: role {}, state {}.",
+                user.email, user.role, user.state
+            );
+        }
         UserCommand::Create { .. } | UserCommand::List { .. } => {}
     }
     Ok(())
