@@ -12,7 +12,7 @@ use latchkey_core::{
     password::HashCost,
     sealing::{Keyring, SealingKey},
 };
-use latchkey_service::{Caller, Service, ServiceConfig, SystemClock};
+use latchkey_service::{Service, ServiceConfig, SystemClock};
 use latchkey_store::SqliteStore;
 use sqlx::Connection;
 
@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
         let slug = EnvSlug::parse("bench").map_err(|e| anyhow::anyhow!("{e}"))?;
         service
             .create_environment(
-                &Caller::cli(),
+                &latchkey_service::authz::Operator::local_cli(),
                 slug.clone(),
                 None,
                 Some(MfaPolicy::Optional),

@@ -8,7 +8,7 @@ use latchkey_core::{
 };
 use serde_json::json;
 
-use crate::{AuditType, Caller, Outcome, Service, ServiceError, ServiceResult, store::Store};
+use crate::{AuditType, Outcome, Service, ServiceError, ServiceResult, store::Store};
 
 /// A change to an environment's settings; `None` leaves a setting as it is.
 #[derive(Debug, Clone, Default)]
@@ -152,7 +152,7 @@ impl EnvironmentPatch {
 impl<S: Store> Service<S> {
     pub async fn create_environment(
         &self,
-        caller: &Caller,
+        op: &crate::authz::Operator,
         slug: EnvSlug,
         name: Option<DisplayName>,
         mfa_policy: Option<MfaPolicy>,
@@ -169,7 +169,7 @@ impl<S: Store> Service<S> {
         let env = Environment::new(slug, name, mfa_policy, self.now());
         let audit = self.audit(
             &env.slug,
-            caller,
+            op.caller(),
             AuditType::EnvironmentCreated,
             Some(env.slug.as_str()),
             Outcome::Success,
@@ -204,7 +204,7 @@ impl<S: Store> Service<S> {
     /// lost race is retried on fresh settings.
     pub async fn update_environment(
         &self,
-        caller: &Caller,
+        op: &crate::authz::Operator,
         slug: &EnvSlug,
         patch: EnvironmentPatch,
     ) -> ServiceResult<Environment> {
@@ -216,7 +216,7 @@ impl<S: Store> Service<S> {
             env.updated_at = self.now();
             let audit = self.audit(
                 slug,
-                caller,
+                op.caller(),
                 AuditType::EnvironmentUpdated,
                 Some(slug.as_str()),
                 Outcome::Success,

@@ -5,7 +5,7 @@ use latchkey_core::model::{DisplayName, Email, EnvSlug, Role, User, UserState};
 use serde_json::json;
 
 use crate::{
-    AuditType, Caller, Outcome, Service, ServiceError, ServiceResult, SetupLink,
+    AuditType, Outcome, Service, ServiceError, ServiceResult, SetupLink,
     store::{MfaFilter, NewUser, SetupPurpose, Store, UserQuery},
 };
 
@@ -44,13 +44,12 @@ impl<S: Store> Service<S> {
     /// Invite a user: state `invited`, no password, and a setup link valid 7 days.
     pub async fn create_user(
         &self,
-        caller: &Caller,
-        env: &EnvSlug,
+        admin: &crate::authz::EnvAdmin,
         email: Email,
         name: Option<DisplayName>,
         role: Role,
     ) -> ServiceResult<(User, SetupLink)> {
-        self.environment(env).await?;
+        let (caller, env) = (admin.caller(), &admin.env().slug);
         let now = self.now();
         let name = match name {
             Some(n) => n,
@@ -102,12 +101,12 @@ impl<S: Store> Service<S> {
     /// A page of users, oldest first, after `cursor` (an opaque value from the previous page).
     pub async fn list_users(
         &self,
-        env: &EnvSlug,
+        admin: &crate::authz::EnvAdmin,
         filter: UserFilter,
         cursor: Option<String>,
         limit: Option<u32>,
     ) -> ServiceResult<UserPage> {
-        self.environment(env).await?;
+        let env = &admin.env().slug;
         let limit = page_limit(limit)?;
         if cursor
             .as_ref()

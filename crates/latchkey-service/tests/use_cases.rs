@@ -12,7 +12,8 @@ use latchkey_core::{
     sealing::{Keyring, SealingKey},
 };
 use latchkey_service::{
-    Caller, HashPool, Service, ServiceConfig, ServiceError, TestClock,
+    HashPool, Service, ServiceConfig, ServiceError, TestClock,
+    authz::Operator,
     environments::EnvironmentPatch,
     store::{AdminStore, AuditQuery},
     users::UserFilter,
@@ -162,7 +163,7 @@ async fn environments_follow_the_rules() {
         .unwrap();
     let prod = s
         .create_environment(
-            &Caller::cli(),
+            &Operator::local_cli(),
             slug("prod"),
             None,
             Some(MfaPolicy::Required),
@@ -173,7 +174,7 @@ async fn environments_follow_the_rules() {
     assert_eq!(prod.session_max_age.as_secs(), 30 * 86_400);
     let dev = s
         .create_environment(
-            &Caller::cli(),
+            &Operator::local_cli(),
             slug("dev"),
             Some(DisplayName::parse("Development").unwrap()),
             None,
@@ -186,12 +187,12 @@ async fn environments_follow_the_rules() {
         "new environments default to off"
     );
     assert!(matches!(
-        s.create_environment(&Caller::cli(), slug("prod"), None, None)
+        s.create_environment(&Operator::local_cli(), slug("prod"), None, None)
             .await,
         Err(ServiceError::Conflict(_))
     ));
     assert!(matches!(
-        s.create_environment(&Caller::cli(), slug("system"), None, None)
+        s.create_environment(&Operator::local_cli(), slug("system"), None, None)
             .await,
         Err(ServiceError::Conflict(_))
     ));
@@ -204,7 +205,7 @@ async fn environments_follow_the_rules() {
         ..EnvironmentPatch::default()
     };
     let updated = s
-        .update_environment(&Caller::cli(), &slug("prod"), patch)
+        .update_environment(&Operator::local_cli(), &slug("prod"), patch)
         .await
         .unwrap();
     assert_eq!(updated.session_max_age.as_secs(), 43_200);
@@ -216,7 +217,7 @@ async fn environments_follow_the_rules() {
         ..EnvironmentPatch::default()
     };
     assert!(matches!(
-        s.update_environment(&Caller::cli(), &slug("system"), off)
+        s.update_environment(&Operator::local_cli(), &slug("system"), off)
             .await,
         Err(ServiceError::Refused {
             code: "mfa_required_by_policy",
@@ -228,13 +229,17 @@ async fn environments_follow_the_rules() {
         ..EnvironmentPatch::default()
     };
     assert!(matches!(
-        s.update_environment(&Caller::cli(), &slug("prod"), wide)
+        s.update_environment(&Operator::local_cli(), &slug("prod"), wide)
             .await,
         Err(ServiceError::Invalid(_))
     ));
     assert!(matches!(
-        s.update_environment(&Caller::cli(), &slug("prod"), EnvironmentPatch::default())
-            .await,
+        s.update_environment(
+            &Operator::local_cli(),
+            &slug("prod"),
+            EnvironmentPatch::default()
+        )
+        .await,
         Err(ServiceError::Invalid(_))
     ));
     let ghost = EnvironmentPatch {
@@ -242,7 +247,7 @@ async fn environments_follow_the_rules() {
         ..EnvironmentPatch::default()
     };
     assert!(matches!(
-        s.update_environment(&Caller::cli(), &slug("ghost"), ghost)
+        s.update_environment(&Operator::local_cli(), &slug("ghost"), ghost)
             .await,
         Err(ServiceError::NotFound(_))
     ));
@@ -251,7 +256,7 @@ async fn environments_follow_the_rules() {
         ..EnvironmentPatch::default()
     };
     assert!(matches!(
-        s.update_environment(&Caller::cli(), &slug("prod"), bad_issuer)
+        s.update_environment(&Operator::local_cli(), &slug("prod"), bad_issuer)
             .await,
         Err(ServiceError::Invalid(_))
     ));
@@ -287,7 +292,7 @@ async fn invitations_hand_out_a_seven_day_link_and_emails_are_unique() {
     let f = fixture().await;
     let s = &f.service;
     s.create_environment(
-        &Caller::cli(),
+        &Operator::local_cli(),
         slug("prod"),
         None,
         Some(MfaPolicy::Required),
@@ -296,8 +301,7 @@ async fn invitations_hand_out_a_seven_day_link_and_emails_are_unique() {
     .unwrap();
     let (user, link) = s
         .create_user(
-            &Caller::cli(),
-            &slug("prod"),
+            &s.cli_admin(&slug("prod")).await.unwrap(),
             email("Alice@Example.com"),
             None,
             Role::User,
@@ -314,8 +318,7 @@ async fn invitations_hand_out_a_seven_day_link_and_emails_are_unique() {
     );
     let dup = s
         .create_user(
-            &Caller::cli(),
-            &slug("prod"),
+            &s.cli_admin(&slug("prod")).await.unwrap(),
             email("alice@example.COM"),
             None,
             Role::Admin,
@@ -325,15 +328,8 @@ async fn invitations_hand_out_a_seven_day_link_and_emails_are_unique() {
         Err(ServiceError::Conflict(m)) => assert!(m.contains("already exists"), "{m}"),
         other => panic!("{other:?}"),
     }
-    let nowhere = s
-        .create_user(
-            &Caller::cli(),
-            &slug("nowhere"),
-            email("a@example.com"),
-            None,
-            Role::User,
-        )
-        .await;
+    // No admin of an environment that does not exist can even be made.
+    let nowhere = s.cli_admin(&slug("nowhere")).await;
     assert!(matches!(
         nowhere,
         Err(ServiceError::NotFound("environment"))
@@ -341,8 +337,7 @@ async fn invitations_hand_out_a_seven_day_link_and_emails_are_unique() {
     let ids = [
         user.id.clone(),
         s.create_user(
-            &Caller::cli(),
-            &slug("prod"),
+            &s.cli_admin(&slug("prod")).await.unwrap(),
             email("b@example.com"),
             None,
             Role::Admin,
@@ -359,14 +354,13 @@ async fn invitations_hand_out_a_seven_day_link_and_emails_are_unique() {
 async fn listing_pages_with_cursors_and_checks_its_arguments() {
     let f = fixture().await;
     let s = &f.service;
-    s.create_environment(&Caller::cli(), slug("prod"), None, None)
+    s.create_environment(&Operator::local_cli(), slug("prod"), None, None)
         .await
         .unwrap();
     for n in 0..5 {
         f.clock.advance(1);
         s.create_user(
-            &Caller::cli(),
-            &slug("prod"),
+            &s.cli_admin(&slug("prod")).await.unwrap(),
             email(&format!("u{n}@example.com")),
             None,
             Role::User,
@@ -375,13 +369,18 @@ async fn listing_pages_with_cursors_and_checks_its_arguments() {
         .unwrap();
     }
     let first = s
-        .list_users(&slug("prod"), UserFilter::default(), None, Some(2))
+        .list_users(
+            &s.cli_admin(&slug("prod")).await.unwrap(),
+            UserFilter::default(),
+            None,
+            Some(2),
+        )
         .await
         .unwrap();
     assert_eq!(first.users.len(), 2);
     let second = s
         .list_users(
-            &slug("prod"),
+            &s.cli_admin(&slug("prod")).await.unwrap(),
             UserFilter::default(),
             first.next_cursor.clone(),
             Some(2),
@@ -390,7 +389,7 @@ async fn listing_pages_with_cursors_and_checks_its_arguments() {
         .unwrap();
     let third = s
         .list_users(
-            &slug("prod"),
+            &s.cli_admin(&slug("prod")).await.unwrap(),
             UserFilter::default(),
             second.next_cursor.clone(),
             Some(2),
@@ -415,7 +414,12 @@ async fn listing_pages_with_cursors_and_checks_its_arguments() {
         ]
     );
     let exact = s
-        .list_users(&slug("prod"), UserFilter::default(), None, Some(5))
+        .list_users(
+            &s.cli_admin(&slug("prod")).await.unwrap(),
+            UserFilter::default(),
+            None,
+            Some(5),
+        )
         .await
         .unwrap();
     assert!(
@@ -424,14 +428,19 @@ async fn listing_pages_with_cursors_and_checks_its_arguments() {
     );
     for bad in [Some(0), Some(501)] {
         assert!(matches!(
-            s.list_users(&slug("prod"), UserFilter::default(), None, bad)
-                .await,
+            s.list_users(
+                &s.cli_admin(&slug("prod")).await.unwrap(),
+                UserFilter::default(),
+                None,
+                bad
+            )
+            .await,
             Err(ServiceError::Invalid(_))
         ));
     }
     assert!(matches!(
         s.list_users(
-            &slug("prod"),
+            &s.cli_admin(&slug("prod")).await.unwrap(),
             UserFilter::default(),
             Some("garbage".into()),
             None
@@ -444,7 +453,7 @@ async fn listing_pages_with_cursors_and_checks_its_arguments() {
         ..UserFilter::default()
     };
     assert_eq!(
-        s.list_users(&slug("prod"), q, None, None)
+        s.list_users(&s.cli_admin(&slug("prod")).await.unwrap(), q, None, None)
             .await
             .unwrap()
             .users

@@ -90,7 +90,7 @@ pub async fn create_environment<S: Store>(
     let policy = parse::<MfaPolicy>(body.mfa_policy.as_deref(), "mfa_policy")?;
     let env = st
         .service
-        .create_environment(op.caller(), slug, name, policy)
+        .create_environment(&op, slug, name, policy)
         .await?;
     Ok((StatusCode::CREATED, Json(EnvironmentDto::from(&env))).into_response())
 }
@@ -138,10 +138,7 @@ pub async fn update_environment<S: Store>(
         lockout_max: duration(body.lockout_max.as_deref(), "lockout_max")?,
         ip_failures_per_minute: body.ip_failures_per_minute,
     };
-    let env = st
-        .service
-        .update_environment(op.caller(), &env, patch)
-        .await?;
+    let env = st.service.update_environment(&op, &env, patch).await?;
     Ok(Json(EnvironmentDto::from(&env)))
 }
 
@@ -176,7 +173,7 @@ pub async fn list_users<S: Store>(
     };
     let page = st
         .service
-        .list_users(&admin.env().slug, filter, q.cursor, q.limit)
+        .list_users(&admin, filter, q.cursor, q.limit)
         .await?;
     Ok(Json(UserPage {
         users: page.users.iter().map(UserDto::from).collect(),
@@ -199,10 +196,7 @@ pub async fn create_user<S: Store>(
         .transpose()
         .map_err(|e| bad(e.0))?;
     let role = parse::<Role>(body.role.as_deref(), "role")?.unwrap_or(Role::User);
-    let (user, link) = st
-        .service
-        .create_user(admin.caller(), &admin.env().slug, email, name, role)
-        .await?;
+    let (user, link) = st.service.create_user(&admin, email, name, role).await?;
     let body = CreatedUser {
         user: UserDto::from(&user),
         setup_url: link.url.clone(),

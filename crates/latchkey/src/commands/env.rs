@@ -1,7 +1,7 @@
 //! `latchkey env create|list|set`.
 
 use latchkey_core::model::DisplayName;
-use latchkey_service::{Caller, environments::EnvironmentPatch};
+use latchkey_service::{authz::Operator, environments::EnvironmentPatch};
 
 use super::fail;
 use crate::{cli::EnvCommand, context::Context};
@@ -12,7 +12,7 @@ pub async fn run(ctx: &Context, command: EnvCommand) -> anyhow::Result<()> {
         EnvCommand::Create { slug, name, mfa } => {
             let name = name.map(|n| DisplayName::parse(&n)).transpose()?;
             let env = service
-                .create_environment(&Caller::cli(), slug, name, mfa)
+                .create_environment(&Operator::local_cli(), slug, name, mfa)
                 .await
                 .map_err(fail)?;
             println!(
@@ -62,7 +62,7 @@ pub async fn run(ctx: &Context, command: EnvCommand) -> anyhow::Result<()> {
                 ip_failures_per_minute,
             };
             let env = service
-                .update_environment(&Caller::cli(), &slug, patch)
+                .update_environment(&Operator::local_cli(), &slug, patch)
                 .await
                 .map_err(fail)?;
             let idle = env

@@ -1,7 +1,7 @@
 //! `latchkey user create|list`.
 
 use latchkey_core::model::{DisplayName, Email, Role};
-use latchkey_service::{Caller, store::MfaFilter, users::UserFilter};
+use latchkey_service::{store::MfaFilter, users::UserFilter};
 
 use super::{fail, time};
 use crate::{
@@ -22,7 +22,12 @@ pub async fn run(ctx: &Context, command: UserCommand) -> anyhow::Result<()> {
             let name = name.map(|n| DisplayName::parse(&n)).transpose()?;
             let role = if admin { Role::Admin } else { Role::User };
             let (user, link) = service
-                .create_user(&Caller::cli(), &env, email, name, role)
+                .create_user(
+                    &service.cli_admin(&env).await.map_err(fail)?,
+                    email,
+                    name,
+                    role,
+                )
                 .await
                 .map_err(fail)?;
             println!(
@@ -47,6 +52,7 @@ pub async fn run(ctx: &Context, command: UserCommand) -> anyhow::Result<()> {
                 state,
                 q,
             };
+            let admin = service.cli_admin(&env).await.map_err(fail)?;
             println!(
                 "{:<36} {:<32} {:<6} {:<9} {:<12} LAST_LOGIN",
                 "ID", "EMAIL", "ROLE", "STATE", "MFA"
@@ -54,7 +60,7 @@ pub async fn run(ctx: &Context, command: UserCommand) -> anyhow::Result<()> {
             let mut cursor = None;
             loop {
                 let page = service
-                    .list_users(&env, filter.clone(), cursor, Some(500))
+                    .list_users(&admin, filter.clone(), cursor, Some(500))
                     .await
                     .map_err(fail)?;
                 for u in &page.users {
