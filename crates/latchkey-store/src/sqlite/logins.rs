@@ -10,7 +10,7 @@ use latchkey_service::{
 };
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use super::{audit, authenticators, credentials, environments, rows, sessions, throttle};
+use super::{audit, authenticators, credentials, rows, sessions, throttle};
 use crate::{corrupt, map_err};
 
 pub(super) async fn subject(
@@ -45,10 +45,11 @@ pub(super) async fn txn(
 ) -> StoreResult<Option<LoginTxnView>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT t.id AS t_id, t.state AS t_state, t.amr AS t_amr, t.pending_secret_sealed, t.setup_token_id, \
-         t.expires_at AS t_expires_at, u.password_change_required, {} \
-         FROM login_transactions t JOIN users u ON u.id = t.user_id \
+                  t.expires_at AS t_expires_at, u.password_change_required, {}, {} \
+         FROM login_transactions t JOIN users u ON u.id = t.user_id JOIN environments e ON e.slug = u.env \
          WHERE t.token_hash = ?1 AND ?2 IS NOT NULL",
-        rows::USER_COLUMNS
+        rows::USER_COLUMNS,
+        rows::ENV_JOINED_COLUMNS
     ));
     let Some(row) = sqlx::query(sql)
         .bind(token_hash)
@@ -61,9 +62,7 @@ pub(super) async fn txn(
     };
     let user = rows::user(&row)?;
     let state: String = rows::get(&row, "t_state")?;
-    let environment = environments::get(pool, &user.env)
-        .await?
-        .ok_or_else(|| corrupt("user environment", &user.env))?;
+    let environment = rows::environment_joined(&row)?;
     Ok(Some(LoginTxnView {
         id: rows::get(&row, "t_id")?,
         state: Step::parse(&state).ok_or_else(|| corrupt("login state", &state))?,

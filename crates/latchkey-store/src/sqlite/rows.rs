@@ -29,19 +29,71 @@ fn parse<T: std::str::FromStr>(value: &str, what: &str) -> Result<T, StoreError>
     value.parse().map_err(|_| corrupt(what, value))
 }
 
+/// The environment's columns under their own names (`SELECT … FROM environments`).
+const PLAIN: [&str; 13] = [
+    "slug",
+    "name",
+    "mfa_policy",
+    "session_max_age",
+    "session_idle_timeout",
+    "totp_window",
+    "lockout_threshold",
+    "lockout_base_seconds",
+    "lockout_max_seconds",
+    "ip_failures_per_minute",
+    "issuer",
+    "created_at",
+    "updated_at",
+];
+
+/// The same columns joined into another row, each named `e_…`.
+const PREFIXED: [&str; 13] = [
+    "e_slug",
+    "e_name",
+    "e_mfa_policy",
+    "e_session_max_age",
+    "e_session_idle_timeout",
+    "e_totp_window",
+    "e_lockout_threshold",
+    "e_lockout_base_seconds",
+    "e_lockout_max_seconds",
+    "e_ip_failures_per_minute",
+    "e_issuer",
+    "e_created_at",
+    "e_updated_at",
+];
+
+/// The environment's columns for a join on `environments e`, named as [`environment_joined`]
+/// reads them.
+pub(super) const ENV_JOINED_COLUMNS: &str = "e.slug AS e_slug, e.name AS e_name, e.mfa_policy AS e_mfa_policy, \
+     e.session_max_age AS e_session_max_age, e.session_idle_timeout AS e_session_idle_timeout, \
+     e.totp_window AS e_totp_window, e.lockout_threshold AS e_lockout_threshold, \
+     e.lockout_base_seconds AS e_lockout_base_seconds, e.lockout_max_seconds AS e_lockout_max_seconds, \
+     e.ip_failures_per_minute AS e_ip_failures_per_minute, e.issuer AS e_issuer, \
+     e.created_at AS e_created_at, e.updated_at AS e_updated_at";
+
 pub(super) fn environment(row: &SqliteRow) -> Result<Environment, StoreError> {
-    let slug: String = get(row, "slug")?;
-    let name: String = get(row, "name")?;
-    let policy: String = get(row, "mfa_policy")?;
-    let idle: Option<i64> = get(row, "session_idle_timeout")?;
-    let window: i64 = get(row, "totp_window")?;
-    let threshold: i64 = get(row, "lockout_threshold")?;
-    let ip: i64 = get(row, "ip_failures_per_minute")?;
+    environment_named(row, &PLAIN)
+}
+
+/// An environment read from a row that joined it ([`ENV_JOINED_COLUMNS`]).
+pub(super) fn environment_joined(row: &SqliteRow) -> Result<Environment, StoreError> {
+    environment_named(row, &PREFIXED)
+}
+
+fn environment_named(row: &SqliteRow, c: &[&str; 13]) -> Result<Environment, StoreError> {
+    let slug: String = get(row, c[0])?;
+    let name: String = get(row, c[1])?;
+    let policy: String = get(row, c[2])?;
+    let idle: Option<i64> = get(row, c[4])?;
+    let window: i64 = get(row, c[5])?;
+    let threshold: i64 = get(row, c[6])?;
+    let ip: i64 = get(row, c[9])?;
     Ok(Environment {
         slug: EnvSlug::parse(&slug).map_err(|_| corrupt("slug", &slug))?,
         name: DisplayName::parse(&name).map_err(|_| corrupt("name", &name))?,
         mfa_policy: parse(&policy, "mfa_policy")?,
-        session_max_age: duration(get(row, "session_max_age")?, "session_max_age")?,
+        session_max_age: duration(get(row, c[3])?, "session_max_age")?,
         session_idle_timeout: idle
             .map(|s| duration(s, "session_idle_timeout"))
             .transpose()?,
@@ -49,14 +101,14 @@ pub(super) fn environment(row: &SqliteRow) -> Result<Environment, StoreError> {
         lockout: LockoutSettings {
             threshold: u32::try_from(threshold)
                 .map_err(|_| corrupt("lockout_threshold", threshold))?,
-            base_lock: duration(get(row, "lockout_base_seconds")?, "lockout_base_seconds")?,
-            max_lock: duration(get(row, "lockout_max_seconds")?, "lockout_max_seconds")?,
+            base_lock: duration(get(row, c[7])?, "lockout_base_seconds")?,
+            max_lock: duration(get(row, c[8])?, "lockout_max_seconds")?,
             ip_failures_per_minute: u32::try_from(ip)
                 .map_err(|_| corrupt("ip_failures_per_minute", ip))?,
         },
-        issuer: get(row, "issuer")?,
-        created_at: get(row, "created_at")?,
-        updated_at: get(row, "updated_at")?,
+        issuer: get(row, c[10])?,
+        created_at: get(row, c[11])?,
+        updated_at: get(row, c[12])?,
     })
 }
 

@@ -4,7 +4,7 @@ use latchkey_core::model::EnvSlug;
 use latchkey_service::store::{NewSession, SessionRecord, SessionView, StoreResult};
 use sqlx::{Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
 
-use super::{environments, rows};
+use super::rows;
 use crate::{corrupt, map_err};
 
 const COLUMNS: &str = "s.id AS s_id, s.user_id AS s_user_id, s.env AS s_env, s.authenticated_at, s.amr, \
@@ -48,13 +48,16 @@ fn record(row: &SqliteRow) -> StoreResult<SessionRecord> {
     })
 }
 
+/// One query: the session, its user and its environment, so a session check is one read.
 pub(super) async fn by_token(
     pool: &SqlitePool,
     token_hash: &str,
 ) -> StoreResult<Option<SessionView>> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS}, {} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1",
-        rows::USER_COLUMNS
+        "SELECT {COLUMNS}, {}, {} FROM sessions s JOIN users u ON u.id = s.user_id \
+         JOIN environments e ON e.slug = s.env WHERE s.token_hash = ?1",
+        rows::USER_COLUMNS,
+        rows::ENV_JOINED_COLUMNS
     ));
     let Some(row) = sqlx::query(sql)
         .bind(token_hash)
@@ -64,15 +67,10 @@ pub(super) async fn by_token(
     else {
         return Ok(None);
     };
-    let session = record(&row)?;
-    let user = rows::user(&row)?;
-    let environment = environments::get(pool, &session.env)
-        .await?
-        .ok_or_else(|| corrupt("session environment", &session.env))?;
     Ok(Some(SessionView {
-        session,
-        user,
-        environment,
+        session: record(&row)?,
+        user: rows::user(&row)?,
+        environment: rows::environment_joined(&row)?,
     }))
 }
 
