@@ -203,8 +203,20 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Response {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    try_request(addr, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// The same, for a server that may be gone (`None` when the connection is refused).
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         let _ = write!(head, "{k}: {v}\r\n");
@@ -213,7 +225,7 @@ pub fn request(
         let _ = write!(head, "content-length: {}\r\n", b.len());
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(head.as_bytes())?;
     if let Some(b) = body {
         // The server may answer (413) and close before reading everything.
         let _ = s.write_all(b);
@@ -232,11 +244,11 @@ pub fn request(
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    Response {
+    Ok(Response {
         status,
         headers,
         body: body.to_owned(),
-    }
+    })
 }
 
 pub fn now() -> u64 {
@@ -417,4 +429,12 @@ pub fn audit_types(dir: &Path, env: &str) -> Vec<String> {
             .await
             .unwrap()
     })
+}
+
+impl Server {
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
