@@ -163,6 +163,16 @@ fn first_start_then_the_cli_beside_the_running_server() {
         }
     }
 
+    // A lost operator link is replaced from the command line.
+    let out = run(d, &["user", "reset-password", "system", "admin@localhost"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).lines().any(|l| l
+            .starts_with("Setup link (valid 24h): http://127.0.0.1:8080/e/system/setup?token=")),
+        "{}",
+        stdout(&out)
+    );
+
     // A restart prints no link.
     let again = start(d, &[]);
     assert!(
