@@ -15,32 +15,41 @@ fn secs(d: latchkey_core::HumanDuration) -> i64 {
     d.as_secs_i64()
 }
 
+/// The ten settings, in the order both statements list them: name, policy, max age, idle
+/// timeout, window, lockout threshold, base, max, per-IP limit, issuer.
+fn bind_settings<'q>(
+    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    e: &'q Environment,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+    query
+        .bind(e.name.as_str())
+        .bind(e.mfa_policy.as_str())
+        .bind(secs(e.session_max_age))
+        .bind(e.session_idle_timeout.map(secs))
+        .bind(i64::from(e.totp_window))
+        .bind(i64::from(e.lockout.threshold))
+        .bind(secs(e.lockout.base_lock))
+        .bind(secs(e.lockout.max_lock))
+        .bind(i64::from(e.lockout.ip_failures_per_minute))
+        .bind(e.issuer.as_deref())
+}
+
 pub(super) async fn insert(
     tx: &mut Transaction<'static, Sqlite>,
     env: &Environment,
 ) -> StoreResult<()> {
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO environments (slug, name, mfa_policy, session_max_age, session_idle_timeout, \
          totp_window, lockout_threshold, lockout_base_seconds, lockout_max_seconds, \
          ip_failures_per_minute, issuer, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )
-    .bind(env.slug.as_str())
-    .bind(env.name.as_str())
-    .bind(env.mfa_policy.as_str())
-    .bind(secs(env.session_max_age))
-    .bind(env.session_idle_timeout.map(secs))
-    .bind(i64::from(env.totp_window))
-    .bind(i64::from(env.lockout.threshold))
-    .bind(secs(env.lockout.base_lock))
-    .bind(secs(env.lockout.max_lock))
-    .bind(i64::from(env.lockout.ip_failures_per_minute))
-    .bind(env.issuer.as_deref())
-    .bind(env.created_at)
-    .bind(env.updated_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+    );
+    bind_settings(query.bind(env.slug.as_str()), env)
+        .bind(env.created_at)
+        .bind(env.updated_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
     Ok(())
 }
 
@@ -52,7 +61,7 @@ pub(super) async fn update(
     previous: &Environment,
 ) -> StoreResult<()> {
     let p = previous;
-    let changed = sqlx::query(
+    let query = sqlx::query(
         "UPDATE environments SET name = ?2, mfa_policy = ?3, session_max_age = ?4, \
          session_idle_timeout = ?5, totp_window = ?6, lockout_threshold = ?7, \
          lockout_base_seconds = ?8, lockout_max_seconds = ?9, ip_failures_per_minute = ?10, \
@@ -61,34 +70,14 @@ pub(super) async fn update(
          AND session_idle_timeout IS ?16 AND totp_window = ?17 AND lockout_threshold = ?18 \
          AND lockout_base_seconds = ?19 AND lockout_max_seconds = ?20 \
          AND ip_failures_per_minute = ?21 AND issuer IS ?22 AND updated_at = ?23",
-    )
-    .bind(env.slug.as_str())
-    .bind(env.name.as_str())
-    .bind(env.mfa_policy.as_str())
-    .bind(secs(env.session_max_age))
-    .bind(env.session_idle_timeout.map(secs))
-    .bind(i64::from(env.totp_window))
-    .bind(i64::from(env.lockout.threshold))
-    .bind(secs(env.lockout.base_lock))
-    .bind(secs(env.lockout.max_lock))
-    .bind(i64::from(env.lockout.ip_failures_per_minute))
-    .bind(env.issuer.as_deref())
-    .bind(env.updated_at)
-    .bind(p.name.as_str())
-    .bind(p.mfa_policy.as_str())
-    .bind(secs(p.session_max_age))
-    .bind(p.session_idle_timeout.map(secs))
-    .bind(i64::from(p.totp_window))
-    .bind(i64::from(p.lockout.threshold))
-    .bind(secs(p.lockout.base_lock))
-    .bind(secs(p.lockout.max_lock))
-    .bind(i64::from(p.lockout.ip_failures_per_minute))
-    .bind(p.issuer.as_deref())
-    .bind(p.updated_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?
-    .rows_affected();
+    );
+    let query = bind_settings(query.bind(env.slug.as_str()), env).bind(env.updated_at);
+    let changed = bind_settings(query, p)
+        .bind(p.updated_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
     if changed == 1 {
         return Ok(());
     }

@@ -43,6 +43,13 @@ where
         .transpose()
 }
 
+fn display_name(value: Option<&str>) -> Result<Option<DisplayName>, Problem> {
+    value
+        .map(DisplayName::parse)
+        .transpose()
+        .map_err(|e| bad(e.0))
+}
+
 fn duration(value: Option<&str>, what: &str) -> Result<Option<HumanDuration>, Problem> {
     parse::<HumanDuration>(value, what)
 }
@@ -81,12 +88,7 @@ pub async fn create_environment<S: Store>(
     ApiJson(body): ApiJson<CreateEnvironmentRequest>,
 ) -> Result<Response, Problem> {
     let slug = EnvSlug::parse(&body.slug).map_err(|e| bad(e.0))?;
-    let name = body
-        .name
-        .as_deref()
-        .map(DisplayName::parse)
-        .transpose()
-        .map_err(|e| bad(e.0))?;
+    let name = display_name(body.name.as_deref())?;
     let policy = parse::<MfaPolicy>(body.mfa_policy.as_deref(), "mfa_policy")?;
     let env = st
         .service
@@ -122,12 +124,7 @@ pub async fn update_environment<S: Store>(
         None => None,
     };
     let patch = EnvironmentPatch {
-        name: body
-            .name
-            .as_deref()
-            .map(DisplayName::parse)
-            .transpose()
-            .map_err(|e| bad(e.0))?,
+        name: display_name(body.name.as_deref())?,
         mfa_policy: parse::<MfaPolicy>(body.mfa_policy.as_deref(), "mfa_policy")?,
         session_max_age: duration(body.session_max_age.as_deref(), "session_max_age")?,
         session_idle_timeout: idle,
@@ -189,12 +186,7 @@ pub async fn create_user<S: Store>(
     ApiJson(body): ApiJson<CreateUserRequest>,
 ) -> Result<Response, Problem> {
     let email = Email::parse(&body.email).map_err(|e| bad(e.0))?;
-    let name = body
-        .name
-        .as_deref()
-        .map(DisplayName::parse)
-        .transpose()
-        .map_err(|e| bad(e.0))?;
+    let name = display_name(body.name.as_deref())?;
     let role = parse::<Role>(body.role.as_deref(), "role")?.unwrap_or(Role::User);
     let (user, link) = st.service.create_user(&admin, email, name, role).await?;
     let body = CreatedUser {
@@ -227,12 +219,7 @@ pub async fn update_user<S: Store>(
     ApiJson(body): ApiJson<UserPatchRequest>,
 ) -> Result<Json<UserDto>, Problem> {
     let patch = UserPatch {
-        name: body
-            .name
-            .as_deref()
-            .map(DisplayName::parse)
-            .transpose()
-            .map_err(|e| bad(e.0))?,
+        name: display_name(body.name.as_deref())?,
         role: parse::<Role>(body.role.as_deref(), "role")?,
         disabled: body.disabled,
         mfa_enforced: body.mfa_enforced,
