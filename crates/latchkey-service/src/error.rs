@@ -68,6 +68,7 @@ impl From<StoreError> for ServiceError {
             StoreError::NotFound => Self::NotFound("record"),
             StoreError::Unavailable(cause) => Self::Unavailable(cause),
             StoreError::Corrupt(cause) => Self::Internal(cause),
+            StoreError::Unsupported(what) => Self::Invalid(what.to_owned()),
         }
     }
 }

@@ -5,10 +5,14 @@
 //! with the cause kept for the log. Nothing here ever sees a secret in clear: tokens arrive as
 //! hashes and TOTP secrets sealed.
 
+pub mod any;
+pub mod postgres;
 pub mod sqlite;
 
 use latchkey_service::StoreError;
 
+pub use any::AnyStore;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Map a driver error to the storage boundary's error.

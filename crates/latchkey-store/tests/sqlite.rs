@@ -18,7 +18,7 @@ async fn fresh() -> (SqliteStore, TempDir) {
     (store, dir)
 }
 
-store_suite!(fresh());
+store_suite!(async { Some(fresh().await) });
 
 async fn raw(dir: &TempDir) -> sqlx::SqliteConnection {
     let url = format!("sqlite://{}", dir.path().join("test.db").display());

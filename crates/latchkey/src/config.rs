@@ -20,6 +20,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 const ENV_KEYS: &[&str] = &[
     "listen",
     "database",
+    "database_connections",
     "public_url",
     "key_file",
     "operator_email",
@@ -41,6 +42,7 @@ const ENV_KEYS: &[&str] = &[
 pub struct Config {
     pub listen: String,
     pub database: String,
+    pub database_connections: u32,
     pub public_url: String,
     pub key_file: PathBuf,
     pub operator_email: String,
@@ -71,6 +73,7 @@ impl Default for Config {
         Self {
             listen: "127.0.0.1:8080".into(),
             database: "sqlite://latchkey.db".into(),
+            database_connections: 10,
             public_url: "http://127.0.0.1:8080".into(),
             key_file: PathBuf::from("latchkey.key"),
             operator_email: "admin@localhost".into(),
@@ -224,6 +227,8 @@ impl PublicUrl {
 pub struct Settings {
     pub listen: SocketAddr,
     pub database: String,
+    /// Connections each node keeps to PostgreSQL.
+    pub database_connections: u32,
     pub public_url: PublicUrl,
     pub key_file: PathBuf,
     pub operator_email: Email,
@@ -281,6 +286,9 @@ impl Settings {
             }
             service.hash_queue = q;
         }
+        if !(1..=1000).contains(&config.database_connections) {
+            bail!("database_connections must be between 1 and 1000");
+        }
         let trusted_proxies = config
             .trusted_proxies
             .iter()
@@ -292,6 +300,7 @@ impl Settings {
         Ok(Self {
             listen,
             database: config.database,
+            database_connections: config.database_connections,
             public_url,
             key_file: config.key_file,
             operator_email,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use latchkey_service::{Service, SystemClock, store::AdminStore};
-use latchkey_store::SqliteStore;
+use latchkey_store::{AnyStore, SqliteStore};
 
 use crate::{
     config::Settings,
@@ -14,21 +14,25 @@ use crate::{
 
 pub struct Context {
     pub settings: Settings,
-    pub service: Service<SqliteStore>,
+    pub service: Service<AnyStore>,
     pub key_source: KeySource,
 }
 
 /// Open everything. Only `create` (the server and `migrate`) may start a new database: a
 /// mistyped `--database` or another working directory must not silently make an empty one.
 pub async fn open(settings: Settings, create: bool) -> anyhow::Result<Context> {
-    let path = SqliteStore::path_of(&settings.database)?;
-    if !create && !path.exists() {
-        anyhow::bail!(
-            "there is no database at {}: start the server once (`latchkey serve`) or run `latchkey migrate` to create it, or pass --database",
-            path.display()
-        );
+    let url = &settings.database;
+    let is_postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if !is_postgres {
+        let path = SqliteStore::path_of(url)?;
+        if !create && !path.exists() {
+            anyhow::bail!(
+                "there is no database at {}: start the server once (`latchkey serve`) or run `latchkey migrate` to create it, or pass --database",
+                path.display()
+            );
+        }
     }
-    let store = SqliteStore::open_path(&path).await?;
+    let store = AnyStore::open(url, settings.database_connections).await?;
     let recorded = store
         .key_fingerprint()
         .await

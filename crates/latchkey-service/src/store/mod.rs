@@ -34,6 +34,9 @@ pub enum StoreError {
     /// for the server's log only.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The backend cannot do this (the text says what to do instead).
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
     /// A stored value could not be read back (corruption or a bug); for the log only.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),

@@ -49,7 +49,7 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
 
 /// Every ten minutes, delete rows nobody can use any more, so the database does not grow with
 /// expired logins or with counters of guessed emails.
-async fn purge_periodically(service: latchkey_service::Service<latchkey_store::SqliteStore>) {
+async fn purge_periodically(service: latchkey_service::Service<latchkey_store::AnyStore>) {
     let mut every = tokio::time::interval(std::time::Duration::from_mins(10));
     loop {
         every.tick().await;

@@ -1,0 +1,267 @@
+//! The PostgreSQL store: any number of stateless nodes on one database (DESIGN, "Scaling
+//! out"). The same traits and the same meaning as the SQLite store, proven by the same test
+//! suite. Every write method is one transaction (READ COMMITTED); what must hold across
+//! concurrent requests and nodes is checked by the statement that changes the row (conditional
+//! `UPDATE … WHERE`, `INSERT … ON CONFLICT`), whose row locks make a second writer see the
+//! first one's result.
+
+mod audit;
+mod auth;
+mod authenticators;
+mod credentials;
+mod environments;
+mod logins;
+pub mod manage;
+mod rows;
+mod sessions;
+mod throttle;
+mod users;
+
+use std::{path::Path, time::Duration};
+
+use latchkey_core::model::{EnvSlug, Environment, User};
+use latchkey_service::{
+    AuditRecord,
+    store::{
+        AdminStore, AuditQuery, AuthenticatorRecord, KeyCheck, NewAuthenticator, NewSetupToken,
+        NewUser, StoreResult, UserQuery,
+    },
+};
+use sqlx::{PgPool, Postgres, Transaction, postgres::PgPoolOptions};
+
+use crate::{map_err, sqlite::OpenError};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The PostgreSQL implementation of the storage traits.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    writer: PgPool,
+    /// The same pool as `writer`: PostgreSQL serves readers and writers alike.
+    readers: PgPool,
+}
+
+impl PgStore {
+    /// Connect to `postgres://…` and apply pending migrations (under PostgreSQL's advisory
+    /// lock, so nodes starting together do not race).
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, OpenError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| OpenError::Unreachable(redact(url, &e.to_string())))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| OpenError::Migration(e.to_string()))?;
+        Ok(Self {
+            writer: pool.clone(),
+            readers: pool,
+        })
+    }
+
+    /// A write transaction.
+    async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        self.writer.begin().await.map_err(map_err)
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+    }
+}
+
+/// Keep a password in the URL out of error messages.
+fn redact(url: &str, message: &str) -> String {
+    match url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(cred, _)| cred)
+    {
+        Some(cred) if cred.contains(':') => message.replace(cred, "[credentials]"),
+        _ => message.to_owned(),
+    }
+}
+
+impl AdminStore for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.readers)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn claim_key_fingerprint(&self, fingerprint: &str) -> StoreResult<KeyCheck> {
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query("INSERT INTO meta (key, value) VALUES ('key_fingerprint', $1) ON CONFLICT (key) DO NOTHING")
+            .bind(fingerprint)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        let (recorded,): (String,) =
+            sqlx::query_as("SELECT value FROM meta WHERE key = 'key_fingerprint'")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(if inserted == 1 {
+            KeyCheck::Recorded
+        } else if recorded == fingerprint {
+            KeyCheck::Matches
+        } else {
+            KeyCheck::Mismatch { recorded }
+        })
+    }
+
+    async fn key_fingerprint(&self) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT value FROM meta WHERE key = 'key_fingerprint'")
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn bootstrap(
+        &self,
+        system: &Environment,
+        operator: &NewUser,
+        setup: &NewSetupToken,
+        audit: &[AuditRecord],
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let exists: Option<(String,)> =
+            sqlx::query_as("SELECT slug FROM environments WHERE slug = $1 FOR UPDATE")
+                .bind(system.slug.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        environments::insert(&mut tx, system).await?;
+        users::insert(&mut tx, operator).await?;
+        users::insert_setup_token(&mut tx, setup).await?;
+        for record in audit {
+            audit::insert(&mut tx, record).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn create_environment(&self, env: &Environment, audit: &AuditRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        environments::insert(&mut tx, env).await?;
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_environment(&self, slug: &EnvSlug) -> StoreResult<Option<Environment>> {
+        environments::get(&self.readers, slug).await
+    }
+
+    async fn list_environments(&self) -> StoreResult<Vec<Environment>> {
+        environments::list(&self.readers).await
+    }
+
+    async fn update_environment(
+        &self,
+        env: &Environment,
+        previous: &Environment,
+        audit: &AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        environments::update(&mut tx, env, previous).await?;
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn create_user(
+        &self,
+        user: &NewUser,
+        setup: &NewSetupToken,
+        audit: &AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        users::insert(&mut tx, user).await?;
+        users::insert_setup_token(&mut tx, setup).await?;
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_user(&self, env: &EnvSlug, id: &str) -> StoreResult<Option<User>> {
+        users::get(&self.readers, env, id).await
+    }
+
+    async fn find_user_by_email(
+        &self,
+        env: &EnvSlug,
+        email_normalized: &str,
+    ) -> StoreResult<Option<User>> {
+        users::find_by_email(&self.readers, env, email_normalized).await
+    }
+
+    async fn list_users(&self, env: &EnvSlug, query: &UserQuery) -> StoreResult<Vec<User>> {
+        users::list(&self.readers, env, query).await
+    }
+
+    async fn delete_user(&self, env: &EnvSlug, id: &str, audit: &AuditRecord) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        manage::keep_an_operator(&mut tx, env, id).await?;
+        manage::revoke_tokens_of(&mut tx, id, audit.at).await?;
+        let deleted = sqlx::query("DELETE FROM users WHERE env = $1 AND id = $2")
+            .bind(env.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(false);
+        }
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn insert_authenticator(&self, authenticator: &NewAuthenticator) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        authenticators::insert(&mut tx, authenticator).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_authenticators(&self, user_id: &str) -> StoreResult<Vec<AuthenticatorRecord>> {
+        authenticators::list(&self.readers, user_id).await
+    }
+
+    async fn advance_totp_step(
+        &self,
+        authenticator_id: &str,
+        step: u64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let changed = authenticators::advance_step(&mut tx, authenticator_id, step, now).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(changed)
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        audit::insert(&mut tx, record).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_audit(&self, env: &EnvSlug, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        audit::list(&self.readers, env, query).await
+    }
+
+    async fn backup_to(&self, _path: &Path) -> StoreResult<()> {
+        // A consistent copy of a PostgreSQL database is pg_dump's job (docs/OPERATIONS.md).
+        Err(latchkey_service::StoreError::Unsupported(
+            "backups of a PostgreSQL database are made with pg_dump (see docs/OPERATIONS.md)",
+        ))
+    }
+}

@@ -1,0 +1,94 @@
+//! The storage suite on PostgreSQL: the same tests as on SQLite, each on a database of its own
+//! that is dropped afterwards.
+//!
+//! The server is `LATCHKEY_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`,
+//! used only to create and drop the test databases). Where it cannot be reached the tests skip
+//! with a printed reason — unless `LATCHKEY_REQUIRE_POSTGRES=1` (set by `.ci/run`), which makes
+//! them fail instead.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
+mod suite;
+
+use latchkey_store::PgStore;
+use sqlx::{Connection, PgConnection};
+
+fn admin_url() -> String {
+    std::env::var("LATCHKEY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn required() -> bool {
+    std::env::var("LATCHKEY_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// Drops the test database when the test ends.
+struct Fresh {
+    name: String,
+}
+
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // A runtime of its own: Drop cannot await, and the test's runtime may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = PgConnection::connect(&admin_url()).await {
+                    let sql = sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    ));
+                    let _ = sqlx::query(sql).execute(&mut c).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A new, empty, migrated database; `None` (skip) when PostgreSQL is not here.
+async fn fresh() -> Option<(PgStore, Fresh)> {
+    let mut admin = match PgConnection::connect(&admin_url()).await {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                !required(),
+                "PostgreSQL is required (LATCHKEY_REQUIRE_POSTGRES=1) but unreachable at {}: {e}",
+                admin_url()
+            );
+            eprintln!(
+                "skipping: PostgreSQL is not reachable at {} ({e}); set LATCHKEY_TEST_POSTGRES_URL",
+                admin_url()
+            );
+            return None;
+        }
+    };
+    let name = format!("latchkey_test_{}", uuid_like());
+    let sql = sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""));
+    sqlx::query(sql).execute(&mut admin).await.unwrap();
+    let guard = Fresh { name: name.clone() };
+    let base = admin_url();
+    let url = match base.rsplit_once('/') {
+        Some((server, _db)) => format!("{server}/{name}"),
+        None => panic!("LATCHKEY_TEST_POSTGRES_URL must name a database: {base}"),
+    };
+    let store = PgStore::open(&url, 8).await.unwrap();
+    Some((store, guard))
+}
+
+/// A unique lowercase name part, from the clock and the process.
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    format!("{}_{}_{}", std::process::id(), nanos, n)
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+store_suite!(fresh());
