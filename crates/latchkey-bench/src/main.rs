@@ -32,6 +32,8 @@ const PASSWORD: &str = "benchmark passphrase for load";
 
 struct Args {
     bin: PathBuf,
+    /// `--database` for the server and the CLI (default: SQLite in the scratch directory).
+    database: Option<String>,
     users: usize,
     logins: usize,
     threads: usize,
@@ -42,6 +44,7 @@ struct Args {
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         bin: PathBuf::from("target/release/latchkey"),
+        database: None,
         users: 600,
         logins: 600,
         threads: 8,
@@ -53,6 +56,7 @@ fn parse_args() -> anyhow::Result<Args> {
         let mut value = || it.next().context("a flag needs a value");
         match flag.as_str() {
             "--bin" => args.bin = PathBuf::from(value()?),
+            "--database" => args.database = Some(value()?),
             "--users" => args.users = value()?.parse()?,
             "--logins" => args.logins = value()?.parse()?,
             "--threads" => args.threads = value()?.parse()?,
@@ -89,8 +93,12 @@ impl Drop for Server {
     }
 }
 
-fn start(bin: &Path, dir: &Path) -> anyhow::Result<Server> {
-    let mut child = Command::new(bin)
+fn start(bin: &Path, dir: &Path, db: Option<&str>) -> anyhow::Result<Server> {
+    let mut command = Command::new(bin);
+    if let Some(url) = db {
+        command.env("LATCHKEY_DATABASE", url);
+    }
+    let mut child = command
         .current_dir(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
@@ -111,8 +119,12 @@ fn start(bin: &Path, dir: &Path) -> anyhow::Result<Server> {
     bail!("the server exited before listening")
 }
 
-fn cli(bin: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(bin).current_dir(dir).args(args).output()?;
+fn cli(bin: &Path, dir: &Path, db: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
+    let mut command = Command::new(bin);
+    if let Some(url) = db {
+        command.env("LATCHKEY_DATABASE", url);
+    }
+    let out = command.current_dir(dir).args(args).output()?;
     if !out.status.success() {
         bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -334,11 +346,17 @@ fn main() -> anyhow::Result<()> {
     })?;
     let dir = tempfile::tempdir()?;
     let d = dir.path();
-    let server = start(&bin, d)?;
-    cli(&bin, d, &["env", "create", "bench", "--mfa", "required"])?;
+    let server = start(&bin, d, args.database.as_deref())?;
     cli(
         &bin,
         d,
+        args.database.as_deref(),
+        &["env", "create", "bench", "--mfa", "required"],
+    )?;
+    cli(
+        &bin,
+        d,
+        args.database.as_deref(),
         &["env", "set", "bench", "--ip-failures-per-minute", "100000"],
     )?;
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
@@ -360,7 +378,12 @@ fn main() -> anyhow::Result<()> {
     let tokens: Vec<(String, String)> = (0..args.users)
         .map(|i| {
             let email = format!("user{i}@bench.example");
-            let out = cli(&bin, d, &["user", "create", "bench", &email])?;
+            let out = cli(
+                &bin,
+                d,
+                args.database.as_deref(),
+                &["user", "create", "bench", &email],
+            )?;
             let token = out
                 .lines()
                 .find(|l| l.starts_with("Setup link"))

@@ -176,7 +176,7 @@ impl AuthStore for PgStore {
     ) -> StoreResult<u64> {
         let mut tx = self.begin().await?;
         let changed = sqlx::query(
-            "UPDATE users SET password_hash = $2, password_change_required = 0, updated_at = $3 \
+            "UPDATE users SET password_hash = $2, password_change_required = FALSE, updated_at = $3 \
              WHERE id = $1 AND state = 'active'",
         )
         .bind(user_id)

@@ -252,7 +252,7 @@ pub(super) async fn write(
     consume_from(tx, w).await?;
     if let Some(p) = &w.password {
         let changed = sqlx::query(
-            "UPDATE users SET password_hash = $2, password_change_required = 0, \
+            "UPDATE users SET password_hash = $2, password_change_required = FALSE, \
              state = CASE WHEN state = 'invited' THEN 'active' ELSE state END, updated_at = $3 \
              WHERE id = $1 AND state <> 'disabled'",
         )

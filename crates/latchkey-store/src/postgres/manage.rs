@@ -204,7 +204,7 @@ impl ManageStore for PgStore {
             return Err(latchkey_service::StoreError::NotFound);
         }
         sqlx::query(
-            "UPDATE users SET password_hash = NULL, password_change_required = 1, updated_at = $2 WHERE id = $1",
+            "UPDATE users SET password_hash = NULL, password_change_required = TRUE, updated_at = $2 WHERE id = $1",
         )
         .bind(user_id)
         .bind(now)
@@ -297,7 +297,7 @@ impl ManageStore for PgStore {
         .await
         .map_err(map_err)?;
         let users_marked = sqlx::query(
-            "UPDATE users SET mfa_enforced = 1 WHERE env = $1 AND mfa_enforced = 0 AND NOT EXISTS \
+            "UPDATE users SET mfa_enforced = TRUE WHERE env = $1 AND NOT mfa_enforced AND NOT EXISTS \
              (SELECT 1 FROM authenticators a WHERE a.user_id = users.id AND a.confirmed_at IS NOT NULL)",
         )
         .bind(env.as_str())
@@ -374,7 +374,7 @@ impl ManageStore for PgStore {
                (SELECT count(*) FROM users WHERE env = $1), \
                (SELECT count(DISTINCT a.user_id) FROM authenticators a JOIN users u ON u.id = a.user_id \
                   WHERE u.env = $1 AND a.confirmed_at IS NOT NULL), \
-               (SELECT count(*) FROM users WHERE env = $1 AND mfa_enforced = 1), \
+               (SELECT count(*) FROM users WHERE env = $1 AND mfa_enforced), \
                (SELECT count(*) FROM sessions s WHERE s.env = $1 AND s.authenticated_at + \
                   (SELECT session_max_age FROM environments e WHERE e.slug = $1) > $2), \
                (SELECT count(*) FROM audit_events WHERE env = $1 AND type = 'login.locked' AND at > $2 - 86400)",

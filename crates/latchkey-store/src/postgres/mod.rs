@@ -47,7 +47,7 @@ impl PgStore {
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, OpenError> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(3))
             .connect(url)
             .await
             .map_err(|e| OpenError::Unreachable(redact(url, &e.to_string())))?;

@@ -438,3 +438,79 @@ impl Server {
         let _ = self.child.wait();
     }
 }
+
+/// A PostgreSQL database of its own for one test, dropped afterwards.
+pub struct PgDatabase {
+    pub url: String,
+    name: String,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("LATCHKEY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh database on the test server; `None` (the test skips, saying why) when PostgreSQL
+/// cannot be reached and `LATCHKEY_REQUIRE_POSTGRES=1` is not set.
+pub fn pg_database() -> Option<PgDatabase> {
+    use sqlx::Connection;
+    let admin = pg_admin_url();
+    let name = format!("latchkey_e2e_{}_{}", std::process::id(), now_nanos());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let created = rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&admin).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut c)
+            .await?;
+        Ok::<_, sqlx::Error>(())
+    });
+    if let Err(e) = created {
+        let required = std::env::var("LATCHKEY_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "PostgreSQL is required (LATCHKEY_REQUIRE_POSTGRES=1) but unusable at {admin}: {e}"
+        );
+        eprintln!(
+            "skipping: PostgreSQL is not reachable at {admin} ({e}); set LATCHKEY_TEST_POSTGRES_URL"
+        );
+        return None;
+    }
+    let server = admin.rsplit_once('/').map(|(s, _)| s.to_owned()).unwrap();
+    Some(PgDatabase {
+        url: format!("{server}/{name}"),
+        name,
+    })
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        use sqlx::Connection;
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut c)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
