@@ -59,10 +59,10 @@ async fn fresh() -> Option<(PgStore, Fresh)> {
                 "PostgreSQL is required (LATCHKEY_REQUIRE_POSTGRES=1) but unreachable at {}: {e}",
                 admin_url()
             );
-            eprintln!(
+            say(&format!(
                 "skipping: PostgreSQL is not reachable at {} ({e}); set LATCHKEY_TEST_POSTGRES_URL",
                 admin_url()
-            );
+            ));
             return None;
         }
     };
@@ -92,3 +92,9 @@ fn uuid_like() -> String {
 static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 store_suite!(fresh());
+
+/// Say why a test skips, past the test harness's output capture, so it shows in a normal run.
+fn say(message: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{message}");
+}

@@ -283,8 +283,8 @@ pub fn oathtool(secret_b32: &str, time: u64) -> Option<String> {
                 !oathtool_required(),
                 "oathtool is required (LATCHKEY_REQUIRE_OATHTOOL=1) but cannot run: {e}"
             );
-            eprintln!(
-                "skipping the oathtool cross-check: oathtool is not installed (apt-get install oathtool)"
+            say(
+                "skipping the oathtool cross-check: oathtool is not installed (apt-get install oathtool)",
             );
             None
         }
@@ -473,9 +473,9 @@ pub fn pg_database() -> Option<PgDatabase> {
             !required,
             "PostgreSQL is required (LATCHKEY_REQUIRE_POSTGRES=1) but unusable at {admin}: {e}"
         );
-        eprintln!(
+        say(&format!(
             "skipping: PostgreSQL is not reachable at {admin} ({e}); set LATCHKEY_TEST_POSTGRES_URL"
-        );
+        ));
         return None;
     }
     let server = admin.rsplit_once('/').map(|(s, _)| s.to_owned()).unwrap();
@@ -513,4 +513,10 @@ impl Drop for PgDatabase {
         })
         .join();
     }
+}
+
+/// Say why a test skips, past the test harness's output capture, so it shows in a normal run.
+fn say(message: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{message}");
 }
