@@ -298,6 +298,13 @@ impl<S: Store> Service<S> {
             ));
         }
         if query
+            .user
+            .as_deref()
+            .is_some_and(|u| u.len() > 64 || u.chars().any(char::is_control))
+        {
+            return Err(ServiceError::Invalid("user must be a user id".into()));
+        }
+        if query
             .before
             .as_deref()
             .is_some_and(|c| uuid::Uuid::parse_str(c).is_err())

@@ -120,8 +120,12 @@ impl<S: Store> Service<S> {
             .q
             .map(|q| latchkey_core::model::normalize_email(&q))
             .filter(|q| !q.is_empty());
-        if q.as_ref().is_some_and(|q| q.len() > 254) {
-            return Err(ServiceError::Invalid("the search text is too long".into()));
+        if q.as_ref()
+            .is_some_and(|q| q.len() > 254 || q.chars().any(char::is_control))
+        {
+            return Err(ServiceError::Invalid(
+                "the search text must be at most 254 characters, without control characters".into(),
+            ));
         }
         let query = UserQuery {
             mfa: filter.mfa,

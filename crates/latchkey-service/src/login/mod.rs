@@ -63,7 +63,8 @@ impl<S: Store> Service<S> {
     ) -> ServiceResult<LoginAnswer> {
         let env = self.environment(env).await?;
         let password = Password::parse(password)?;
-        if email.len() > 320 || email.trim().is_empty() {
+        // No stored email has control characters; such input is malformed, not a guess.
+        if email.len() > 320 || email.trim().is_empty() || email.chars().any(char::is_control) {
             return Err(ServiceError::Invalid("enter an email address".into()));
         }
         self.check_ip(&env, caller).await?;

@@ -67,6 +67,16 @@ impl AuthStore for PgStore {
 
     async fn record_failure(&self, f: &Failure<'_>) -> StoreResult<FailureOutcome> {
         let mut tx = self.begin().await?;
+        // The user's row first, in every write about a user: one lock order, no deadlocks,
+        // and checks that read before they write see concurrent writers (PostgreSQL).
+        let user = match (f.key.kind, f.user_id) {
+            (_, Some(id)) => Some(id.to_owned()),
+            (CounterKind::SecondFactor, None) => Some(f.key.subject.clone()),
+            (CounterKind::Password, None) => None,
+        };
+        if let Some(id) = &user {
+            super::lock_user(&mut tx, id).await?;
+        }
         let mut locked_until = None;
         if let Claim::Allowed { attempt, locks } = f.claim
             && attempt >= latchkey_core::policy::attempts_allowed(f.settings, locks)
@@ -175,6 +185,7 @@ impl AuthStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<u64> {
         let mut tx = self.begin().await?;
+        super::lock_user(&mut tx, user_id).await?;
         let changed = sqlx::query(
             "UPDATE users SET password_hash = $2, password_change_required = FALSE, updated_at = $3 \
              WHERE id = $1 AND state = 'active'",
@@ -198,6 +209,7 @@ impl AuthStore for PgStore {
 
     async fn confirm_authenticator(&self, c: &Confirmation<'_>) -> StoreResult<()> {
         let mut tx = self.begin().await?;
+        super::lock_user(&mut tx, c.user_id).await?;
         credentials::confirm(
             &mut tx,
             c.user_id,
@@ -226,6 +238,7 @@ impl AuthStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
+        super::lock_user(&mut tx, user_id).await?;
         credentials::consume_proof(&mut tx, user_id, proof, now).await?;
         credentials::remove(&mut tx, user_id, id, keep_one).await?;
         audit::insert(&mut tx, record).await?;
@@ -241,6 +254,7 @@ impl AuthStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
+        super::lock_user(&mut tx, user_id).await?;
         credentials::consume_proof(&mut tx, user_id, proof, now).await?;
         credentials::replace_recovery_codes(&mut tx, user_id, codes, now).await?;
         audit::insert(&mut tx, record).await?;
@@ -249,6 +263,7 @@ impl AuthStore for PgStore {
 
     async fn consume_proof(&self, user_id: &str, proof: &Proof, now: i64) -> StoreResult<()> {
         let mut tx = self.begin().await?;
+        super::lock_user(&mut tx, user_id).await?;
         credentials::consume_proof(&mut tx, user_id, proof, now).await?;
         tx.commit().await.map_err(map_err)
     }

@@ -188,6 +188,7 @@ pub(super) async fn begin_setup(
     t: &NewLoginTxn,
     now: i64,
 ) -> StoreResult<()> {
+    super::lock_user(tx, &t.user_id).await?;
     let setup_id = t
         .setup_token_id
         .as_deref()
@@ -249,6 +250,7 @@ pub(super) async fn write(
     tx: &mut Transaction<'static, Postgres>,
     w: &LoginWrite,
 ) -> StoreResult<()> {
+    super::lock_user(tx, &w.user_id).await?;
     consume_from(tx, w).await?;
     if let Some(p) = &w.password {
         let changed = sqlx::query(

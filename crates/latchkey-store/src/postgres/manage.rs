@@ -39,6 +39,11 @@ pub(super) async fn keep_an_operator(
     if !env.is_system() {
         return Ok(());
     }
+    // Changes to operators queue up, so two concurrent demotions cannot each count the other.
+    sqlx::query("SELECT pg_advisory_xact_lock(7270001)")
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
     let is_operator: Option<i64> = sqlx::query_scalar(
         "SELECT 1::bigint FROM users WHERE env = $1 AND id = $2 AND role = 'admin' AND state = 'active'",
     )
@@ -119,6 +124,7 @@ impl ManageStore for PgStore {
         records: &[AuditRecord],
     ) -> StoreResult<Option<(latchkey_core::model::User, u64)>> {
         let mut tx = self.begin().await?;
+        super::lock_user(&mut tx, id).await?;
         if !user_exists(&mut tx, env, id).await? {
             return Ok(None);
         }
@@ -200,6 +206,7 @@ impl ManageStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<u64> {
         let mut tx = self.begin().await?;
+        super::lock_user(&mut tx, user_id).await?;
         if !user_exists(&mut tx, env, user_id).await? {
             return Err(latchkey_service::StoreError::NotFound);
         }
@@ -225,6 +232,7 @@ impl ManageStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<(u64, u64)> {
         let mut tx = self.begin().await?;
+        super::lock_user(&mut tx, user_id).await?;
         if !user_exists(&mut tx, env, user_id).await? {
             return Err(latchkey_service::StoreError::NotFound);
         }
@@ -260,6 +268,7 @@ impl ManageStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<u64> {
         let mut tx = self.begin().await?;
+        super::lock_user(&mut tx, user_id).await?;
         if !user_exists(&mut tx, env, user_id).await? {
             return Err(latchkey_service::StoreError::NotFound);
         }

@@ -71,6 +71,22 @@ impl PgStore {
     }
 }
 
+/// Lock a user's row for the rest of the transaction. Every write about a user starts here,
+/// so concurrent writes about one user run one after the other (what SQLite's single writer
+/// gives for free), checks that read before they write see each other, and locks are taken in
+/// one order.
+pub(super) async fn lock_user(
+    tx: &mut Transaction<'static, Postgres>,
+    user_id: &str,
+) -> StoreResult<()> {
+    sqlx::query("SELECT 1::bigint FROM users WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
 /// Keep a password in the URL out of error messages.
 fn redact(url: &str, message: &str) -> String {
     match url
@@ -132,8 +148,14 @@ impl AdminStore for PgStore {
         audit: &[AuditRecord],
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
+        // Nodes starting together on an empty database: one creates `system`, the others wait
+        // and then find it.
+        sqlx::query("SELECT pg_advisory_xact_lock(7270002)")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         let exists: Option<(String,)> =
-            sqlx::query_as("SELECT slug FROM environments WHERE slug = $1 FOR UPDATE")
+            sqlx::query_as("SELECT slug FROM environments WHERE slug = $1")
                 .bind(system.slug.as_str())
                 .fetch_optional(&mut *tx)
                 .await
@@ -209,6 +231,11 @@ impl AdminStore for PgStore {
 
     async fn delete_user(&self, env: &EnvSlug, id: &str, audit: &AuditRecord) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
+        sqlx::query("SELECT 1::bigint FROM users WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
         manage::keep_an_operator(&mut tx, env, id).await?;
         manage::revoke_tokens_of(&mut tx, id, audit.at).await?;
         let deleted = sqlx::query("DELETE FROM users WHERE env = $1 AND id = $2")

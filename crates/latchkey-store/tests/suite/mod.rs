@@ -687,6 +687,94 @@ pub async fn purging_removes_only_what_is_over<S: Store>(store: S) {
     assert_eq!(left, ["s2"], "only the session past its max age went");
 }
 
+pub async fn concurrent_demotions_keep_an_operator<S: Store>(store: S) {
+    use latchkey_service::store::UserUpdate;
+    let system = env("system", MfaPolicy::Required);
+    let mut op1 = user("system", 1, "op1@example.com");
+    op1.user.role = Role::Admin;
+    op1.user.state = UserState::Active;
+    let (_, s1) = setup(1, &op1.user.id);
+    ok(store.bootstrap(&system, &op1, &s1, &[]).await);
+    let mut op2 = user("system", 2, "op2@example.com");
+    op2.user.role = Role::Admin;
+    op2.user.state = UserState::Active;
+    let (_, s2) = setup(2, &op2.user.id);
+    ok(store
+        .create_user(&op2, &s2, &audit("system", 3, "user.created", None))
+        .await);
+    let store = Arc::new(store);
+    let tasks: Vec<_> = [id(1), id(2)]
+        .into_iter()
+        .map(|target| {
+            let s = Arc::clone(&store);
+            tokio::spawn(async move {
+                let update = UserUpdate {
+                    disabled: Some(true),
+                    ..UserUpdate::default()
+                };
+                s.update_user(&slug("system"), &target, &update, T0, &[])
+                    .await
+            })
+        })
+        .collect();
+    let mut done = 0;
+    let mut refused = 0;
+    for t in tasks {
+        match ok(t.await) {
+            Ok(Some(_)) => done += 1,
+            Err(StoreError::Conflict(_)) => refused += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        (done, refused),
+        (1, 1),
+        "system keeps an active operator whatever the interleaving"
+    );
+}
+
+pub async fn concurrent_removals_keep_the_last_authenticator<S: Store>(store: S) {
+    use latchkey_service::store::Proof;
+    seed(&store).await;
+    ok(add_user(&store, "prod", 1, "a@example.com").await);
+    ok(store
+        .insert_authenticator(&authenticator("a1", &id(1), true))
+        .await);
+    ok(store
+        .insert_authenticator(&authenticator("a2", &id(1), true))
+        .await);
+    let store = Arc::new(store);
+    let tasks: Vec<_> = [("a1", "a2", 100), ("a2", "a1", 101)]
+        .into_iter()
+        .map(|(remove, proof_with, step)| {
+            let s = Arc::clone(&store);
+            tokio::spawn(async move {
+                let proof = Proof::Totp {
+                    authenticator_id: proof_with.to_owned(),
+                    step,
+                };
+                s.remove_authenticator(
+                    &id(1),
+                    remove,
+                    true,
+                    &proof,
+                    T0,
+                    &audit("prod", step as u32, "mfa.removed", None),
+                )
+                .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = ok(t.await);
+    }
+    let left = ok(store.list_authenticators(&id(1)).await)
+        .into_iter()
+        .filter(|a| a.confirmed_at.is_some())
+        .count();
+    assert_eq!(left, 1, "one authenticator stays where one is required");
+}
+
 /// Instantiate every test of the suite for one backend. `$make` is an async expression that
 /// yields `Some((store, guard))`, where the guard keeps the fresh database alive for the test,
 /// or `None` when the backend is not available here (the test then skips, having said why).
@@ -707,6 +795,8 @@ macro_rules! store_suite {
             an_abandoned_attempt_never_locks_for_good,
             concurrent_claims_evaluate_at_most_the_threshold,
             purging_removes_only_what_is_over,
+            concurrent_demotions_keep_an_operator,
+            concurrent_removals_keep_the_last_authenticator,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {
