@@ -744,7 +744,7 @@ pub async fn concurrent_removals_keep_the_last_authenticator<S: Store>(store: S)
         .insert_authenticator(&authenticator("a2", &id(1), true))
         .await);
     let store = Arc::new(store);
-    let tasks: Vec<_> = [("a1", "a2", 100), ("a2", "a1", 101)]
+    let tasks: Vec<_> = [("a1", "a2", 100_u32), ("a2", "a1", 101_u32)]
         .into_iter()
         .map(|(remove, proof_with, step)| {
             let s = Arc::clone(&store);
@@ -759,7 +759,7 @@ pub async fn concurrent_removals_keep_the_last_authenticator<S: Store>(store: S)
                     true,
                     &proof,
                     T0,
-                    &audit("prod", step as u32, "mfa.removed", None),
+                    &audit("prod", step, "mfa.removed", None),
                 )
                 .await
             })
