@@ -751,7 +751,7 @@ pub async fn concurrent_removals_keep_the_last_authenticator<S: Store>(store: S)
             tokio::spawn(async move {
                 let proof = Proof::Totp {
                     authenticator_id: proof_with.to_owned(),
-                    step,
+                    step: u64::from(step),
                 };
                 s.remove_authenticator(
                     &id(1),
