@@ -241,6 +241,17 @@ fn bad_arguments_fail_with_one_clear_line() {
             "sqlite://PATH",
         ),
         (
+            vec![
+                "--database",
+                "postgres://u:hunter2pw@127.0.0.1:1/x",
+                "env",
+                "list",
+            ],
+            vec![],
+            d,
+            "Connection refused",
+        ),
+        (
             vec!["--key-file", keydir.as_str(), "migrate"],
             vec![],
             fresh.path(),
@@ -354,6 +365,10 @@ fn bad_arguments_fail_with_one_clear_line() {
             "{args:?}: {first}"
         );
         assert!(!first.contains(other_key));
+        assert!(
+            !err.contains("hunter2pw"),
+            "a database password reached the terminal"
+        );
     }
     let o = run(d, &["user", "create", "prod", "bob@example.com"]);
     assert!(o.status.success());

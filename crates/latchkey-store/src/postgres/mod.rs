@@ -45,6 +45,12 @@ impl PgStore {
     /// Connect to `postgres://…` and apply pending migrations (under PostgreSQL's advisory
     /// lock, so nodes starting together do not race).
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, OpenError> {
+        // One direct connection first: its error says what is wrong (refused, unknown host,
+        // authentication), where the pool would only say it timed out.
+        let first = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+            .await
+            .map_err(|e| OpenError::Unreachable(redact(url, &e.to_string())))?;
+        let _ = sqlx::Connection::close(first).await;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(3))
