@@ -2,7 +2,8 @@
 //!
 //! Seeds N users in one environment straight into a fresh database (a third with a confirmed
 //! authenticator, half with a session), then times the real use case — one transaction of set
-//! operations — three times on fresh databases and prints each time and the median.
+//! operations — three times on fresh databases and prints each time and the median; before
+//! that, it times the first page of `users?mfa=not_enrolled`.
 
 use std::{sync::Arc, time::Instant};
 
@@ -90,6 +91,26 @@ async fn main() -> anyhow::Result<()> {
             .cli_admin(&slug)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // The admin's first question at this size: who has no MFA yet? (first page of 50)
+        let mut pages = Vec::new();
+        for _ in 0..5 {
+            let filter = latchkey_service::users::UserFilter {
+                mfa: Some(latchkey_service::store::MfaFilter::NotEnrolled),
+                ..latchkey_service::users::UserFilter::default()
+            };
+            let t = Instant::now();
+            let page = service
+                .list_users(&admin, filter, None, Some(50))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            pages.push(t.elapsed().as_secs_f64());
+            anyhow::ensure!(page.users.len() == 50, "expected a full page");
+        }
+        pages.sort_by(f64::total_cmp);
+        println!(
+            "round {round}: users?mfa=not_enrolled first page (50): median {:.2} ms",
+            pages[2] * 1e3
+        );
         let t = Instant::now();
         let counts = service
             .enforce_mfa(&admin, false)
