@@ -5,6 +5,9 @@
 //! with the cause kept for the log. Nothing here ever sees a secret in clear: tokens arrive as
 //! hashes and TOTP secrets sealed.
 
+#[macro_use]
+mod rows;
+
 pub mod any;
 pub mod postgres;
 pub mod sqlite;
