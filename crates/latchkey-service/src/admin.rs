@@ -247,15 +247,7 @@ impl<S: Store> Service<S> {
 
     /// `POST …/enforce-mfa` (SPEC §4.6): refused where the policy is `off`.
     pub async fn enforce_mfa(&self, admin: &EnvAdmin, all: bool) -> ServiceResult<EnforceCounts> {
-        if admin.env().mfa_policy == MfaPolicy::Off {
-            return Err(ServiceError::Refused {
-                code: "mfa_not_allowed",
-                message: format!(
-                    "MFA is off in `{}`: set the policy to optional or required first",
-                    admin.env().slug
-                ),
-            });
-        }
+        refuse_if_mfa_off(admin.env())?;
         let record = self.record(
             admin,
             AuditType::MfaEnforced,
@@ -266,6 +258,17 @@ impl<S: Store> Service<S> {
             .store
             .enforce_mfa(&admin.env().slug, all, &record)
             .await?)
+    }
+
+    /// What enforce-MFA would do now (for the page that asks before it acts); refused where
+    /// the policy is `off`, like the act itself.
+    pub async fn enforce_mfa_preview(
+        &self,
+        admin: &EnvAdmin,
+        all: bool,
+    ) -> ServiceResult<EnforceCounts> {
+        refuse_if_mfa_off(admin.env())?;
+        Ok(self.store.enforce_preview(&admin.env().slug, all).await?)
     }
 
     /// `GET …/stats` (SPEC §4.7).
@@ -467,4 +470,18 @@ fn last_operator(e: crate::StoreError) -> ServiceError {
         },
         other => other.into(),
     }
+}
+
+/// Enforcing MFA where it is off would lock every user out of a login that never asks for it.
+fn refuse_if_mfa_off(env: &latchkey_core::model::Environment) -> ServiceResult<()> {
+    if env.mfa_policy == MfaPolicy::Off {
+        return Err(ServiceError::Refused {
+            code: "mfa_not_allowed",
+            message: format!(
+                "MFA is off in `{}`: set the policy to optional or required first",
+                env.slug
+            ),
+        });
+    }
+    Ok(())
 }

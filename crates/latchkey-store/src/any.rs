@@ -121,6 +121,7 @@ forward!(ManageStore {
     fn reset_mfa(&self, env: &EnvSlug, user_id: &str, audit: &AuditRecord) -> StoreResult<(u64, u64)>;
     fn sign_out(&self, env: &EnvSlug, user_id: &str, audit: &AuditRecord) -> StoreResult<u64>;
     fn enforce_mfa(&self, env: &EnvSlug, all: bool, audit: &AuditRecord) -> StoreResult<EnforceCounts>;
+    fn enforce_preview(&self, env: &EnvSlug, all: bool) -> StoreResult<EnforceCounts>;
     fn clear_lockout(&self, env: &EnvSlug, user_id: &str, email_normalized: &str, audit: &AuditRecord) -> StoreResult<bool>;
     fn stats(&self, env: &EnvSlug, now: i64) -> StoreResult<EnvStats>;
     fn create_api_token(&self, token: &NewApiToken, audit: &AuditRecord) -> StoreResult<()>;

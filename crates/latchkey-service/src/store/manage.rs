@@ -114,6 +114,15 @@ pub trait ManageStore: Clone + Send + Sync + 'static {
         audit: &AuditRecord,
     ) -> impl Future<Output = StoreResult<EnforceCounts>> + Send;
 
+    /// What [`enforce_mfa`](Self::enforce_mfa) would do now, without doing it: the users it
+    /// would newly mark, the users who have a session it would end, and those sessions. Read
+    /// only; the figures can differ from the real run by whatever happens in between.
+    fn enforce_preview(
+        &self,
+        env: &EnvSlug,
+        all: bool,
+    ) -> impl Future<Output = StoreResult<EnforceCounts>> + Send;
+
     /// Forget a user's failure counters (password and second factor). Returns whether any was
     /// there.
     fn clear_lockout(

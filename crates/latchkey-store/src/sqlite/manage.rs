@@ -364,6 +364,31 @@ impl ManageStore for SqliteStore {
         Ok(cleared > 0)
     }
 
+    async fn enforce_preview(&self, env: &EnvSlug, all: bool) -> StoreResult<EnforceCounts> {
+        let row: (i64, i64, i64) = sqlx::query_as(
+            "WITH targets AS (SELECT u.id, u.mfa_enforced, NOT EXISTS (SELECT 1 FROM authenticators a \
+               WHERE a.user_id = u.id AND a.confirmed_at IS NOT NULL) AS without_mfa \
+               FROM users u WHERE u.env = ?1) \
+             SELECT \
+               (SELECT count(*) FROM targets WHERE without_mfa AND mfa_enforced = 0), \
+               (SELECT count(DISTINCT s.user_id) FROM sessions s JOIN targets t ON t.id = s.user_id \
+                  WHERE s.env = ?1 AND (?2 OR t.without_mfa)), \
+               (SELECT count(*) FROM sessions s JOIN targets t ON t.id = s.user_id \
+                  WHERE s.env = ?1 AND (?2 OR t.without_mfa))",
+        )
+        .bind(env.as_str())
+        .bind(all)
+        .fetch_one(&self.readers)
+        .await
+        .map_err(map_err)?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(EnforceCounts {
+            users_marked: n(row.0),
+            users_signed_out: n(row.1),
+            sessions_ended: n(row.2),
+        })
+    }
+
     async fn stats(&self, env: &EnvSlug, now: i64) -> StoreResult<EnvStats> {
         let row: (i64, i64, i64, i64, i64) = sqlx::query_as(
             "SELECT \

@@ -778,6 +778,79 @@ pub async fn concurrent_removals_keep_the_last_authenticator<S: Store>(store: S)
 /// Instantiate every test of the suite for one backend. `$make` is an async expression that
 /// yields `Some((store, guard))`, where the guard keeps the fresh database alive for the test,
 /// or `None` when the backend is not available here (the test then skips, having said why).
+
+/// The page that asks before enforcing MFA shows what the act will do: the preview and the act
+/// agree, with and without `all`.
+pub async fn enforce_preview_matches_the_act<S: Store>(store: S) {
+    use latchkey_service::store::{LoginNext, LoginWrite, NewSession};
+    seed(&store).await;
+    for (n, email) in [
+        (1, "a@example.com"),
+        (2, "b@example.com"),
+        (3, "c@example.com"),
+    ] {
+        ok(add_user(&store, "prod", n, email).await);
+    }
+    ok(store
+        .insert_authenticator(&authenticator("a1", &id(1), true))
+        .await);
+    // User 1 (with MFA) has one session, user 2 (without) two, user 3 none.
+    for (n, user) in [(1, 1), (2, 2), (3, 2)] {
+        let session = NewSession {
+            id: format!("s{n}"),
+            token_hash: Token::generate().unwrap_or_else(|e| panic!("{e}")).hash(),
+            user_id: id(user),
+            env: slug("prod"),
+            authenticated_at: T0,
+            amr: "pwd".into(),
+            created_at: T0,
+            ip: None,
+            user_agent: None,
+        };
+        ok(store
+            .write_login(&LoginWrite {
+                now: T0,
+                user_id: id(user),
+                from: None,
+                next: LoginNext::Authenticate(session),
+                password: None,
+                rehash: None,
+                proof: None,
+                new_authenticator: None,
+                new_recovery_codes: None,
+                reset_counters: Vec::new(),
+                audit: Vec::new(),
+            })
+            .await);
+    }
+    let counts = |c: latchkey_service::store::EnforceCounts| {
+        (c.users_marked, c.users_signed_out, c.sessions_ended)
+    };
+    let prod = slug("prod");
+    assert_eq!(
+        counts(ok(store.enforce_preview(&prod, false).await)),
+        (2, 1, 2)
+    );
+    assert_eq!(
+        counts(ok(store.enforce_preview(&prod, true).await)),
+        (2, 2, 3)
+    );
+    // The preview changed nothing: the act finds the same.
+    let done = ok(store
+        .enforce_mfa(&prod, false, &audit("prod", 50, "mfa.enforced", None))
+        .await);
+    assert_eq!(counts(done), (2, 1, 2));
+    // Afterwards nobody is left to mark, and only user 1's session remains to end with `all`.
+    assert_eq!(
+        counts(ok(store.enforce_preview(&prod, false).await)),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        counts(ok(store.enforce_preview(&prod, true).await)),
+        (0, 1, 1)
+    );
+}
+
 #[macro_export]
 macro_rules! store_suite {
     ($make:expr) => {
@@ -797,6 +870,7 @@ macro_rules! store_suite {
             purging_removes_only_what_is_over,
             concurrent_demotions_keep_an_operator,
             concurrent_removals_keep_the_last_authenticator,
+            enforce_preview_matches_the_act,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {
