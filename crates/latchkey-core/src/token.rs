@@ -155,9 +155,33 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// The CSRF token a form carries for the browser whose CSRF cookie holds `cookie`: an HMAC of
+/// the cookie under the server's CSRF key (the signed double-submit pattern), so a token can
+/// be neither guessed nor taken from another browser.
+pub fn csrf_token(key: &[u8], cookie: &str) -> String {
+    data_encoding::BASE64URL_NOPAD.encode(&hmac_sha256(key, &[b"latchkey-csrf\0", cookie.as_bytes()]))
+}
+
+/// Whether `presented` is the CSRF token for `cookie`, compared in constant time.
+pub fn csrf_matches(key: &[u8], cookie: &str, presented: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let expected = csrf_token(key, cookie);
+    expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csrf_tokens_bind_to_their_cookie_and_key() {
+        let t = csrf_token(b"key one", "cookie-a");
+        assert!(csrf_matches(b"key one", "cookie-a", &t));
+        assert!(!csrf_matches(b"key one", "cookie-b", &t));
+        assert!(!csrf_matches(b"key two", "cookie-a", &t));
+        assert!(!csrf_matches(b"key one", "cookie-a", ""));
+        assert!(!csrf_matches(b"key one", "cookie-a", &t[..t.len() - 1]));
+    }
 
     #[test]
     fn tokens_are_256_bits_and_url_safe() {

@@ -21,9 +21,19 @@ use crate::{
 /// Request bodies above this size are refused with 413 before they are read (SECURITY R3).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// The label of the sealing-key subkey that form tokens are derived with.
+const CSRF_KEY_LABEL: &str = "latchkey/csrf/v1";
+
+/// The pages' Content-Security-Policy (SPEC §6): nothing inline but SVG, nothing from
+/// elsewhere.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
 /// All routes over `service`.
 pub fn router<S: Store>(service: Service<S>, web: WebConfig) -> Router {
+    let csrf_key = Arc::new(service.keyring().primary().derive(CSRF_KEY_LABEL));
     crate::api::router::<S>()
+        .merge(crate::pages::router::<S>())
+        .route("/auth/verify", get(crate::forward_auth::verify::<S>))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz::<S>))
         .fallback(routes::fallback)
@@ -33,6 +43,7 @@ pub fn router<S: Store>(service: Service<S>, web: WebConfig) -> Router {
         .with_state(AppState {
             service,
             web: Arc::new(web),
+            csrf_key,
         })
 }
 
@@ -45,6 +56,10 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
     );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));

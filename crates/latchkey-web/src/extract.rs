@@ -341,7 +341,7 @@ fn is_safe(method: &Method) -> bool {
 
 /// A browser sends `Origin` (and `Sec-Fetch-Site`) on cross-origin writes; refuse any that is
 /// not ours. Clients that send neither are not browsers and carry no ambient cookie.
-fn same_origin(parts: &Parts, public_origin: &str) -> bool {
+pub(crate) fn same_origin(parts: &Parts, public_origin: &str) -> bool {
     if let Some(site) = parts
         .headers
         .get("sec-fetch-site")

@@ -7,7 +7,11 @@
 pub mod api;
 pub mod app;
 pub mod extract;
+pub mod forward_auth;
+pub mod input;
+pub mod pages;
 pub mod problem;
+pub mod redirect;
 mod routes;
 pub mod state;
 

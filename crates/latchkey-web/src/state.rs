@@ -2,6 +2,7 @@
 
 use std::{net::IpAddr, sync::Arc};
 
+use latchkey_core::SecretBytes;
 use latchkey_service::Service;
 
 /// Settings of the HTTP layer, derived from the validated configuration.
@@ -14,6 +15,10 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// The public URL without a trailing `/`, for links in pages and forward-auth redirects.
+    pub public_url: String,
+    /// Hosts (lower case, any port) that a `rd` may send the browser back to (SPEC §5.2).
+    pub allowed_redirect_hosts: Vec<String>,
 }
 
 impl WebConfig {
@@ -38,7 +43,20 @@ impl WebConfig {
             public_origin: origin,
             secure_cookies: !url.starts_with("http://"),
             trusted_proxies,
+            public_url: url.to_owned(),
+            allowed_redirect_hosts: Vec::new(),
         }
+    }
+
+    /// The same settings with the hosts a `rd` may name.
+    #[must_use]
+    pub fn with_redirect_hosts(mut self, hosts: &[String]) -> Self {
+        self.allowed_redirect_hosts = hosts
+            .iter()
+            .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        self
     }
 
     /// The session cookie's name.
@@ -49,12 +67,40 @@ impl WebConfig {
             "latchkey_session"
         }
     }
+
+    /// The pages' CSRF cookie (a random value the form tokens are derived from).
+    pub fn csrf_cookie_name(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-latchkey_csrf"
+        } else {
+            "latchkey_csrf"
+        }
+    }
+
+    /// The pages' pending-login cookie (the login token between the steps of a login).
+    pub fn login_cookie_name(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-latchkey_login"
+        } else {
+            "latchkey_login"
+        }
+    }
+
+    /// A `Set-Cookie` value: `Path=/; HttpOnly; SameSite=Lax`, `Secure` outside loopback
+    /// development; a `max_age` of 0 deletes the cookie.
+    pub fn cookie(&self, name: &str, value: &str, max_age: i64) -> String {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    }
 }
 
 /// The router's state.
 pub struct AppState<S> {
     pub service: Service<S>,
     pub web: Arc<WebConfig>,
+    /// The key form tokens are derived with (a subkey of the sealing key, so every node of a
+    /// deployment accepts every other node's forms).
+    pub csrf_key: Arc<SecretBytes>,
 }
 
 impl<S> Clone for AppState<S>
@@ -65,6 +111,7 @@ where
         Self {
             service: self.service.clone(),
             web: Arc::clone(&self.web),
+            csrf_key: Arc::clone(&self.csrf_key),
         }
     }
 }

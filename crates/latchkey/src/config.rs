@@ -235,6 +235,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub service: ServiceConfig,
     pub trusted_proxies: Vec<IpAddr>,
+    /// Hosts a `rd` may send a browser back to after login (any port).
+    pub allowed_redirect_hosts: Vec<String>,
 }
 
 impl Settings {
@@ -297,7 +299,16 @@ impl Settings {
                     .map_err(|_| anyhow::anyhow!("trusted_proxies: `{p}` is not an IP address"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        for h in &config.allowed_redirect_hosts {
+            if h.contains('/') || h.contains(':') || h.contains('@') || h.trim().is_empty() {
+                bail!(
+                    "allowed_redirect_hosts: `{h}` is not a host name; write hosts only, like \
+                     app.example.com (any port is allowed)"
+                );
+            }
+        }
         Ok(Self {
+            allowed_redirect_hosts: config.allowed_redirect_hosts,
             listen,
             database: config.database,
             database_connections: config.database_connections,

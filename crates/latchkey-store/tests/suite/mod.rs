@@ -775,10 +775,6 @@ pub async fn concurrent_removals_keep_the_last_authenticator<S: Store>(store: S)
     assert_eq!(left, 1, "one authenticator stays where one is required");
 }
 
-/// Instantiate every test of the suite for one backend. `$make` is an async expression that
-/// yields `Some((store, guard))`, where the guard keeps the fresh database alive for the test,
-/// or `None` when the backend is not available here (the test then skips, having said why).
-
 /// The page that asks before enforcing MFA shows what the act will do: the preview and the act
 /// agree, with and without `all`.
 pub async fn enforce_preview_matches_the_act<S: Store>(store: S) {
@@ -851,6 +847,9 @@ pub async fn enforce_preview_matches_the_act<S: Store>(store: S) {
     );
 }
 
+/// Instantiate every test of the suite for one backend. `$make` is an async expression that
+/// yields `Some((store, guard))`, where the guard keeps the fresh database alive for the test,
+/// or `None` when the backend is not available here (the test then skips, having said why).
 #[macro_export]
 macro_rules! store_suite {
     ($make:expr) => {

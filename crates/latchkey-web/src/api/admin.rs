@@ -9,7 +9,7 @@ use axum::{
 };
 use latchkey_core::{
     HumanDuration,
-    model::{DisplayName, Email, EnvSlug, MfaPolicy, Role, UserState},
+    model::{Email, EnvSlug, MfaPolicy, Role, UserState},
 };
 use latchkey_service::{
     Store,
@@ -25,48 +25,11 @@ use super::{
     dto::{ProblemSchema, rfc3339},
 };
 use crate::{
+    input::{bad, display_name, duration, parse, time},
     extract::{AdminOf, ApiJson, ApiPath, ApiQuery, Env, OperatorOnly, OptionalJson},
     problem::Problem,
     state::AppState,
 };
-
-fn bad(msg: impl Into<String>) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "invalid_request", msg)
-}
-
-fn parse<T: std::str::FromStr>(value: Option<&str>, what: &str) -> Result<Option<T>, Problem>
-where
-    T::Err: std::fmt::Display,
-{
-    value
-        .map(|v| v.parse::<T>().map_err(|e| bad(format!("{what}: {e}"))))
-        .transpose()
-}
-
-fn display_name(value: Option<&str>) -> Result<Option<DisplayName>, Problem> {
-    value
-        .map(DisplayName::parse)
-        .transpose()
-        .map_err(|e| bad(e.0))
-}
-
-fn duration(value: Option<&str>, what: &str) -> Result<Option<HumanDuration>, Problem> {
-    parse::<HumanDuration>(value, what)
-}
-
-fn time(value: Option<&str>, what: &str) -> Result<Option<i64>, Problem> {
-    value
-        .map(|v| {
-            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                .map(time::OffsetDateTime::unix_timestamp)
-                .map_err(|_| {
-                    bad(format!(
-                        "{what} must be an RFC 3339 time like 2026-11-28T06:00:00Z"
-                    ))
-                })
-        })
-        .transpose()
-}
 
 #[utoipa::path(get, path = "/api/v1/environments", tag = "admin",
     responses((status = 200, body = EnvironmentList), (status = 403, description = "not an operator", body = ProblemSchema, content_type = "application/problem+json")))]

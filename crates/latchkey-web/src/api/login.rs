@@ -41,11 +41,7 @@ pub(crate) fn answer(web: &WebConfig, now: i64, a: &LoginAnswer) -> Response {
 /// `__Host-latchkey_session=…; Path=/; HttpOnly; SameSite=Lax; Secure` (no prefix and no
 /// `Secure` in loopback development).
 pub(crate) fn session_cookie(web: &WebConfig, token: &str, max_age: i64) -> String {
-    let secure = if web.secure_cookies { "; Secure" } else { "" };
-    format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
-        web.cookie_name()
-    )
+    web.cookie(web.cookie_name(), token, max_age)
 }
 
 #[utoipa::path(post, path = "/api/v1/environments/{env}/login", tag = "login",

@@ -32,7 +32,8 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
             settings.public_url.url
         );
     }
-    let web = WebConfig::for_public_url(&settings.public_url.url, settings.trusted_proxies.clone());
+    let web = WebConfig::for_public_url(&settings.public_url.url, settings.trusted_proxies.clone())
+        .with_redirect_hosts(&settings.allowed_redirect_hosts);
     let app = App::bind(settings.listen, router(service.clone(), web))
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;

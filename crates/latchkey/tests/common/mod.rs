@@ -69,8 +69,13 @@ pub fn start(dir: &Path, extra: &[&str]) -> Server {
 }
 
 pub fn start_with(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Server {
+    start_listening(dir, "127.0.0.1:0", extra, envs)
+}
+
+/// A server on a chosen address (for tests whose public URL must name the port beforehand).
+pub fn start_listening(dir: &Path, listen: &str, extra: &[&str], envs: &[(&str, &str)]) -> Server {
     let child = latchkey(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", listen])
         .args(extra)
         .envs(envs.iter().copied())
         .stdout(Stdio::piped())
@@ -515,8 +520,47 @@ impl Drop for PgDatabase {
     }
 }
 
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The tools of `needs` (a program and arguments that succeed when it is usable) that are
+/// missing here. With `required_var=1` a missing tool fails the test; otherwise the caller
+/// skips, having said why.
+pub fn missing_tools(required_var: &str, needs: &[(&str, &[&str])]) -> bool {
+    let missing: Vec<String> = needs
+        .iter()
+        .filter(|(program, args)| {
+            !Command::new(program)
+                .args(*args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(|(program, args)| format!("{program} {}", args.join(" ")))
+        .collect();
+    if missing.is_empty() {
+        return false;
+    }
+    let required = std::env::var(required_var).is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "{required_var}=1 but these do not run: {missing:?}"
+    );
+    say(&format!(
+        "skipping: {missing:?} not usable here (.ci/run installs them and sets {required_var}=1)"
+    ));
+    true
+}
+
 /// Say why a test skips, past the test harness's output capture, so it shows in a normal run.
-fn say(message: &str) {
+pub fn say(message: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "{message}");
 }

@@ -1,0 +1,638 @@
+//! The login pages (SPEC §3, §6): password, new password, second factor, MFA setup with the
+//! recovery codes shown once, and setup links. Between steps the login token travels in an
+//! `HttpOnly` cookie, never in a URL; `rd` travels in the query and the forms and is honoured at
+//! the end only under [`redirect::allowed`].
+
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    http::{HeaderValue, StatusCode, header},
+    response::Response,
+};
+use latchkey_core::{SecretString, login::Step, token::RecoveryCode};
+use latchkey_service::{
+    Actor, Caller, ServiceError, Store, factors::FactorInput, factors::MfaOffer,
+    login::LoginAnswer,
+};
+use serde::Deserialize;
+
+use super::{
+    PageEnv, PageUser,
+    form::{Csrf, Form},
+    view::{self, Chrome, Notice, render, say, see_other},
+};
+use crate::{
+    extract::{Client, cookie},
+    problem::Problem,
+    redirect,
+    state::AppState,
+};
+
+/// A pending login's cookie outlives the login transaction a little; the server decides.
+const LOGIN_COOKIE_MAX_AGE: i64 = 15 * 60;
+
+fn anonymous(origin: latchkey_service::Origin) -> Caller {
+    Caller {
+        actor: Actor::Anonymous,
+        origin,
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    #[serde(default)]
+    rd: String,
+    #[serde(default)]
+    notice: String,
+    #[serde(default)]
+    token: String,
+}
+
+/// `?rd=…` for the next page, or nothing.
+fn rd_query(rd: &str) -> String {
+    if rd.is_empty() {
+        String::new()
+    } else {
+        format!("?rd={}", redirect::encode(rd))
+    }
+}
+
+/// Where a finished login goes: an allowed `rd`, else the account page.
+fn destination<S>(st: &AppState<S>, env: &str, rd: &str) -> String {
+    redirect::allowed(&st.web, rd).unwrap_or_else(|| format!("/e/{env}/account"))
+}
+
+fn set_cookie(r: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn with_csrf<S>(st: &AppState<S>, csrf: &Csrf, mut r: Response) -> Response {
+    csrf.set_on(st, r.headers_mut());
+    r
+}
+
+/// Back to the start of the login, saying why.
+fn restart(env: &str, rd: &str) -> Response {
+    let sep = if rd.is_empty() { "?" } else { "&" };
+    see_other(&format!(
+        "/e/{env}/login{}{sep}notice=login_expired",
+        rd_query(rd)
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    rd: String,
+    email: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "new_password.html")]
+struct NewPasswordPage {
+    chrome: Chrome,
+    action: String,
+    rd: String,
+    token: Option<String>,
+    heading: &'static str,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "mfa.html")]
+struct MfaPage {
+    chrome: Chrome,
+    rd: String,
+    error_code: Option<String>,
+    error_recovery: Option<String>,
+}
+
+/// The MFA setup page, inside a login or from the account page.
+#[derive(Template)]
+#[template(path = "mfa_setup.html")]
+pub struct SetupPage {
+    pub chrome: Chrome,
+    pub action: String,
+    pub rd: String,
+    pub qr_svg: String,
+    pub secret_groups: String,
+    pub digits: usize,
+    pub label: String,
+    pub error: Option<String>,
+}
+
+impl SetupPage {
+    pub fn new(chrome: Chrome, action: String, rd: String, offer: &MfaOffer) -> Self {
+        let secret = offer.secret.expose();
+        let groups: Vec<&str> = secret
+            .as_bytes()
+            .chunks(4)
+            .filter_map(|c| std::str::from_utf8(c).ok())
+            .collect();
+        // The SVG is ours (the `qrcode` crate's), inlined as markup; drop an XML prolog.
+        let svg = offer.qr_svg.find("<svg").map_or("", |i| &offer.qr_svg[i..]);
+        Self {
+            chrome,
+            action,
+            rd,
+            qr_svg: svg.to_owned(),
+            secret_groups: groups.join(" "),
+            digits: offer.params.digits().count(),
+            label: "Authenticator app".into(),
+            error: None,
+        }
+    }
+}
+
+/// The recovery codes, shown once, with a plain-text download.
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub struct CodesPage {
+    pub chrome: Chrome,
+    pub codes: Vec<String>,
+    pub download: String,
+    pub next: String,
+}
+
+impl CodesPage {
+    pub fn new(chrome: Chrome, codes: &[RecoveryCode], next: String) -> Self {
+        let codes: Vec<String> = codes.iter().map(|c| c.expose().to_owned()).collect();
+        let text = format!(
+            "Latchkey recovery codes for {}. Each opens one login.\r\n{}\r\n",
+            chrome.env,
+            codes.join("\r\n")
+        );
+        let download = format!(
+            "data:text/plain;charset=utf-8,{}",
+            redirect::encode(&text).replace('+', "%20")
+        );
+        Self {
+            chrome,
+            codes,
+            download,
+            next,
+        }
+    }
+}
+
+/// Render the answer to a login step: the next page, or the end of the login.
+fn next_step<S: Store>(
+    st: &AppState<S>,
+    env: &str,
+    csrf: &Csrf,
+    a: &LoginAnswer,
+    rd: &str,
+) -> Response {
+    let web = &st.web;
+    let page = |path: &str| -> Response {
+        let mut r = see_other(&format!("/e/{env}/login/{path}{}", rd_query(rd)));
+        if let Some(t) = &a.login_token {
+            set_cookie(
+                &mut r,
+                &web.cookie(web.login_cookie_name(), t.expose(), LOGIN_COOKIE_MAX_AGE),
+            );
+        }
+        r
+    };
+    match a.status {
+        Step::PasswordChangeRequired => page("password"),
+        Step::MfaSetupRequired => page("mfa/setup"),
+        Step::MfaRequired => page("mfa"),
+        Step::Authenticated => {
+            let next = destination(st, env, rd);
+            let mut r = match &a.recovery_codes {
+                Some(codes) => with_csrf(
+                    st,
+                    csrf,
+                    render(
+                        StatusCode::OK,
+                        &CodesPage::new(Chrome::new(env, &csrf.token, None), codes, next),
+                    ),
+                ),
+                None => see_other(&next),
+            };
+            if let Some(s) = &a.session {
+                let max_age = (s.expires_at - st.service.now()).max(0);
+                set_cookie(
+                    &mut r,
+                    &web.cookie(web.cookie_name(), s.token.expose(), max_age),
+                );
+            }
+            set_cookie(&mut r, &web.cookie(web.login_cookie_name(), "", 0));
+            r
+        }
+    }
+}
+
+
+/// `GET /e/{env}/login`: the form; a browser that already has a session of `env` goes on.
+pub async fn form<S: Store>(
+    State(st): State<AppState<S>>,
+    PageEnv(env): PageEnv,
+    csrf: Csrf,
+    Query(q): Query<PageQuery>,
+    parts: axum::http::request::Parts,
+) -> Response {
+    if let Some(token) = cookie(&parts, st.web.cookie_name())
+        && let Ok(p) = st.service.authenticate(&token).await
+        && p.environment.slug == env
+    {
+        return see_other(&destination(&st, env.as_str(), &q.rd));
+    }
+    let page = LoginPage {
+        chrome: Chrome::new(env.as_str(), &csrf.token, None),
+        rd: q.rd,
+        email: String::new(),
+        error: None,
+        notice: Notice::named(&q.notice).map(Notice::text),
+    };
+    with_csrf(&st, &csrf, render(StatusCode::OK, &page))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    password: SecretString,
+    #[serde(default)]
+    rd: String,
+}
+
+/// `POST /e/{env}/login`.
+pub async fn submit<S: Store>(
+    State(st): State<AppState<S>>,
+    PageEnv(env): PageEnv,
+    Client(origin): Client,
+    form: Form<LoginForm>,
+) -> Response {
+    let Form { value: f, csrf } = form;
+    match st
+        .service
+        .login_password(&anonymous(origin), &env, &f.email, f.password.expose())
+        .await
+    {
+        Ok(a) => next_step(&st, env.as_str(), &csrf, &a, &f.rd),
+        Err(e) => {
+            let p = Problem::from(e);
+            let page = LoginPage {
+                chrome: Chrome::new(env.as_str(), &csrf.token, None),
+                rd: f.rd,
+                email: f.email,
+                error: Some(say(&p, st.service.now())),
+                notice: None,
+            };
+            with_csrf(&st, &csrf, render(view::status_of(&p), &page))
+        }
+    }
+}
+
+/// The pending login's token, from its cookie.
+fn login_token<S>(st: &AppState<S>, parts: &axum::http::request::Parts) -> Option<String> {
+    cookie(parts, st.web.login_cookie_name()).filter(|t| !t.is_empty())
+}
+
+/// `GET /e/{env}/login/password`: choose a new password.
+pub async fn password_form<S: Store>(
+    State(st): State<AppState<S>>,
+    PageEnv(env): PageEnv,
+    csrf: Csrf,
+    Query(q): Query<PageQuery>,
+    parts: axum::http::request::Parts,
+) -> Response {
+    if login_token(&st, &parts).is_none() {
+        return restart(env.as_str(), &q.rd);
+    }
+    let page = NewPasswordPage {
+        chrome: Chrome::new(env.as_str(), &csrf.token, None),
+        action: format!("/e/{env}/login/password"),
+        rd: q.rd,
+        token: None,
+        heading: "Choose a new password",
+        error: None,
+    };
+    with_csrf(&st, &csrf, render(StatusCode::OK, &page))
+}
+
+#[derive(Deserialize)]
+pub struct NewPasswordForm {
+    new_password: SecretString,
+    new_password_confirm: SecretString,
+    #[serde(default)]
+    rd: String,
+    #[serde(default)]
+    token: Option<SecretString>,
+}
+
+fn mismatch(f: &NewPasswordForm) -> Option<String> {
+    (f.new_password.expose() != f.new_password_confirm.expose())
+        .then(|| "The two passwords are not the same.".to_owned())
+}
+
+/// `POST /e/{env}/login/password`.
+pub async fn password_submit<S: Store>(
+    State(st): State<AppState<S>>,
+    PageEnv(env): PageEnv,
+    Client(origin): Client,
+    parts: axum::http::request::Parts,
+    form: Form<NewPasswordForm>,
+) -> Response {
+    let Form { value: f, csrf } = form;
+    let Some(token) = login_token(&st, &parts) else {
+        return restart(env.as_str(), &f.rd);
+    };
+    let result = match mismatch(&f) {
+        Some(m) => Err(m),
+        None => st
+            .service
+            .login_new_password(
+                &anonymous(origin),
+                &env,
+                &token,
+                f.new_password.expose(),
+            )
+            .await
+            .map_err(|e| {
+                if matches!(e, ServiceError::LoginExpired) {
+                    String::new()
+                } else {
+                    say(&Problem::from(e), st.service.now())
+                }
+            }),
+    };
+    match result {
+        Ok(a) => next_step(&st, env.as_str(), &csrf, &a, &f.rd),
+        Err(m) if m.is_empty() => restart(env.as_str(), &f.rd),
+        Err(m) => {
+            let page = NewPasswordPage {
+                chrome: Chrome::new(env.as_str(), &csrf.token, None),
+                action: format!("/e/{env}/login/password"),
+                rd: f.rd,
+                token: None,
+                heading: "Choose a new password",
+                error: Some(m),
+            };
+            with_csrf(&st, &csrf, render(StatusCode::BAD_REQUEST, &page))
+        }
+    }
+}
+
+/// `GET /e/{env}/login/mfa`: the code prompt.
+pub async fn mfa_form<S: Store>(
+    State(st): State<AppState<S>>,
+    PageEnv(env): PageEnv,
+    csrf: Csrf,
+    Query(q): Query<PageQuery>,
+    parts: axum::http::request::Parts,
+) -> Response {
+    if login_token(&st, &parts).is_none() {
+        return restart(env.as_str(), &q.rd);
+    }
+    let page = MfaPage {
+        chrome: Chrome::new(env.as_str(), &csrf.token, None),
+        rd: q.rd,
+        error_code: None,
+        error_recovery: None,
+    };
+    with_csrf(&st, &csrf, render(StatusCode::OK, &page))
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    code: Option<SecretString>,
+    #[serde(default)]
+    recovery_code: Option<SecretString>,
+    #[serde(default)]
+    rd: String,
+}
+
+/// `POST /e/{env}/login/mfa`: a TOTP code or a recovery code.
+pub async fn mfa_submit<S: Store>(
+    State(st): State<AppState<S>>,
+    PageEnv(env): PageEnv,
+    Client(origin): Client,
+    parts: axum::http::request::Parts,
+    form: Form<CodeForm>,
+) -> Response {
+    let Form { value: f, csrf } = form;
+    let Some(token) = login_token(&st, &parts) else {
+        return restart(env.as_str(), &f.rd);
+    };
+    let (factor, recovery) = match (f.code, f.recovery_code) {
+        (_, Some(r)) if !r.expose().trim().is_empty() => (FactorInput::RecoveryCode(r), true),
+        (Some(c), _) => (FactorInput::Code(c), false),
+        (None, _) => (FactorInput::Code(SecretString::new(String::new())), false),
+    };
+    match st
+        .service
+        .login_mfa(&anonymous(origin), &env, &token, &factor)
+        .await
+    {
+        Ok(a) => next_step(&st, env.as_str(), &csrf, &a, &f.rd),
+        Err(ServiceError::LoginExpired) => restart(env.as_str(), &f.rd),
+        Err(e) => {
+            let p = Problem::from(e);
+            let m = Some(say(&p, st.service.now()));
+            let page = MfaPage {
+                chrome: Chrome::new(env.as_str(), &csrf.token, None),
+                rd: f.rd,
+                error_code: if recovery { None } else { m.clone() },
+                error_recovery: if recovery { m } else { None },
+            };
+            with_csrf(&st, &csrf, render(view::status_of(&p), &page))
+        }
+    }
+}
+
+async fn setup_page<S: Store>(
+    st: &AppState<S>,
+    env: &latchkey_core::model::EnvSlug,
+    csrf: &Csrf,
+    token: &str,
+    caller: &Caller,
+    rd: String,
+    error: Option<(StatusCode, String)>,
+) -> Response {
+    match st.service.login_mfa_setup(caller, env, token).await {
+        Ok(offer) => {
+            let mut page = SetupPage::new(
+                Chrome::new(env.as_str(), &csrf.token, None),
+                format!("/e/{env}/login/mfa/setup"),
+                rd,
+                &offer,
+            );
+            let status = error.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
+            page.error = error.map(|(_, m)| m);
+            with_csrf(st, csrf, render(status, &page))
+        }
+        Err(ServiceError::LoginExpired | ServiceError::WrongStep(_)) => {
+            restart(env.as_str(), &rd)
+        }
+        Err(e) => super::problem_page(&e.into(), Some(env.as_str())),
+    }
+}
+
+/// `GET /e/{env}/login/mfa/setup`: the QR code, the secret in groups of four, a code field.
+/// A reload shows the same secret.
+pub async fn setup_form<S: Store>(
+    State(st): State<AppState<S>>,
+    PageEnv(env): PageEnv,
+    Client(origin): Client,
+    csrf: Csrf,
+    Query(q): Query<PageQuery>,
+    parts: axum::http::request::Parts,
+) -> Response {
+    let Some(token) = login_token(&st, &parts) else {
+        return restart(env.as_str(), &q.rd);
+    };
+    setup_page(&st, &env, &csrf, &token, &anonymous(origin), q.rd, None).await
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    code: SecretString,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    rd: String,
+}
+
+/// `POST /e/{env}/login/mfa/setup`: confirm with a code; the recovery codes follow.
+pub async fn setup_submit<S: Store>(
+    State(st): State<AppState<S>>,
+    PageEnv(env): PageEnv,
+    Client(origin): Client,
+    parts: axum::http::request::Parts,
+    form: Form<SetupForm>,
+) -> Response {
+    let Form { value: f, csrf } = form;
+    let Some(token) = login_token(&st, &parts) else {
+        return restart(env.as_str(), &f.rd);
+    };
+    let caller = anonymous(origin);
+    let label = if f.label.trim().is_empty() {
+        "Authenticator app"
+    } else {
+        f.label.as_str()
+    };
+    match st
+        .service
+        .login_mfa_confirm(&caller, &env, &token, &f.code, label)
+        .await
+    {
+        Ok(a) => next_step(&st, env.as_str(), &csrf, &a, &f.rd),
+        Err(ServiceError::LoginExpired) => restart(env.as_str(), &f.rd),
+        Err(e) => {
+            let p = Problem::from(e);
+            let m = say(&p, st.service.now());
+            setup_page(
+                &st,
+                &env,
+                &csrf,
+                &token,
+                &caller,
+                f.rd,
+                Some((view::status_of(&p), m)),
+            )
+            .await
+        }
+    }
+}
+
+/// `GET /e/{env}/setup?token=…`: only the form. Opening the link changes nothing, so a mail
+/// scanner that fetches it does not use it up (SPEC §6).
+pub async fn link_form<S: Store>(
+    State(st): State<AppState<S>>,
+    PageEnv(env): PageEnv,
+    csrf: Csrf,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    if q.token.is_empty() {
+        return view::message_page(
+            StatusCode::BAD_REQUEST,
+            "This link is incomplete",
+            "Copy the whole link you were given into the address bar, or ask your administrator for a new one.",
+            Some(env.as_str()),
+        );
+    }
+    let page = NewPasswordPage {
+        chrome: Chrome::new(env.as_str(), &csrf.token, None),
+        action: format!("/e/{env}/setup"),
+        rd: q.rd,
+        token: Some(q.token),
+        heading: "Welcome: choose your password",
+        error: None,
+    };
+    with_csrf(&st, &csrf, render(StatusCode::OK, &page))
+}
+
+/// `POST /e/{env}/setup`: start the login from the link and set the password in one go.
+pub async fn link_submit<S: Store>(
+    State(st): State<AppState<S>>,
+    PageEnv(env): PageEnv,
+    Client(origin): Client,
+    form: Form<NewPasswordForm>,
+) -> Response {
+    let Form { value: f, csrf } = form;
+    let caller = anonymous(origin);
+    let link = f.token.as_ref().map(|t| t.expose().to_owned()).unwrap_or_default();
+    let again = |st: &AppState<S>, status: StatusCode, m: String, rd: String| {
+        let page = NewPasswordPage {
+            chrome: Chrome::new(env.as_str(), &csrf.token, None),
+            action: format!("/e/{env}/setup"),
+            rd,
+            token: Some(link.clone()),
+            heading: "Welcome: choose your password",
+            error: Some(m),
+        };
+        with_csrf(st, &csrf, render(status, &page))
+    };
+    if let Some(m) = mismatch(&f) {
+        return again(&st, StatusCode::BAD_REQUEST, m, f.rd);
+    }
+    let started = match st.service.start_setup_link(&caller, &env, &link).await {
+        Ok(a) => a,
+        Err(e) => {
+            return super::problem_page(&e.into(), Some(env.as_str()));
+        }
+    };
+    let Some(token) = started.login_token.as_ref() else {
+        return next_step(&st, env.as_str(), &csrf, &started, &f.rd);
+    };
+    match st
+        .service
+        .login_new_password(&caller, &env, token.expose(), f.new_password.expose())
+        .await
+    {
+        Ok(a) => next_step(&st, env.as_str(), &csrf, &a, &f.rd),
+        Err(e) => {
+            let p = Problem::from(e);
+            let m = say(&p, st.service.now());
+            again(&st, view::status_of(&p), m, f.rd)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+/// `POST /e/{env}/logout`: end this session everywhere.
+pub async fn logout<S: Store>(
+    State(st): State<AppState<S>>,
+    user: PageUser,
+    _form: Form<Empty>,
+) -> Response {
+    let env = user.principal.environment.slug.clone();
+    let caller = user.principal.caller(user.origin.clone());
+    if let Err(e) = st.service.logout(&user.principal, &caller).await {
+        return super::problem_page(&e.into(), Some(env.as_str()));
+    }
+    let mut r = see_other(&format!("/e/{env}/login?notice=signed_out"));
+    set_cookie(&mut r, &st.web.cookie(st.web.cookie_name(), "", 0));
+    r
+}

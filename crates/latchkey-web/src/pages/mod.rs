@@ -1,0 +1,242 @@
+//! The web pages (SPEC §6): server-rendered HTML under `/e/{env}/` that works without
+//! JavaScript. Each handler parses a form, calls the same use case as the JSON API, and renders
+//! a compiled template (askama, escaped by default). Every form is CSRF-protected
+//! ([`form`]); every answer carries the strict Content-Security-Policy (`app.rs`).
+//!
+//! Nothing here decides who may do what: that is the service's (`admin_of`, `operator`).
+
+pub mod account;
+pub mod admin;
+pub mod admin_views;
+pub mod form;
+pub mod login;
+pub mod view;
+
+use axum::{
+    Router,
+    extract::{FromRequestParts, State},
+    http::{HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use latchkey_core::model::EnvSlug;
+use latchkey_service::{ServiceError, Store, session::Principal};
+
+use self::view::{Notice, error_page};
+use crate::{
+    extract::{Client, Env, cookie},
+    problem::Problem,
+    redirect,
+    state::AppState,
+};
+
+/// The pages' routes.
+pub fn router<S: Store>() -> Router<AppState<S>> {
+    Router::new()
+        .route("/static/latchkey.css", get(stylesheet))
+        .route("/e/{env}", get(home::<S>))
+        .route("/e/{env}/", get(home::<S>))
+        .route("/e/{env}/login", get(login::form::<S>).post(login::submit::<S>))
+        .route(
+            "/e/{env}/login/password",
+            get(login::password_form::<S>).post(login::password_submit::<S>),
+        )
+        .route(
+            "/e/{env}/login/mfa",
+            get(login::mfa_form::<S>).post(login::mfa_submit::<S>),
+        )
+        .route(
+            "/e/{env}/login/mfa/setup",
+            get(login::setup_form::<S>).post(login::setup_submit::<S>),
+        )
+        .route(
+            "/e/{env}/setup",
+            get(login::link_form::<S>).post(login::link_submit::<S>),
+        )
+        .route("/e/{env}/logout", post(login::logout::<S>))
+        .route("/e/{env}/account", get(account::page::<S>))
+        .route("/e/{env}/account/password", post(account::password::<S>))
+        .route(
+            "/e/{env}/account/sessions/{id}/end",
+            post(account::end_session::<S>),
+        )
+        .route("/e/{env}/account/mfa/add", post(account::add_begin::<S>))
+        .route(
+            "/e/{env}/account/mfa/{id}/confirm",
+            post(account::add_confirm::<S>),
+        )
+        .route(
+            "/e/{env}/account/mfa/{id}/remove",
+            post(account::remove::<S>),
+        )
+        .route(
+            "/e/{env}/account/recovery-codes",
+            post(account::regenerate::<S>),
+        )
+        .route("/e/{env}/admin", get(admin::users::<S>))
+        .route("/e/{env}/admin/users", post(admin::invite::<S>))
+        .route("/e/{env}/admin/users/{id}", get(admin::user::<S>))
+        .route(
+            "/e/{env}/admin/users/{id}/{action}",
+            get(admin::confirm::<S>).post(admin::act::<S>),
+        )
+        .route(
+            "/e/{env}/admin/enforce-mfa",
+            get(admin::enforce_confirm::<S>).post(admin::enforce::<S>),
+        )
+        .route("/e/{env}/admin/audit", get(admin::audit::<S>))
+        .route(
+            "/e/{env}/admin/environments",
+            post(admin::create_environment::<S>),
+        )
+        .route(
+            "/e/{env}/admin/environments/{slug}",
+            post(admin::update_environment::<S>),
+        )
+}
+
+const STYLESHEET: &str = include_str!("../../static/latchkey.css");
+
+async fn stylesheet() -> Response {
+    let mut r = STYLESHEET.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
+}
+
+/// `/e/{env}/`: the account page, which sends a browser without a session to the login.
+async fn home<S: Store>(Env(env): Env, State(_st): State<AppState<S>>) -> Response {
+    view::see_other(&format!("/e/{env}/account"))
+}
+
+/// The environment in the path of a page; an unknown one is a 404 page.
+pub struct PageEnv(pub EnvSlug);
+
+impl<S: Store> FromRequestParts<AppState<S>> for PageEnv {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(Env(env)) = Env::from_request_parts(parts, state).await else {
+            return Err(error_page(StatusCode::NOT_FOUND, Notice::NotFound, None));
+        };
+        match state.service.environment(&env).await {
+            Ok(_) => Ok(Self(env)),
+            Err(ServiceError::NotFound(_)) => {
+                Err(error_page(StatusCode::NOT_FOUND, Notice::NotFound, None))
+            }
+            Err(e) => Err(problem_page(&e.into(), Some(env.as_str()))),
+        }
+    }
+}
+
+/// A page answer for a problem that has no form to go back to.
+pub fn problem_page(p: &Problem, env: Option<&str>) -> Response {
+    let status = view::status_of(p);
+    let title = status.canonical_reason().unwrap_or("Error");
+    view::message_page(status, title, &view::say(p, 0), env)
+}
+
+/// A signed-in user of the environment in the path. A browser without such a session is sent
+/// to the login page, which brings it back here afterwards.
+pub struct PageUser {
+    pub principal: Principal,
+    pub origin: latchkey_service::Origin,
+}
+
+/// The session the browser presents, or the answer that sends it to the login page.
+async fn signed_in<S: Store>(
+    parts: &Parts,
+    state: &AppState<S>,
+    env: &EnvSlug,
+) -> Result<(Principal, latchkey_service::Origin), Response> {
+    let to_login = || {
+        let here = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let back = if parts.method == axum::http::Method::GET {
+            here.to_owned()
+        } else {
+            format!("/e/{env}/account")
+        };
+        view::see_other(&format!(
+            "/e/{env}/login?rd={}",
+            redirect::encode(&back)
+        ))
+    };
+    let Some(token) = cookie(parts, state.web.cookie_name()) else {
+        return Err(to_login());
+    };
+    let principal = match state.service.authenticate(&token).await {
+        Ok(p) => p,
+        Err(ServiceError::Unauthenticated) => return Err(to_login()),
+        Err(e) => return Err(problem_page(&e.into(), Some(env.as_str()))),
+    };
+    let origin = Client::from_request_parts(&mut parts.clone(), state)
+        .await
+        .map_or_else(|_| latchkey_service::Origin::default(), |Client(o)| o);
+    if principal.environment.slug != *env
+        && principal.environment.slug.as_str() != latchkey_core::model::SYSTEM
+    {
+        return Err(to_login());
+    }
+    Ok((principal, origin))
+}
+
+impl<S: Store> FromRequestParts<AppState<S>> for PageUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let PageEnv(env) = PageEnv::from_request_parts(parts, state).await?;
+        let (principal, origin) = signed_in(parts, state, &env).await?;
+        if principal.environment.slug != env {
+            // An operator's `system` session is not an account of this environment.
+            return Err(view::see_other(&format!("/e/{env}/login")));
+        }
+        Ok(Self { principal, origin })
+    }
+}
+
+/// An admin of the environment in the path, or an operator (whose `system` session opens the
+/// admin pages of every environment). Others get a 403 page.
+pub struct PageAdmin {
+    pub admin: latchkey_service::authz::EnvAdmin,
+    pub principal: Principal,
+    pub origin: latchkey_service::Origin,
+}
+
+impl<S: Store> FromRequestParts<AppState<S>> for PageAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let PageEnv(env) = PageEnv::from_request_parts(parts, state).await?;
+        let (principal, origin) = signed_in(parts, state, &env).await?;
+        let identity = latchkey_service::authz::Identity::User(Box::new(principal.clone()));
+        match state.service.admin_of(&identity, origin.clone(), &env).await {
+            Ok(admin) => Ok(Self {
+                admin,
+                principal,
+                origin,
+            }),
+            Err(ServiceError::Forbidden(_) | ServiceError::NotFound(_)) => Err(error_page(
+                StatusCode::FORBIDDEN,
+                Notice::Forbidden,
+                Some(env.as_str()),
+            )),
+            Err(e) => Err(problem_page(&e.into(), Some(env.as_str()))),
+        }
+    }
+}
