@@ -159,7 +159,8 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 /// the cookie under the server's CSRF key (the signed double-submit pattern), so a token can
 /// be neither guessed nor taken from another browser.
 pub fn csrf_token(key: &[u8], cookie: &str) -> String {
-    data_encoding::BASE64URL_NOPAD.encode(&hmac_sha256(key, &[b"latchkey-csrf\0", cookie.as_bytes()]))
+    data_encoding::BASE64URL_NOPAD
+        .encode(&hmac_sha256(key, &[b"latchkey-csrf\0", cookie.as_bytes()]))
 }
 
 /// Whether `presented` is the CSRF token for `cookie`, compared in constant time.

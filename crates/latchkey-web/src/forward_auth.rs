@@ -52,7 +52,10 @@ pub async fn verify<S: Store>(
         },
     };
     let Some(p) = principal else {
-        if let Some(rd) = q.rd.as_deref().and_then(|rd| redirect::allowed(&st.web, rd)) {
+        if let Some(rd) =
+            q.rd.as_deref()
+                .and_then(|rd| redirect::allowed(&st.web, rd))
+        {
             let login = format!(
                 "{}/e/{}/login?rd={}",
                 st.web.public_url,

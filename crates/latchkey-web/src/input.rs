@@ -43,4 +43,3 @@ pub fn time(value: Option<&str>, what: &str) -> Result<Option<i64>, Problem> {
         })
         .transpose()
 }
-

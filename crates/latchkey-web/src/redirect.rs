@@ -68,7 +68,10 @@ mod tests {
         ] {
             assert!(allowed(&w, ok).is_some(), "{ok}");
         }
-        assert_eq!(allowed(&w, "/e/prod/account").as_deref(), Some("/e/prod/account"));
+        assert_eq!(
+            allowed(&w, "/e/prod/account").as_deref(),
+            Some("/e/prod/account")
+        );
         for bad in [
             "https://evil.example/",
             "https://app.example.com.evil.example/",

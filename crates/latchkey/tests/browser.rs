@@ -8,6 +8,8 @@
 //! Needs python3 with playwright, /usr/bin/chromium, zbarimg and oathtool: `.ci/run` installs
 //! them and sets `LATCHKEY_REQUIRE_BROWSER=1`; elsewhere the test skips and says why.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::{
@@ -72,7 +74,10 @@ fn a_person_walks_every_step_in_a_real_browser() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
-    assert!(status.success(), "the browser walk failed:\n{stdout}\n{stderr}");
+    assert!(
+        status.success(),
+        "the browser walk failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("walk complete"), "{stdout}");
     let shots = std::fs::read_dir(&out)
         .unwrap()
@@ -82,5 +87,11 @@ fn a_person_walks_every_step_in_a_real_browser() {
         })
         .count();
     assert!(shots >= 15, "a screenshot of every page: {shots}");
-    drop(server);
+    // SECURITY G2: nothing the walk typed or was handed shows in the server's logs.
+    let (status, logs) = server.stop();
+    assert!(status.success());
+    let token = link.rsplit_once("token=").unwrap().1;
+    for secret in ["a long walk past the lighthouse at dawn", token] {
+        assert!(!logs.contains(secret), "a secret in the logs");
+    }
 }

@@ -25,8 +25,8 @@ use super::{
     dto::{ProblemSchema, rfc3339},
 };
 use crate::{
-    input::{bad, display_name, duration, parse, time},
     extract::{AdminOf, ApiJson, ApiPath, ApiQuery, Env, OperatorOnly, OptionalJson},
+    input::{bad, display_name, duration, parse, time},
     problem::Problem,
     state::AppState,
 };

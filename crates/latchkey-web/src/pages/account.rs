@@ -78,10 +78,7 @@ async fn account_page<S: Store>(
 ) -> Response {
     let p = &user.principal;
     let env = p.environment.slug.as_str();
-    let (sessions, mfa) = match (
-        st.service.my_sessions(p).await,
-        st.service.my_mfa(p).await,
-    ) {
+    let (sessions, mfa) = match (st.service.my_sessions(p).await, st.service.my_mfa(p).await) {
         (Ok(s), Ok(m)) => (s, m),
         (Err(e), _) | (_, Err(e)) => return problem_page(&e.into(), Some(env)),
     };

@@ -18,8 +18,8 @@ use serde::Deserialize;
 use super::{
     PageAdmin,
     admin_views::{
-        AdminPage, AuditFilters, AuditPage, AuditRow, CHART_WIDTH, ConfirmPage, EnvRow,
-        ResultPage, StatsView, UserFilters, UserPage, UserRow,
+        AdminPage, AuditFilters, AuditPage, AuditRow, CHART_WIDTH, ConfirmPage, EnvRow, ResultPage,
+        StatsView, UserFilters, UserPage, UserRow,
     },
     form::{Csrf, Form},
     problem_page,
@@ -30,10 +30,19 @@ use crate::{extract::ApiPath, problem::Problem, redirect::encode, state::AppStat
 const POLICIES: &[&str] = &["off", "optional", "required"];
 
 fn chrome(who: &PageAdmin, csrf: &Csrf) -> Chrome {
-    Chrome::new(who.admin.env().slug.as_str(), &csrf.token, Some(&who.principal))
+    Chrome::new(
+        who.admin.env().slug.as_str(),
+        &csrf.token,
+        Some(&who.principal),
+    )
 }
 
-fn page<S>(st: &AppState<S>, csrf: &Csrf, status: StatusCode, t: &impl askama::Template) -> Response {
+fn page<S>(
+    st: &AppState<S>,
+    csrf: &Csrf,
+    status: StatusCode,
+    t: &impl askama::Template,
+) -> Response {
     let mut r = render(status, t);
     csrf.set_on(st, r.headers_mut());
     r
@@ -77,7 +86,11 @@ async fn admin_page<S: Store>(
         q: Some(filters.q.trim().to_owned()).filter(|q| !q.is_empty()),
     };
     let cursor = Some(filters.cursor.clone()).filter(|c| !c.is_empty());
-    let (users, next) = match st.service.list_users(&who.admin, filter, cursor, Some(50)).await {
+    let (users, next) = match st
+        .service
+        .list_users(&who.admin, filter, cursor, Some(50))
+        .await
+    {
         Ok(p) => (p.users.iter().map(UserRow::from).collect(), p.next_cursor),
         Err(e) => {
             extra.error = Some(words(st, e).1);
@@ -152,20 +165,22 @@ pub async fn invite<S: Store>(
     form: Form<InviteForm>,
 ) -> Response {
     let Form { value: f, csrf } = form;
-    let parsed = Email::parse(&f.email)
-        .map_err(|e| e.0)
-        .and_then(|email| {
-            let name = if f.name.trim().is_empty() {
-                None
-            } else {
-                Some(DisplayName::parse(&f.name).map_err(|e| e.0)?)
-            };
-            Ok((email, name))
-        });
+    let parsed = Email::parse(&f.email).map_err(|e| e.0).and_then(|email| {
+        let name = if f.name.trim().is_empty() {
+            None
+        } else {
+            Some(DisplayName::parse(&f.name).map_err(|e| e.0)?)
+        };
+        Ok((email, name))
+    });
     let result = match parsed {
         Err(m) => Err((StatusCode::BAD_REQUEST, super::view::sentence(&m))),
         Ok((email, name)) => {
-            let role = if f.role == "admin" { Role::Admin } else { Role::User };
+            let role = if f.role == "admin" {
+                Role::Admin
+            } else {
+                Role::User
+            };
             st.service
                 .create_user(&who.admin, email, name, role)
                 .await
@@ -434,12 +449,20 @@ pub async fn enforce_confirm<S: Store>(
                     "{} users will be signed out now ({} sessions){}.",
                     counts.users_signed_out,
                     counts.sessions_ended,
-                    if all { ", everyone who has a session" } else { "" }
+                    if all {
+                        ", everyone who has a session"
+                    } else {
+                        ""
+                    }
                 ),
             ],
             action: format!("/e/{env}/admin/enforce-mfa"),
             button: "Enforce MFA now",
-            hidden: if all { vec![("all", "1".to_owned())] } else { Vec::new() },
+            hidden: if all {
+                vec![("all", "1".to_owned())]
+            } else {
+                Vec::new()
+            },
             back,
         },
         Err(e) => {
@@ -476,7 +499,10 @@ pub async fn enforce<S: Store>(
             StatusCode::OK,
             "MFA is enforced".to_owned(),
             vec![
-                format!("{} users were marked to set up MFA at their next login.", c.users_marked),
+                format!(
+                    "{} users were marked to set up MFA at their next login.",
+                    c.users_marked
+                ),
                 format!(
                     "{} users were signed out ({} sessions).",
                     c.users_signed_out, c.sessions_ended
@@ -639,10 +665,21 @@ pub async fn create_environment<S: Store>(
         Ok(_) => see_other(&format!("/e/{SYSTEM}/admin?notice=environment_saved")),
         Err(m) => {
             let extra = Extra {
-                error: Some(format!("The environment was not created: {}", super::view::sentence(&m))),
+                error: Some(format!(
+                    "The environment was not created: {}",
+                    super::view::sentence(&m)
+                )),
                 ..Extra::default()
             };
-            admin_page(&st, &who, &csrf, UserFilters::default(), StatusCode::BAD_REQUEST, extra).await
+            admin_page(
+                &st,
+                &who,
+                &csrf,
+                UserFilters::default(),
+                StatusCode::BAD_REQUEST,
+                extra,
+            )
+            .await
         }
     }
 }
@@ -705,10 +742,21 @@ pub async fn update_environment<S: Store>(
         Ok(_) => see_other(&format!("/e/{SYSTEM}/admin?notice=environment_saved")),
         Err(m) => {
             let extra = Extra {
-                error: Some(format!("The environment was not saved: {}", super::view::sentence(&m))),
+                error: Some(format!(
+                    "The environment was not saved: {}",
+                    super::view::sentence(&m)
+                )),
                 ..Extra::default()
             };
-            admin_page(&st, &who, &csrf, UserFilters::default(), StatusCode::BAD_REQUEST, extra).await
+            admin_page(
+                &st,
+                &who,
+                &csrf,
+                UserFilters::default(),
+                StatusCode::BAD_REQUEST,
+                extra,
+            )
+            .await
         }
     }
 }

@@ -74,11 +74,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for Csrf {
             return Ok(Self::for_cookie(state, c, false));
         }
         let fresh = Token::generate().map_err(|_| {
-            error_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Notice::Unavailable,
-                None,
-            )
+            error_page(StatusCode::INTERNAL_SERVER_ERROR, Notice::Unavailable, None)
         })?;
         Ok(Self::for_cookie(state, fresh.expose().to_owned(), true))
     }

@@ -11,8 +11,7 @@ use axum::{
 };
 use latchkey_core::{SecretString, login::Step, token::RecoveryCode};
 use latchkey_service::{
-    Actor, Caller, ServiceError, Store, factors::FactorInput, factors::MfaOffer,
-    login::LoginAnswer,
+    Actor, Caller, ServiceError, Store, factors::FactorInput, factors::MfaOffer, login::LoginAnswer,
 };
 use serde::Deserialize;
 
@@ -229,7 +228,6 @@ fn next_step<S: Store>(
     }
 }
 
-
 /// `GET /e/{env}/login`: the form; a browser that already has a session of `env` goes on.
 pub async fn form<S: Store>(
     State(st): State<AppState<S>>,
@@ -349,12 +347,7 @@ pub async fn password_submit<S: Store>(
         Some(m) => Err(m),
         None => st
             .service
-            .login_new_password(
-                &anonymous(origin),
-                &env,
-                &token,
-                f.new_password.expose(),
-            )
+            .login_new_password(&anonymous(origin), &env, &token, f.new_password.expose())
             .await
             .map_err(|e| {
                 if matches!(e, ServiceError::LoginExpired) {
@@ -470,9 +463,7 @@ async fn setup_page<S: Store>(
             page.error = error.map(|(_, m)| m);
             with_csrf(st, csrf, render(status, &page))
         }
-        Err(ServiceError::LoginExpired | ServiceError::WrongStep(_)) => {
-            restart(env.as_str(), &rd)
-        }
+        Err(ServiceError::LoginExpired | ServiceError::WrongStep(_)) => restart(env.as_str(), &rd),
         Err(e) => super::problem_page(&e.into(), Some(env.as_str())),
     }
 }
@@ -580,7 +571,11 @@ pub async fn link_submit<S: Store>(
 ) -> Response {
     let Form { value: f, csrf } = form;
     let caller = anonymous(origin);
-    let link = f.token.as_ref().map(|t| t.expose().to_owned()).unwrap_or_default();
+    let link = f
+        .token
+        .as_ref()
+        .map(|t| t.expose().to_owned())
+        .unwrap_or_default();
     let again = |st: &AppState<S>, status: StatusCode, m: String, rd: String| {
         let page = NewPasswordPage {
             chrome: Chrome::new(env.as_str(), &csrf.token, None),

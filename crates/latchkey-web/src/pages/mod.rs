@@ -36,7 +36,10 @@ pub fn router<S: Store>() -> Router<AppState<S>> {
         .route("/static/latchkey.css", get(stylesheet))
         .route("/e/{env}", get(home::<S>))
         .route("/e/{env}/", get(home::<S>))
-        .route("/e/{env}/login", get(login::form::<S>).post(login::submit::<S>))
+        .route(
+            "/e/{env}/login",
+            get(login::form::<S>).post(login::submit::<S>),
+        )
         .route(
             "/e/{env}/login/password",
             get(login::password_form::<S>).post(login::password_submit::<S>),
@@ -166,10 +169,7 @@ async fn signed_in<S: Store>(
         } else {
             format!("/e/{env}/account")
         };
-        view::see_other(&format!(
-            "/e/{env}/login?rd={}",
-            redirect::encode(&back)
-        ))
+        view::see_other(&format!("/e/{env}/login?rd={}", redirect::encode(&back)))
     };
     let Some(token) = cookie(parts, state.web.cookie_name()) else {
         return Err(to_login());
@@ -225,7 +225,11 @@ impl<S: Store> FromRequestParts<AppState<S>> for PageAdmin {
         let PageEnv(env) = PageEnv::from_request_parts(parts, state).await?;
         let (principal, origin) = signed_in(parts, state, &env).await?;
         let identity = latchkey_service::authz::Identity::User(Box::new(principal.clone()));
-        match state.service.admin_of(&identity, origin.clone(), &env).await {
+        match state
+            .service
+            .admin_of(&identity, origin.clone(), &env)
+            .await
+        {
             Ok(admin) => Ok(Self {
                 admin,
                 principal,

@@ -222,7 +222,10 @@ pub fn try_request(
 ) -> std::io::Result<Response> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        let _ = write!(head, "Host: {addr}\r\n");
+    }
     for (k, v) in headers {
         let _ = write!(head, "{k}: {v}\r\n");
     }
@@ -563,4 +566,122 @@ pub fn missing_tools(required_var: &str, needs: &[(&str, &[&str])]) -> bool {
 pub fn say(message: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+/// A minimal browser for the pages: keeps cookies, sends forms with our `Origin`, and reads
+/// the CSRF token out of a page.
+pub struct Browser<'a> {
+    pub server: &'a Server,
+    pub cookies: std::collections::BTreeMap<String, String>,
+    /// The `Origin` its forms carry (the server's public origin unless a test changes it).
+    pub origin: String,
+}
+
+impl<'a> Browser<'a> {
+    pub fn new(server: &'a Server) -> Self {
+        Self {
+            server,
+            cookies: std::collections::BTreeMap::new(),
+            origin: "http://127.0.0.1:8080".into(),
+        }
+    }
+
+    pub fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Take the answer's `Set-Cookie`s (a `Max-Age=0` deletes).
+    pub fn absorb(&mut self, r: &Response) {
+        for (k, v) in &r.headers {
+            if k != "set-cookie" {
+                continue;
+            }
+            let pair = v.split(';').next().unwrap_or_default();
+            let Some((name, value)) = pair.split_once('=') else {
+                continue;
+            };
+            if v.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    pub fn get(&mut self, path: &str) -> Response {
+        let cookie = self.cookie_header();
+        let r = self.server.get(path, &[("cookie", &cookie)]);
+        self.absorb(&r);
+        r
+    }
+
+    /// POST a form with extra headers (the cookies and our `Origin` are added).
+    pub fn post_with(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let body = form_body(fields);
+        let cookie = self.cookie_header();
+        let mut h = vec![
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", cookie.as_str()),
+        ];
+        if !self.origin.is_empty() {
+            h.push(("origin", self.origin.as_str()));
+        }
+        h.extend_from_slice(headers);
+        let r = request(self.server.addr, "POST", path, &h, Some(body.as_bytes()));
+        self.absorb(&r);
+        r
+    }
+
+    pub fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.post_with(path, fields, &[])
+    }
+
+    /// GET `path`, then POST its form (with the page's CSRF token) to `action`.
+    pub fn submit(&mut self, path: &str, action: &str, fields: &[(&str, &str)]) -> Response {
+        let page = self.get(path);
+        assert_eq!(page.status, 200, "GET {path}: {}", page.body);
+        let token = csrf_of(&page.body);
+        let mut all = vec![("csrf", token.as_str())];
+        all.extend_from_slice(fields);
+        self.post(action, &all)
+    }
+}
+
+/// The CSRF token in a page's first form.
+pub fn csrf_of(html: &str) -> String {
+    let key = "name=\"csrf\" value=\"";
+    let start = html
+        .find(key)
+        .map(|i| i + key.len())
+        .expect("a form with a CSRF token");
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// `application/x-www-form-urlencoded`.
+pub fn form_body(fields: &[(&str, &str)]) -> String {
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".into(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
