@@ -271,3 +271,117 @@ fn rd_and_forward_auth_honour_only_allowed_hosts() {
     assert_eq!(r.status, 303);
     assert_eq!(verify(&mut b, "env=dev").status, 401);
 }
+
+#[test]
+fn admin_pages_confirm_before_acting_and_stay_in_their_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = start_with(d, &[], &[]);
+    ok(d, &["env", "create", "dev", "--mfa", "required"]);
+    ok(d, &["env", "create", "prod", "--mfa", "optional"]);
+    let token = link_token(&ok(
+        d,
+        &["user", "create", "dev", "boss@example.com", "--admin"],
+    ));
+    let boss = common::enrol_with_link(&server, "dev", &token, "boss@example.com", PASSWORD);
+    let rosa = invite_and_enrol(&server, d, "dev", "rosa@example.com", PASSWORD);
+    ok(d, &["env", "set", "dev", "--mfa", "optional"]);
+    ok(d, &["user", "create", "dev", "new@example.com"]);
+    let mut b = Browser::new(&server);
+    b.cookies
+        .insert("latchkey_session".into(), boss.session.clone());
+
+    // The users table with the MFA column, filtered.
+    let page = b.get("/e/dev/admin?mfa=not_enrolled");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("new@example.com") && !page.body.contains("rosa@example.com"));
+    assert!(
+        page.body.contains("<svg class=\"chart\""),
+        "the adoption chart"
+    );
+    assert!(
+        page.body.contains("2 of 3 users (67%) have set up MFA"),
+        "{}",
+        page.body
+    );
+    // Another environment knows nothing of this session: its login page, not its data.
+    let r = b.get("/e/prod/admin");
+    assert_eq!(r.status, 303);
+    assert!(
+        r.header("location")
+            .unwrap()
+            .starts_with("/e/prod/login?rd=")
+    );
+    // A plain user gets 403 too.
+    let mut plain = Browser::new(&server);
+    plain
+        .cookies
+        .insert("latchkey_session".into(), rosa.session.clone());
+    assert_eq!(plain.get("/e/dev/admin").status, 403);
+
+    // Enforce MFA: the confirmation says what will happen, and nothing has happened yet.
+    let confirm = b.get("/e/dev/admin/enforce-mfa");
+    assert_eq!(confirm.status, 200);
+    assert!(
+        confirm
+            .body
+            .contains("1 users without an authenticator will have to set one up"),
+        "{}",
+        confirm.body
+    );
+    assert!(
+        confirm
+            .body
+            .contains("0 users will be signed out now (0 sessions)")
+    );
+    assert!(!audit_types(d, "dev").contains(&"mfa.enforced".to_owned()));
+    let r = b.post(
+        "/e/dev/admin/enforce-mfa",
+        &[("csrf", &csrf_of(&confirm.body))],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("1 users were marked"), "{}", r.body);
+    assert!(audit_types(d, "dev").contains(&"mfa.enforced".to_owned()));
+
+    // Reset a password: the confirmation, then the link to hand over, once.
+    let users = b.get("/e/dev/admin?q=rosa").body;
+    let id = users
+        .split("/e/dev/admin/users/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let confirm = b.get(&format!("/e/dev/admin/users/{id}/reset-password"));
+    assert!(
+        confirm.body.contains("ends all of rosa@example.com"),
+        "{}",
+        confirm.body
+    );
+    let r = b.post(
+        &format!("/e/dev/admin/users/{id}/reset-password"),
+        &[("csrf", &csrf_of(&confirm.body))],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("id=\"setup-link\""));
+    assert!(r.body.contains("http://127.0.0.1:8080/e/dev/setup?token="));
+    // Rosa's session ended with the reset.
+    assert_eq!(plain.get("/e/dev/account").status, 303);
+    // An action without the token does nothing.
+    let r = b.post(&format!("/e/dev/admin/users/{id}/delete"), &[]);
+    assert_eq!(r.status, 403);
+    assert!(
+        b.get("/e/dev/admin?q=rosa")
+            .body
+            .contains("rosa@example.com")
+    );
+    // Unknown actions and users are 404 pages.
+    assert_eq!(
+        b.get(&format!("/e/dev/admin/users/{id}/explode")).status,
+        404
+    );
+    assert_eq!(
+        b.get("/e/dev/admin/users/00000000-0000-7000-8000-000000000000")
+            .status,
+        404
+    );
+}

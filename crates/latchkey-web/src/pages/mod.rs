@@ -162,21 +162,25 @@ async fn signed_in<S: Store>(
     state: &AppState<S>,
     env: &EnvSlug,
 ) -> Result<(Principal, latchkey_service::Origin), Response> {
-    let to_login = || {
+    let to_login = |ended: bool| {
         let here = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let back = if parts.method == axum::http::Method::GET {
             here.to_owned()
         } else {
             format!("/e/{env}/account")
         };
-        view::see_other(&format!("/e/{env}/login?rd={}", redirect::encode(&back)))
+        view::see_other(&format!(
+            "/e/{env}/login?rd={}{}",
+            redirect::encode(&back),
+            if ended { "&notice=session_over" } else { "" }
+        ))
     };
-    let Some(token) = cookie(parts, state.web.cookie_name()) else {
-        return Err(to_login());
+    let Some(token) = cookie(parts, state.web.cookie_name()).filter(|t| !t.is_empty()) else {
+        return Err(to_login(false));
     };
     let principal = match state.service.authenticate(&token).await {
         Ok(p) => p,
-        Err(ServiceError::Unauthenticated) => return Err(to_login()),
+        Err(ServiceError::Unauthenticated) => return Err(to_login(true)),
         Err(e) => return Err(problem_page(&e.into(), Some(env.as_str()))),
     };
     let origin = Client::from_request_parts(&mut parts.clone(), state)
@@ -185,7 +189,7 @@ async fn signed_in<S: Store>(
     if principal.environment.slug != *env
         && principal.environment.slug.as_str() != latchkey_core::model::SYSTEM
     {
-        return Err(to_login());
+        return Err(to_login(false));
     }
     Ok((principal, origin))
 }

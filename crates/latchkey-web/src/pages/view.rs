@@ -70,6 +70,7 @@ pub enum Notice {
     Forbidden,
     LoginExpired,
     SignedOut,
+    SessionOver,
     PasswordChanged,
     SessionEnded,
     AuthenticatorAdded,
@@ -83,6 +84,7 @@ impl Notice {
         Some(match name {
             "login_expired" => Self::LoginExpired,
             "signed_out" => Self::SignedOut,
+            "session_over" => Self::SessionOver,
             "password_changed" => Self::PasswordChanged,
             "session_ended" => Self::SessionEnded,
             "authenticator_added" => Self::AuthenticatorAdded,
@@ -114,6 +116,7 @@ impl Notice {
             Self::Forbidden => "Your account may not open this page.",
             Self::LoginExpired => "Your sign-in took too long or was ended. Please start again.",
             Self::SignedOut => "You are signed out.",
+            Self::SessionOver => "Your session has ended. Please sign in again.",
             Self::PasswordChanged => "Your password is changed. Your other sessions were ended.",
             Self::SessionEnded => "The session is ended.",
             Self::AuthenticatorAdded => "The authenticator is added.",
