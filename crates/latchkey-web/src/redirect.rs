@@ -21,6 +21,11 @@ pub fn allowed(web: &WebConfig, rd: &str) -> Option<String> {
         }
         let base = url::Url::parse(&format!("{}/", web.public_url)).ok()?;
         let joined = base.join(rd).ok()?;
+        // Dot segments are removed by the join: `/.//evil` becomes `//evil`, another host to a
+        // browser. What is returned is checked, not only what was given.
+        if joined.path().starts_with("//") || joined.path().contains('\\') {
+            return None;
+        }
         return (joined.origin() == base.origin()).then(|| {
             let mut path = joined.path().to_owned();
             if let Some(q) = joined.query() {
@@ -37,7 +42,8 @@ pub fn allowed(web: &WebConfig, rd: &str) -> Option<String> {
     if url.password().is_some() {
         return None;
     }
-    let host = url.host_str()?.trim_end_matches('.').to_ascii_lowercase();
+    // The parser has put the host in ASCII (punycode) and lower case.
+    let host = url.host_str()?.trim_end_matches('.').to_owned();
     web.allowed_redirect_hosts
         .contains(&host)
         .then(|| url.to_string())
@@ -87,10 +93,29 @@ mod tests {
             "app.example.com/dashboard",
             "",
             "https://app.example.com/\nSet-Cookie: x",
+            "/.//evil.example",
+            "/..//evil.example",
+            "/%2e//evil.example",
+            "/%2e%2e//evil.example",
+            "/a/..//evil.example/x",
+            "/./\\evil.example",
         ] {
             assert_eq!(allowed(&w, bad), None, "{bad:?}");
         }
         let long = format!("https://app.example.com/{}", "a".repeat(MAX_RD));
         assert_eq!(allowed(&w, &long), None);
+    }
+
+    #[test]
+    fn international_hosts_compare_as_a_browser_writes_them() {
+        let w = WebConfig::for_public_url("https://auth.example.com", vec![])
+            .with_redirect_hosts(&["Bücher.example".into()]);
+        assert_eq!(w.allowed_redirect_hosts, ["xn--bcher-kva.example"]);
+        assert!(allowed(&w, "https://bücher.example/x").is_some());
+        assert!(allowed(&w, "https://xn--bcher-kva.example/x").is_some());
+        assert_eq!(
+            WebConfig::for_public_url("https://Bücher.example:443", vec![]).public_origin,
+            "https://xn--bcher-kva.example"
+        );
     }
 }

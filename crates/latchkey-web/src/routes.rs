@@ -1,6 +1,11 @@
-//! Operational routes (SPEC §5.4). Later issues add the API and the pages beside them.
+//! Operational routes (SPEC §5.4) and the answers for paths and methods nobody serves.
 
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use axum::{
+    Json,
+    extract::State,
+    http::{StatusCode, Uri},
+    response::{IntoResponse, Response},
+};
 use latchkey_service::Store;
 use serde_json::json;
 
@@ -19,9 +24,16 @@ pub(crate) async fn readyz<S: Store>(
     Ok((StatusCode::OK, Json(json!({"status": "ready"}))))
 }
 
-/// Any other path: a 404 problem, never an HTML error page.
-pub(crate) async fn fallback() -> Problem {
-    Problem::not_found()
+/// Any other path: a 404 page under the pages' `/e/`, a 404 problem everywhere else.
+pub(crate) async fn fallback(uri: Uri) -> Response {
+    if uri.path().starts_with("/e/") {
+        return crate::pages::view::error_page(
+            StatusCode::NOT_FOUND,
+            crate::pages::view::Notice::NotFound,
+            None,
+        );
+    }
+    Problem::not_found().into_response()
 }
 
 /// A known path with another method: a 405 problem.

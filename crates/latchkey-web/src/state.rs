@@ -28,8 +28,11 @@ impl WebConfig {
         let origin_end = url.find("://").map_or(url.len(), |i| {
             url[i + 3..].find('/').map_or(url.len(), |j| i + 3 + j)
         });
-        // Browsers leave default ports out of `Origin`.
-        let origin = url[..origin_end].to_ascii_lowercase();
+        // Browsers send the origin in ASCII (punycode) and leave default ports out.
+        let origin = url::Url::parse(url).map_or_else(
+            |_| url[..origin_end].to_ascii_lowercase(),
+            |u| u.origin().ascii_serialization(),
+        );
         let origin = origin
             .strip_suffix(":443")
             .filter(|o| o.starts_with("https://"))
@@ -51,10 +54,11 @@ impl WebConfig {
     /// The same settings with the hosts a `rd` may name.
     #[must_use]
     pub fn with_redirect_hosts(mut self, hosts: &[String]) -> Self {
+        // As a URL parser writes them: lower case, international names in punycode.
         self.allowed_redirect_hosts = hosts
             .iter()
-            .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
-            .filter(|h| !h.is_empty())
+            .filter_map(|h| url::Host::parse(h.trim().trim_end_matches('.')).ok())
+            .map(|h| h.to_string())
             .collect();
         self
     }

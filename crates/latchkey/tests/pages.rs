@@ -245,8 +245,13 @@ fn rd_and_forward_auth_honour_only_allowed_hosts() {
     // The enrolment burnt this step; the next is within the window.
     let code = common::code_from_uri(&user.uri, common::now() + 30);
     let r = b.submit(&next, "/e/dev/login/mfa", &[("code", &code), ("rd", rd)]);
-    assert_eq!(r.status, 303, "{}", r.body);
-    assert_eq!(r.header("location"), Some(rd));
+    // Another host: a page that moves on (a redirect after a form POST would be blocked by
+    // the CSP's `form-action 'self'`).
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(&format!(
+        "<meta http-equiv=\"refresh\" content=\"0;url={rd}\">"
+    )));
+    assert!(r.body.contains(&format!("href=\"{rd}\"")));
     // Now forward-auth says who it is, for this environment only.
     let r = verify(&mut b, "env=dev");
     assert_eq!(r.status, 200);
@@ -384,4 +389,68 @@ fn admin_pages_confirm_before_acting_and_stay_in_their_environment() {
             .status,
         404
     );
+}
+
+#[test]
+fn a_login_ends_the_session_it_replaces_and_bad_addresses_are_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = start_with(d, &[], &[]);
+    ok(d, &["env", "create", "open", "--mfa", "off"]);
+    let token = link_token(&ok(d, &["user", "create", "open", "rosa@example.com"]));
+    let mut b = Browser::new(&server);
+    let path = format!("/e/open/setup?token={token}");
+    let r = b.submit(
+        &path,
+        "/e/open/setup",
+        &[
+            ("token", &token),
+            ("new_password", PASSWORD),
+            ("new_password_confirm", PASSWORD),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let first = b.cookies["latchkey_session"].clone();
+    let csrf_before = b.cookies["latchkey_csrf"].clone();
+    // Signed in, the login page moves on; a login posted anyway (another tab) replaces it.
+    assert_eq!(b.get("/e/open/login").status, 303);
+    let token = csrf_of(&b.get("/e/open/account").body);
+    let r = b.post(
+        "/e/open/login",
+        &[
+            ("csrf", &token),
+            ("email", "rosa@example.com"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let second = b.cookies["latchkey_session"].clone();
+    assert_ne!(first, second);
+    assert_ne!(
+        b.cookies["latchkey_csrf"], csrf_before,
+        "the CSRF cookie is renewed"
+    );
+    let check = |token: &str| {
+        server
+            .get(
+                "/api/v1/session",
+                &[("authorization", &format!("Bearer {token}"))],
+            )
+            .status
+    };
+    assert_eq!(check(&first), 401, "the replaced session ended");
+    assert_eq!(check(&second), 200);
+    // Malformed addresses are pages too.
+    for (path, status) in [
+        ("/e/open/login?rd=a&rd=b", 400),
+        ("/e/open/admin/users/x/y/z", 404),
+        ("/e/Not-A-Slug/login", 404),
+    ] {
+        let r = b.get(path);
+        assert_eq!(r.status, status, "{path}");
+        assert!(
+            r.header("content-type").unwrap().starts_with("text/html"),
+            "{path}"
+        );
+    }
 }

@@ -3,23 +3,19 @@
 //! for: the current password, or a fresh code.
 
 use askama::Template;
-use axum::{
-    extract::{Query, State},
-    http::StatusCode,
-    response::Response,
-};
+use axum::{extract::State, http::StatusCode, response::Response};
 use latchkey_core::{SecretString, model::MfaPolicy};
 use latchkey_service::{Caller, ServiceError, Store, account::Reauth, factors::FactorInput};
 use serde::Deserialize;
 
 use super::{
-    PageUser,
+    PagePath, PageQuery, PageUser,
     form::{Csrf, Form},
     login::{CodesPage, SetupPage},
     problem_page,
     view::{Chrome, Notice, render, say, see_other, when},
 };
-use crate::{extract::ApiPath, problem::Problem, state::AppState};
+use crate::{problem::Problem, state::AppState};
 
 struct SessionRow {
     id: String,
@@ -140,7 +136,7 @@ pub async fn page<S: Store>(
     State(st): State<AppState<S>>,
     user: PageUser,
     csrf: Csrf,
-    Query(q): Query<NoticeQuery>,
+    PageQuery(q): PageQuery<NoticeQuery>,
 ) -> Response {
     account_page(
         &st,
@@ -202,7 +198,7 @@ pub struct Nothing {}
 pub async fn end_session<S: Store>(
     State(st): State<AppState<S>>,
     user: PageUser,
-    ApiPath((_env, id)): ApiPath<(String, String)>,
+    PagePath((_env, id)): PagePath<(String, String)>,
     form: Form<Nothing>,
 ) -> Response {
     let Form { csrf, .. } = form;
@@ -299,7 +295,7 @@ pub struct ConfirmForm {
 pub async fn add_confirm<S: Store>(
     State(st): State<AppState<S>>,
     user: PageUser,
-    ApiPath((_env, id)): ApiPath<(String, String)>,
+    PagePath((_env, id)): PagePath<(String, String)>,
     form: Form<ConfirmForm>,
 ) -> Response {
     let Form { value: f, csrf } = form;
@@ -340,7 +336,7 @@ pub async fn add_confirm<S: Store>(
 pub async fn remove<S: Store>(
     State(st): State<AppState<S>>,
     user: PageUser,
-    ApiPath((_env, id)): ApiPath<(String, String)>,
+    PagePath((_env, id)): PagePath<(String, String)>,
     form: Form<FactorForm>,
 ) -> Response {
     let Form { value: f, csrf } = form;

@@ -3,11 +3,7 @@
 //! now" that says what it will do before it does it, the audit log, and on `system` the
 //! environments and their policy. Each act is the same use case as the admin API.
 
-use axum::{
-    extract::{Query, State},
-    http::StatusCode,
-    response::Response,
-};
+use axum::{extract::State, http::StatusCode, response::Response};
 use latchkey_core::model::{DisplayName, Email, EnvSlug, MfaPolicy, Role, SYSTEM, UserState};
 use latchkey_service::{
     AuditType, ServiceError, Store, admin::UserPatch, authz::Identity,
@@ -16,7 +12,7 @@ use latchkey_service::{
 use serde::Deserialize;
 
 use super::{
-    PageAdmin,
+    PageAdmin, PagePath, PageQuery,
     admin_views::{
         AdminPage, AuditFilters, AuditPage, AuditRow, CHART_WIDTH, ConfirmPage, EnvRow, ResultPage,
         StatsView, UserFilters, UserPage, UserRow,
@@ -25,7 +21,7 @@ use super::{
     problem_page,
     view::{Chrome, Notice, render, say, see_other},
 };
-use crate::{extract::ApiPath, problem::Problem, redirect::encode, state::AppState};
+use crate::{problem::Problem, redirect::encode, state::AppState};
 
 const POLICIES: &[&str] = &["off", "optional", "required"];
 
@@ -143,7 +139,7 @@ pub async fn users<S: Store>(
     State(st): State<AppState<S>>,
     who: PageAdmin,
     csrf: Csrf,
-    Query(filters): Query<UserFilters>,
+    PageQuery(filters): PageQuery<UserFilters>,
 ) -> Response {
     admin_page(&st, &who, &csrf, filters, StatusCode::OK, Extra::default()).await
 }
@@ -219,7 +215,7 @@ pub async fn user<S: Store>(
     State(st): State<AppState<S>>,
     who: PageAdmin,
     csrf: Csrf,
-    ApiPath((_env, id)): ApiPath<(String, String)>,
+    PagePath((_env, id)): PagePath<(String, String)>,
 ) -> Response {
     match st.service.admin_user(&who.admin, &id).await {
         Ok(u) => {
@@ -297,7 +293,7 @@ pub async fn confirm<S: Store>(
     State(st): State<AppState<S>>,
     who: PageAdmin,
     csrf: Csrf,
-    ApiPath((_env, id, action)): ApiPath<(String, String, String)>,
+    PagePath((_env, id, action)): PagePath<(String, String, String)>,
 ) -> Response {
     let env = who.admin.env().slug.as_str();
     let u = match st.service.admin_user(&who.admin, &id).await {
@@ -326,7 +322,7 @@ pub struct Nothing {}
 pub async fn act<S: Store>(
     State(st): State<AppState<S>>,
     who: PageAdmin,
-    ApiPath((_env, id, action)): ApiPath<(String, String, String)>,
+    PagePath((_env, id, action)): PagePath<(String, String, String)>,
     form: Form<Nothing>,
 ) -> Response {
     let Form { csrf, .. } = form;
@@ -431,7 +427,7 @@ pub async fn enforce_confirm<S: Store>(
     State(st): State<AppState<S>>,
     who: PageAdmin,
     csrf: Csrf,
-    Query(query): Query<EnforceQuery>,
+    PageQuery(query): PageQuery<EnforceQuery>,
 ) -> Response {
     let env = who.admin.env().slug.as_str();
     let all = !query.all.is_empty();
@@ -545,7 +541,7 @@ pub async fn audit<S: Store>(
     State(st): State<AppState<S>>,
     who: PageAdmin,
     csrf: Csrf,
-    Query(filters): Query<AuditFilters>,
+    PageQuery(filters): PageQuery<AuditFilters>,
 ) -> Response {
     let some = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let mut error = None;
@@ -698,7 +694,7 @@ pub struct EnvironmentForm {
 pub async fn update_environment<S: Store>(
     State(st): State<AppState<S>>,
     who: PageAdmin,
-    ApiPath((_env, slug)): ApiPath<(String, String)>,
+    PagePath((_env, slug)): PagePath<(String, String)>,
     form: Form<EnvironmentForm>,
 ) -> Response {
     let Form { value: f, csrf } = form;

@@ -30,6 +30,9 @@ pub struct Csrf {
     /// The cookie was made for this answer and must be set on it.
     fresh: bool,
     pub token: String,
+    /// The session cookie the browser presented with this request, so that a login that
+    /// completes can end the session it replaces (SECURITY S2).
+    pub session: Option<String>,
 }
 
 impl Csrf {
@@ -39,6 +42,20 @@ impl Csrf {
             cookie,
             fresh,
             token,
+            session: None,
+        }
+    }
+
+    /// A new CSRF cookie (at login and logout, so no token from before survives them); the
+    /// old state when the system's randomness fails.
+    #[must_use]
+    pub fn renewed<S>(self, state: &AppState<S>) -> Self {
+        match Token::generate() {
+            Ok(t) => Self {
+                session: self.session,
+                ..Self::for_cookie(state, t.expose().to_owned(), true)
+            },
+            Err(_) => self,
         }
     }
 
@@ -129,9 +146,8 @@ impl<S: Store, T: DeserializeOwned> FromRequest<AppState<S>> for Form<T> {
         }
         let value: T = serde_urlencoded::from_bytes(&bytes)
             .map_err(|_| error_page(StatusCode::BAD_REQUEST, Notice::BadForm, None))?;
-        Ok(Self {
-            value,
-            csrf: Csrf::for_cookie(state, c, false),
-        })
+        let mut csrf = Csrf::for_cookie(state, c, false);
+        csrf.session = cookie(&parts, state.web.cookie_name()).filter(|s| !s.is_empty());
+        Ok(Self { value, csrf })
     }
 }

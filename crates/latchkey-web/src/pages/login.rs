@@ -5,7 +5,7 @@
 
 use askama::Template;
 use axum::{
-    extract::{Query, State},
+    extract::State,
     http::{HeaderValue, StatusCode, header},
     response::Response,
 };
@@ -16,7 +16,7 @@ use latchkey_service::{
 use serde::Deserialize;
 
 use super::{
-    PageEnv, PageUser,
+    PageEnv, PageQuery, PageUser,
     form::{Csrf, Form},
     view::{self, Chrome, Notice, render, say, see_other},
 };
@@ -38,7 +38,7 @@ fn anonymous(origin: latchkey_service::Origin) -> Caller {
 }
 
 #[derive(Deserialize, Default)]
-pub struct PageQuery {
+pub struct LoginQuery {
     #[serde(default)]
     rd: String,
     #[serde(default)]
@@ -72,13 +72,15 @@ fn with_csrf<S>(st: &AppState<S>, csrf: &Csrf, mut r: Response) -> Response {
     r
 }
 
-/// Back to the start of the login, saying why.
-fn restart(env: &str, rd: &str) -> Response {
+/// Back to the start of the login, saying why; the pending login's cookie goes.
+fn restart(web: &crate::state::WebConfig, env: &str, rd: &str) -> Response {
     let sep = if rd.is_empty() { "?" } else { "&" };
-    see_other(&format!(
+    let mut r = see_other(&format!(
         "/e/{env}/login{}{sep}notice=login_expired",
         rd_query(rd)
-    ))
+    ));
+    set_cookie(&mut r, &web.cookie(web.login_cookie_name(), "", 0));
+    r
 }
 
 #[derive(Template)]
@@ -179,11 +181,40 @@ impl CodesPage {
     }
 }
 
-/// Render the answer to a login step: the next page, or the end of the login.
-fn next_step<S: Store>(
+/// A page that sends the browser on to another host. After a form POST a redirect there would
+/// be blocked by the CSP's `form-action 'self'`; a navigation from a page is not.
+#[derive(Template)]
+#[template(path = "continue.html")]
+struct ContinuePage {
+    chrome: Chrome,
+    next: String,
+}
+
+/// Go to `next`: a 303 on this server, the continue page to another host.
+fn go_to<S>(st: &AppState<S>, env: &str, csrf: &Csrf, next: String) -> Response {
+    if next.starts_with('/') {
+        return with_csrf(st, csrf, see_other(&next));
+    }
+    with_csrf(
+        st,
+        csrf,
+        render(
+            StatusCode::OK,
+            &ContinuePage {
+                chrome: Chrome::new(env, &csrf.token, None),
+                next,
+            },
+        ),
+    )
+}
+
+/// Render the answer to a login step: the next page, or the end of the login. At the end the
+/// session the browser had (if any) is ended and the CSRF cookie renewed, so nothing from
+/// before the login survives it (SECURITY S2).
+async fn next_step<S: Store>(
     st: &AppState<S>,
     env: &str,
-    csrf: &Csrf,
+    csrf: Csrf,
     a: &LoginAnswer,
     rd: &str,
 ) -> Response {
@@ -203,17 +234,24 @@ fn next_step<S: Store>(
         Step::MfaSetupRequired => page("mfa/setup"),
         Step::MfaRequired => page("mfa"),
         Step::Authenticated => {
+            if let Some(old) = &csrf.session
+                && let Ok(p) = st.service.authenticate(old).await
+            {
+                let caller = p.caller(latchkey_service::Origin::default());
+                let _ = st.service.logout(&p, &caller).await;
+            }
+            let csrf = csrf.renewed(st);
             let next = destination(st, env, rd);
             let mut r = match &a.recovery_codes {
                 Some(codes) => with_csrf(
                     st,
-                    csrf,
+                    &csrf,
                     render(
                         StatusCode::OK,
                         &CodesPage::new(Chrome::new(env, &csrf.token, None), codes, next),
                     ),
                 ),
-                None => see_other(&next),
+                None => go_to(st, env, &csrf, next),
             };
             if let Some(s) = &a.session {
                 let max_age = (s.expires_at - st.service.now()).max(0);
@@ -233,7 +271,7 @@ pub async fn form<S: Store>(
     State(st): State<AppState<S>>,
     PageEnv(env): PageEnv,
     csrf: Csrf,
-    Query(q): Query<PageQuery>,
+    PageQuery(q): PageQuery<LoginQuery>,
     parts: axum::http::request::Parts,
 ) -> Response {
     if let Some(token) = cookie(&parts, st.web.cookie_name())
@@ -274,7 +312,7 @@ pub async fn submit<S: Store>(
         .login_password(&anonymous(origin), &env, &f.email, f.password.expose())
         .await
     {
-        Ok(a) => next_step(&st, env.as_str(), &csrf, &a, &f.rd),
+        Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
         Err(e) => {
             let p = Problem::from(e);
             let page = LoginPage {
@@ -299,11 +337,11 @@ pub async fn password_form<S: Store>(
     State(st): State<AppState<S>>,
     PageEnv(env): PageEnv,
     csrf: Csrf,
-    Query(q): Query<PageQuery>,
+    PageQuery(q): PageQuery<LoginQuery>,
     parts: axum::http::request::Parts,
 ) -> Response {
     if login_token(&st, &parts).is_none() {
-        return restart(env.as_str(), &q.rd);
+        return restart(&st.web, env.as_str(), &q.rd);
     }
     let page = NewPasswordPage {
         chrome: Chrome::new(env.as_str(), &csrf.token, None),
@@ -341,7 +379,7 @@ pub async fn password_submit<S: Store>(
 ) -> Response {
     let Form { value: f, csrf } = form;
     let Some(token) = login_token(&st, &parts) else {
-        return restart(env.as_str(), &f.rd);
+        return restart(&st.web, env.as_str(), &f.rd);
     };
     let result = match mismatch(&f) {
         Some(m) => Err(m),
@@ -358,8 +396,8 @@ pub async fn password_submit<S: Store>(
             }),
     };
     match result {
-        Ok(a) => next_step(&st, env.as_str(), &csrf, &a, &f.rd),
-        Err(m) if m.is_empty() => restart(env.as_str(), &f.rd),
+        Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
+        Err(m) if m.is_empty() => restart(&st.web, env.as_str(), &f.rd),
         Err(m) => {
             let page = NewPasswordPage {
                 chrome: Chrome::new(env.as_str(), &csrf.token, None),
@@ -379,11 +417,11 @@ pub async fn mfa_form<S: Store>(
     State(st): State<AppState<S>>,
     PageEnv(env): PageEnv,
     csrf: Csrf,
-    Query(q): Query<PageQuery>,
+    PageQuery(q): PageQuery<LoginQuery>,
     parts: axum::http::request::Parts,
 ) -> Response {
     if login_token(&st, &parts).is_none() {
-        return restart(env.as_str(), &q.rd);
+        return restart(&st.web, env.as_str(), &q.rd);
     }
     let page = MfaPage {
         chrome: Chrome::new(env.as_str(), &csrf.token, None),
@@ -414,7 +452,7 @@ pub async fn mfa_submit<S: Store>(
 ) -> Response {
     let Form { value: f, csrf } = form;
     let Some(token) = login_token(&st, &parts) else {
-        return restart(env.as_str(), &f.rd);
+        return restart(&st.web, env.as_str(), &f.rd);
     };
     let (factor, recovery) = match (f.code, f.recovery_code) {
         (_, Some(r)) if !r.expose().trim().is_empty() => (FactorInput::RecoveryCode(r), true),
@@ -426,8 +464,8 @@ pub async fn mfa_submit<S: Store>(
         .login_mfa(&anonymous(origin), &env, &token, &factor)
         .await
     {
-        Ok(a) => next_step(&st, env.as_str(), &csrf, &a, &f.rd),
-        Err(ServiceError::LoginExpired) => restart(env.as_str(), &f.rd),
+        Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
+        Err(ServiceError::LoginExpired) => restart(&st.web, env.as_str(), &f.rd),
         Err(e) => {
             let p = Problem::from(e);
             let m = Some(say(&p, st.service.now()));
@@ -463,7 +501,9 @@ async fn setup_page<S: Store>(
             page.error = error.map(|(_, m)| m);
             with_csrf(st, csrf, render(status, &page))
         }
-        Err(ServiceError::LoginExpired | ServiceError::WrongStep(_)) => restart(env.as_str(), &rd),
+        Err(ServiceError::LoginExpired | ServiceError::WrongStep(_)) => {
+            restart(&st.web, env.as_str(), &rd)
+        }
         Err(e) => super::problem_page(&e.into(), Some(env.as_str())),
     }
 }
@@ -475,11 +515,11 @@ pub async fn setup_form<S: Store>(
     PageEnv(env): PageEnv,
     Client(origin): Client,
     csrf: Csrf,
-    Query(q): Query<PageQuery>,
+    PageQuery(q): PageQuery<LoginQuery>,
     parts: axum::http::request::Parts,
 ) -> Response {
     let Some(token) = login_token(&st, &parts) else {
-        return restart(env.as_str(), &q.rd);
+        return restart(&st.web, env.as_str(), &q.rd);
     };
     setup_page(&st, &env, &csrf, &token, &anonymous(origin), q.rd, None).await
 }
@@ -503,7 +543,7 @@ pub async fn setup_submit<S: Store>(
 ) -> Response {
     let Form { value: f, csrf } = form;
     let Some(token) = login_token(&st, &parts) else {
-        return restart(env.as_str(), &f.rd);
+        return restart(&st.web, env.as_str(), &f.rd);
     };
     let caller = anonymous(origin);
     let label = if f.label.trim().is_empty() {
@@ -516,8 +556,8 @@ pub async fn setup_submit<S: Store>(
         .login_mfa_confirm(&caller, &env, &token, &f.code, label)
         .await
     {
-        Ok(a) => next_step(&st, env.as_str(), &csrf, &a, &f.rd),
-        Err(ServiceError::LoginExpired) => restart(env.as_str(), &f.rd),
+        Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
+        Err(ServiceError::LoginExpired) => restart(&st.web, env.as_str(), &f.rd),
         Err(e) => {
             let p = Problem::from(e);
             let m = say(&p, st.service.now());
@@ -541,7 +581,7 @@ pub async fn link_form<S: Store>(
     State(st): State<AppState<S>>,
     PageEnv(env): PageEnv,
     csrf: Csrf,
-    Query(q): Query<PageQuery>,
+    PageQuery(q): PageQuery<LoginQuery>,
 ) -> Response {
     if q.token.is_empty() {
         return view::message_page(
@@ -597,14 +637,14 @@ pub async fn link_submit<S: Store>(
         }
     };
     let Some(token) = started.login_token.as_ref() else {
-        return next_step(&st, env.as_str(), &csrf, &started, &f.rd);
+        return next_step(&st, env.as_str(), csrf, &started, &f.rd).await;
     };
     match st
         .service
         .login_new_password(&caller, &env, token.expose(), f.new_password.expose())
         .await
     {
-        Ok(a) => next_step(&st, env.as_str(), &csrf, &a, &f.rd),
+        Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
         Err(e) => {
             let p = Problem::from(e);
             let m = say(&p, st.service.now());
@@ -620,7 +660,7 @@ pub struct Empty {}
 pub async fn logout<S: Store>(
     State(st): State<AppState<S>>,
     user: PageUser,
-    _form: Form<Empty>,
+    form: Form<Empty>,
 ) -> Response {
     let env = user.principal.environment.slug.clone();
     let caller = user.principal.caller(user.origin.clone());
@@ -629,5 +669,7 @@ pub async fn logout<S: Store>(
     }
     let mut r = see_other(&format!("/e/{env}/login?notice=signed_out"));
     set_cookie(&mut r, &st.web.cookie(st.web.cookie_name(), "", 0));
+    set_cookie(&mut r, &st.web.cookie(st.web.login_cookie_name(), "", 0));
+    form.csrf.renewed(&st).set_on(&st, r.headers_mut());
     r
 }

@@ -142,6 +142,34 @@ impl<S: Store> FromRequestParts<AppState<S>> for PageEnv {
     }
 }
 
+/// Query parameters of a page; malformed ones are a 400 page, never a bare text answer.
+pub struct PageQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, St: Send + Sync> FromRequestParts<St> for PageQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Self(v))
+            .map_err(|_| error_page(StatusCode::BAD_REQUEST, Notice::BadAddress, None))
+    }
+}
+
+/// Path parameters of a page; malformed ones are a 404 page.
+pub struct PagePath<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, St: Send + Sync> FromRequestParts<St> for PagePath<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Self(v))
+            .map_err(|_| error_page(StatusCode::NOT_FOUND, Notice::NotFound, None))
+    }
+}
+
 /// A page answer for a problem that has no form to go back to.
 pub fn problem_page(p: &Problem, env: Option<&str>) -> Response {
     let status = view::status_of(p);

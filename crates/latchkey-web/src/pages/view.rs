@@ -65,6 +65,7 @@ pub fn see_other(location: &str) -> Response {
 pub enum Notice {
     CsrfRefused,
     BadForm,
+    BadAddress,
     Unavailable,
     NotFound,
     Forbidden,
@@ -98,6 +99,7 @@ impl Notice {
         match self {
             Self::CsrfRefused => "This form cannot be accepted",
             Self::BadForm => "This form is incomplete",
+            Self::BadAddress => "This address is not complete",
             Self::Unavailable => "Temporarily unavailable",
             Self::NotFound => "Not found",
             Self::Forbidden => "Not allowed",
@@ -111,6 +113,9 @@ impl Notice {
                 "The form expired or was sent from another site. Go back, reload the page and try again."
             }
             Self::BadForm => "Some fields were missing or not understood. Go back and try again.",
+            Self::BadAddress => {
+                "Part of the address is missing or repeated. Use the links on the pages, or start from the sign-in page."
+            }
             Self::Unavailable => "The service cannot answer right now. Try again in a minute.",
             Self::NotFound => "There is no such page.",
             Self::Forbidden => "Your account may not open this page.",
