@@ -6,15 +6,9 @@
 /// column lists they read, for one backend's row type and database.
 macro_rules! row_readers {
     ($row:ty, $db:ty) => {
-        use latchkey_core::{
-            HumanDuration,
-            model::{DisplayName, Email, EnvSlug, Environment, LockoutSettings, User},
-            totp::{Algorithm, Digits, TotpParams},
-        };
-        use latchkey_service::{StoreError, store::AuthenticatorRecord};
         use sqlx::Row;
 
-        use crate::{corrupt, map_err};
+        use crate::map_err;
 
         pub(super) fn get<'r, T>(row: &'r $row, col: &str) -> Result<T, StoreError>
         where
@@ -22,6 +16,19 @@ macro_rules! row_readers {
         {
             row.try_get(col).map_err(map_err)
         }
+
+        row_readers!(@readers $row);
+    };
+    // The readers over any row type, given a `get(row, column)` in scope.
+    (@readers $row:ty) => {
+        use latchkey_core::{
+            HumanDuration,
+            model::{DisplayName, Email, EnvSlug, Environment, LockoutSettings, User},
+            totp::{Algorithm, Digits, TotpParams},
+        };
+        use latchkey_service::{StoreError, store::AuthenticatorRecord};
+
+        use crate::corrupt;
 
         fn duration(secs: i64, what: &str) -> Result<HumanDuration, StoreError> {
             u64::try_from(secs)

@@ -124,7 +124,7 @@ impl AuthStore for SqliteStore {
     }
 
     async fn session_by_token(&self, token_hash: &TokenHash) -> StoreResult<Option<SessionView>> {
-        sessions::by_token(&self.readers, token_hash.as_str()).await
+        self.fast.session_by_token(token_hash.as_str())
     }
 
     async fn touch_session(&self, id: &str, now: i64) -> StoreResult<()> {

@@ -10,6 +10,7 @@ mod auth;
 mod authenticators;
 mod credentials;
 mod environments;
+mod fast;
 mod logins;
 pub mod manage;
 mod rows;
@@ -43,7 +44,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
-    options: SqliteConnectOptions,
+    /// Behind an `Arc`: the options hold a map of pragmas, and the service (with its store)
+    /// is cloned for every request.
+    options: std::sync::Arc<SqliteConnectOptions>,
+    /// The session check's read path (`fast.rs`).
+    fast: std::sync::Arc<fast::FastReads>,
 }
 
 impl SqliteStore {
@@ -106,7 +111,8 @@ impl SqliteStore {
         Ok(Self {
             writer,
             readers,
-            options,
+            options: std::sync::Arc::new(options),
+            fast: std::sync::Arc::new(fast::FastReads::new(path)),
         })
     }
 

@@ -1,7 +1,7 @@
 //! Session rows. Only token hashes are stored.
 
 use latchkey_core::model::EnvSlug;
-use latchkey_service::store::{NewSession, SessionRecord, SessionView, StoreResult};
+use latchkey_service::store::{NewSession, SessionRecord, StoreResult};
 use sqlx::{Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
 
 use super::rows;
@@ -46,32 +46,6 @@ fn record(row: &SqliteRow) -> StoreResult<SessionRecord> {
         ip: rows::get(row, "ip")?,
         user_agent: rows::get(row, "user_agent")?,
     })
-}
-
-/// One query: the session, its user and its environment, so a session check is one read.
-pub(super) async fn by_token(
-    pool: &SqlitePool,
-    token_hash: &str,
-) -> StoreResult<Option<SessionView>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS}, {}, {} FROM sessions s JOIN users u ON u.id = s.user_id \
-         JOIN environments e ON e.slug = s.env WHERE s.token_hash = ?1",
-        rows::USER_COLUMNS,
-        rows::ENV_JOINED_COLUMNS
-    ));
-    let Some(row) = sqlx::query(sql)
-        .bind(token_hash)
-        .fetch_optional(pool)
-        .await
-        .map_err(map_err)?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(SessionView {
-        session: record(&row)?,
-        user: rows::user(&row)?,
-        environment: rows::environment_joined(&row)?,
-    }))
 }
 
 pub(super) async fn list(pool: &SqlitePool, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
