@@ -68,8 +68,8 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
 
 /// A bound server.
 pub struct App {
-    listener: TcpListener,
-    router: Router,
+    pub(crate) listener: TcpListener,
+    pub(crate) router: Router,
 }
 
 impl App {

@@ -14,6 +14,7 @@ pub mod problem;
 pub mod redirect;
 mod routes;
 pub mod state;
+pub mod tls;
 
 pub use app::{App, router};
 pub use state::{AppState, WebConfig};

@@ -93,6 +93,12 @@ pub struct ServeArgs {
     /// Email of the first operator, created on first start [default: admin@localhost].
     #[arg(long, value_name = "EMAIL")]
     pub operator_email: Option<String>,
+    /// Speak HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

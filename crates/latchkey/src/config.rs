@@ -34,6 +34,8 @@ const ENV_KEYS: &[&str] = &[
     "reset_ttl",
     "allowed_redirect_hosts",
     "trusted_proxies",
+    "tls_cert",
+    "tls_key",
 ];
 
 /// The configuration as read, before validation.
@@ -58,6 +60,9 @@ pub struct Config {
     pub allowed_redirect_hosts: Vec<String>,
     #[serde(deserialize_with = "list")]
     pub trusted_proxies: Vec<String>,
+    /// PEM certificate chain: with `tls_key`, `serve` speaks HTTPS itself.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
@@ -87,6 +92,8 @@ impl Default for Config {
             reset_ttl: "24h".into(),
             allowed_redirect_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -125,6 +132,10 @@ pub struct Overrides {
     pub operator_email: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -237,6 +248,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpAddr>,
     /// Hosts a `rd` may send a browser back to after login (any port).
     pub allowed_redirect_hosts: Vec<String>,
+    /// Certificate chain and key when the server speaks HTTPS itself.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Settings {
@@ -307,7 +320,24 @@ impl Settings {
                 );
             }
         }
+        let tls = match (config.tls_cert, config.tls_key) {
+            (Some(cert), Some(key)) => {
+                if !public_url.url.starts_with("https://") {
+                    bail!(
+                        "with tls_cert and tls_key the server speaks HTTPS: set the public URL to \
+                         https://… (it is {})",
+                        public_url.url
+                    );
+                }
+                Some((cert, key))
+            }
+            (None, None) => None,
+            _ => {
+                bail!("give both tls_cert and tls_key (--tls-cert FILE --tls-key FILE), or neither")
+            }
+        };
         Ok(Self {
+            tls,
             allowed_redirect_hosts: config.allowed_redirect_hosts,
             listen,
             database: config.database,

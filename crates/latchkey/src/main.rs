@@ -41,9 +41,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let (listen, operator_email) = match &cli.command {
-        Command::Serve(args) => (args.listen.clone(), args.operator_email.clone()),
-        _ => (None, None),
+    let (listen, operator_email, tls_cert, tls_key) = match &cli.command {
+        Command::Serve(args) => (
+            args.listen.clone(),
+            args.operator_email.clone(),
+            args.tls_cert.clone(),
+            args.tls_key.clone(),
+        ),
+        _ => (None, None, None, None),
     };
     let overrides = Overrides {
         listen,
@@ -52,6 +57,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         key_file: cli.global.key_file.clone(),
         operator_email,
         log_format: cli.global.log_format,
+        tls_cert,
+        tls_key,
     };
     let settings = Settings::validate(Config::load(cli.global.config.as_deref(), &overrides)?)?;
     init_logging(

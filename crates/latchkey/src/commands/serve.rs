@@ -34,14 +34,23 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     }
     let web = WebConfig::for_public_url(&settings.public_url.url, settings.trusted_proxies.clone())
         .with_redirect_hosts(&settings.allowed_redirect_hosts);
+    // Read the certificate before binding, so a bad file stops the start with its reason.
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(latchkey_web::tls::load(cert, key).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
     let app = App::bind(settings.listen, router(service.clone(), web))
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let addr = app.local_addr()?;
-    tracing::info!(%addr, public_url = %settings.public_url.url, "latchkey is listening");
-    println!("Listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, public_url = %settings.public_url.url, tls = tls.is_some(), "latchkey is listening");
+    println!("Listening on {scheme}://{addr}");
     let purger = tokio::spawn(purge_periodically(service.clone()));
-    app.run_until_stopped(shutdown_signal()).await?;
+    match tls {
+        Some(config) => app.run_tls_until_stopped(config, shutdown_signal()).await?,
+        None => app.run_until_stopped(shutdown_signal()).await?,
+    }
     purger.abort();
     service.store().close().await;
     tracing::info!("stopped");

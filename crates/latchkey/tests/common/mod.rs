@@ -111,6 +111,7 @@ pub fn start_listening(dir: &Path, listen: &str, extra: &[&str], envs: &[(&str, 
             .unwrap_or_else(|_| panic!("server did not start; stdout so far: {:?}", server.lines));
         let addr = line
             .strip_prefix("Listening on http://")
+            .or_else(|| line.strip_prefix("Listening on https://"))
             .map(|a| a.parse().unwrap());
         server.lines.push(line);
         if let Some(addr) = addr {
