@@ -15,40 +15,22 @@ use latchkey_core::{
 };
 use latchkey_service::{Service, ServiceConfig, SystemClock};
 use latchkey_store::SqliteStore;
-use sqlx::Connection;
 
 /// Insert `n` users (ids sortable, emails unique), authenticators for every third, sessions for
 /// every second, in one transaction with recursive CTEs.
 async fn seed(path: &std::path::Path, n: u64) -> anyhow::Result<()> {
-    let url = format!("sqlite://{}", path.display());
-    let mut c = sqlx::SqliteConnection::connect(&url).await?;
-    let mut tx = c.begin().await?;
-    let n = i64::try_from(n)?;
-    sqlx::query(
-        "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ?1) \
-         INSERT INTO users (id, env, email, email_norm, name, role, state, password_hash, password_change_required, created_at, updated_at) \
-         SELECT printf('u%08d', i), 'bench', printf('user%d@bench.example', i), printf('user%d@bench.example', i), \
-                'User', 'user', 'active', 'x', 0, 1800000000, 1800000000 FROM seq",
+    latchkey_bench::seed::seed_sqlite(
+        path,
+        &latchkey_bench::seed::Seed {
+            env: "bench",
+            prefix: "u",
+            users: n,
+            mfa_every: 3,
+            session_every: 2,
+        },
     )
-    .bind(n)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO authenticators (id, user_id, label, secret_sealed, confirmed_at, created_at) \
-         SELECT 'a' || id, id, 'Phone', x'00', 1800000000, 1800000000 FROM users WHERE env = 'bench' AND (rowid % 3) = 0",
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO sessions (id, token_hash, user_id, env, authenticated_at, amr, created_at, last_seen_at) \
-         SELECT 's' || id, 'h' || id, id, 'bench', strftime('%s', 'now'), 'pwd', strftime('%s', 'now'), strftime('%s', 'now') \
-         FROM users WHERE env = 'bench' AND (rowid % 2) = 0",
-    )
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    c.close().await?;
-    Ok(())
+    .await
+    .map(|_| ())
 }
 
 #[tokio::main]

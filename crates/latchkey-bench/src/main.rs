@@ -39,6 +39,11 @@ struct Args {
     threads: usize,
     wrk_seconds: u32,
     wrk_connections: u32,
+    /// Users bulk-inserted into the environment before measuring (SQLite only).
+    seed: u64,
+    /// Concurrent password logins in the storm phase (0: no storm).
+    storm: usize,
+    storm_seconds: u32,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -50,6 +55,9 @@ fn parse_args() -> anyhow::Result<Args> {
         threads: 8,
         wrk_seconds: 10,
         wrk_connections: 64,
+        seed: 0,
+        storm: 0,
+        storm_seconds: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,9 +70,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--threads" => args.threads = value()?.parse()?,
             "--wrk-seconds" => args.wrk_seconds = value()?.parse()?,
             "--wrk-connections" => args.wrk_connections = value()?.parse()?,
+            "--seed" => args.seed = value()?.parse()?,
+            "--storm" => args.storm = value()?.parse()?,
+            "--storm-seconds" => args.storm_seconds = value()?.parse()?,
             "--help" | "-h" => {
                 println!(
-                    "latchkey-load [--bin PATH] [--users N] [--logins N] [--threads N] [--wrk-seconds S] [--wrk-connections C]"
+                    "latchkey-load [--bin PATH] [--database URL] [--users N] [--logins N] [--threads N] [--wrk-seconds S] [--wrk-connections C] [--seed N] [--storm N] [--storm-seconds S]"
                 );
                 std::process::exit(0);
             }
@@ -294,13 +305,44 @@ fn median(v: &mut [f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// What `wrk` measured.
+struct WrkResult {
+    rps: f64,
+    p99_ms: f64,
+    non2xx: Option<String>,
+}
+
+impl std::fmt::Display for WrkResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2} req/s, p99 {:.2}ms", self.rps, self.p99_ms)?;
+        if let Some(n) = &self.non2xx {
+            write!(f, " ({n})")?;
+        }
+        Ok(())
+    }
+}
+
+/// `12.3us`, `4.5ms`, `1.2s` → milliseconds.
+fn millis(text: &str) -> Option<f64> {
+    let (n, scale) = if let Some(v) = text.strip_suffix("us") {
+        (v, 1e-3)
+    } else if let Some(v) = text.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = text.strip_suffix('s') {
+        (v, 1e3)
+    } else {
+        return None;
+    };
+    n.parse::<f64>().ok().map(|v| v * scale)
+}
+
 fn wrk(
     addr: SocketAddr,
     path: &str,
     header: Option<&str>,
     seconds: u32,
     connections: u32,
-) -> Option<String> {
+) -> Option<WrkResult> {
     let mut cmd = Command::new("wrk");
     cmd.args([
         "-t2",
@@ -318,21 +360,75 @@ fn wrk(
         .find(|l| l.starts_with("Requests/sec"))?
         .split_whitespace()
         .nth(1)?
-        .to_owned();
+        .parse()
+        .ok()?;
     let p99 = text
         .lines()
         .find(|l| l.trim_start().starts_with("99%"))?
         .split_whitespace()
-        .nth(1)?
-        .to_owned();
+        .nth(1)?;
     let non2xx = text
         .lines()
         .find(|l| l.contains("Non-2xx"))
         .map(|l| l.trim().to_owned());
-    Some(format!(
-        "{rps} req/s, p99 {p99}{}",
-        non2xx.map(|n| format!(" ({n})")).unwrap_or_default()
-    ))
+    Some(WrkResult {
+        rps,
+        p99_ms: millis(p99)?,
+        non2xx,
+    })
+}
+
+/// A line of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
+fn proc_kib(pid: u32, key: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The storm: `n` clients, each on its own connection, send password logins for `seconds`;
+/// returns the answers by status.
+fn storm(
+    addr: SocketAddr,
+    n: usize,
+    seconds: u32,
+    emails: &[String],
+) -> std::collections::BTreeMap<u16, usize> {
+    let deadline = Instant::now() + Duration::from_secs(u64::from(seconds));
+    let emails = Arc::new(emails.to_vec());
+    let workers: Vec<_> = (0..n)
+        .map(|i| {
+            let emails = Arc::clone(&emails);
+            std::thread::spawn(move || {
+                let mut seen = std::collections::BTreeMap::new();
+                let mut conn = Conn::new(addr);
+                let email = &emails[i % emails.len()];
+                while Instant::now() < deadline {
+                    let status = conn
+                        .post(
+                            "/api/v1/environments/bench/login",
+                            &json!({"email": email, "password": PASSWORD}),
+                        )
+                        .map_or(0, |(s, _)| s);
+                    *seen.entry(status).or_insert(0usize) += 1;
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut all = std::collections::BTreeMap::new();
+    for w in workers {
+        if let Ok(seen) = w.join() {
+            for (k, v) in seen {
+                *all.entry(k).or_insert(0) += v;
+            }
+        }
+    }
+    all
 }
 
 #[allow(clippy::too_many_lines)] // one straight script: set up, storm, measure
@@ -360,6 +456,41 @@ fn main() -> anyhow::Result<()> {
         &["env", "set", "bench", "--ip-failures-per-minute", "100000"],
     )?;
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let pid = server.child.id();
+    let mut results = serde_json::Map::new();
+    std::thread::sleep(Duration::from_secs(2));
+    if let Some(kib) = proc_kib(pid, "VmRSS") {
+        #[allow(clippy::cast_precision_loss)]
+        let mib = kib as f64 / 1024.0;
+        println!("idle RSS after start: {mib:.1} MiB");
+        results.insert("idle_rss_mib".into(), json!(mib));
+    }
+    if args.seed > 0 {
+        anyhow::ensure!(
+            args.database.is_none(),
+            "--seed works on the SQLite default only"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let took = rt.block_on(latchkey_bench::seed::seed_sqlite(
+            &d.join("latchkey.db"),
+            &latchkey_bench::seed::Seed {
+                env: "bench",
+                prefix: "seed",
+                users: args.seed,
+                mfa_every: 3,
+                session_every: 2,
+            },
+        ))?;
+        println!(
+            "seeded {} users into bench in {:.2} s",
+            args.seed,
+            took.as_secs_f64()
+        );
+        results.insert("seed_users".into(), json!(args.seed));
+        results.insert("seed_seconds".into(), json!(took.as_secs_f64()));
+    }
 
     // argon2id at the server's default parameters, the same code the server runs.
     let cost = HashCost::default();
@@ -477,6 +608,10 @@ fn main() -> anyhow::Result<()> {
         logins_per_sec / bound,
         args.threads
     );
+    results.insert("argon2_ms".into(), json!(hash_time * 1e3));
+    results.insert("argon2_bound".into(), json!(bound));
+    results.insert("logins_per_sec".into(), json!(logins_per_sec));
+    results.insert("logins_vs_bound".into(), json!(logins_per_sec / bound));
 
     // A session for the session-check figure.
     let mut conn = Conn::new(server.addr);
@@ -530,8 +665,56 @@ fn main() -> anyhow::Result<()> {
                 "GET /api/v1/session ({} connections, {} s): {session}",
                 args.wrk_connections, args.wrk_seconds
             );
+            results.insert("healthz_rps".into(), json!(health.rps));
+            results.insert("session_rps".into(), json!(session.rps));
+            results.insert("session_p99_ms".into(), json!(session.p99_ms));
+            results.insert("session_vs_healthz".into(), json!(session.rps / health.rps));
         }
         _ => println!("wrk is not installed (apt-get install wrk): no request-rate figures"),
     }
+    if args.storm > 0 {
+        let emails: Vec<String> = users
+            .iter()
+            .filter_map(|u| u.lock().ok().map(|u| u.email.clone()))
+            .collect();
+        let (addr, seconds) = (server.addr, args.storm_seconds);
+        let checks = std::thread::spawn(move || {
+            // Start the checks once the storm has filled the hashing pool.
+            std::thread::sleep(Duration::from_secs(1));
+            wrk(
+                addr,
+                "/api/v1/session",
+                Some(&header),
+                seconds.saturating_sub(2).max(1),
+                16,
+            )
+        });
+        let answers = storm(server.addr, args.storm, seconds, &emails);
+        let during = checks.join().ok().flatten();
+        let peak = proc_kib(pid, "VmHWM").unwrap_or(0);
+        #[allow(clippy::cast_precision_loss)]
+        let peak_mib = peak as f64 / 1024.0;
+        println!(
+            "login storm: {} clients for {seconds} s, answers by status {answers:?}; peak RSS (VmHWM) {peak_mib:.1} MiB",
+            args.storm
+        );
+        results.insert("storm_clients".into(), json!(args.storm));
+        results.insert("peak_rss_mib".into(), json!(peak_mib));
+        results.insert(
+            "storm_answers".into(),
+            json!(
+                answers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), json!(v)))
+                    .collect::<serde_json::Map<_, _>>()
+            ),
+        );
+        if let Some(w) = during {
+            println!("GET /api/v1/session during the storm (16 connections): {w}");
+            results.insert("storm_session_rps".into(), json!(w.rps));
+            results.insert("storm_session_p99_ms".into(), json!(w.p99_ms));
+        }
+    }
+    println!("RESULT {}", Value::Object(results));
     Ok(())
 }

@@ -4,9 +4,14 @@
 //! pool, never on the async executor. Nothing here logs; a password only ever leaves this module
 //! as a PHC hash string.
 
+use std::cell::RefCell;
+
 use argon2::{
-    Algorithm, Argon2, Params, Version,
-    password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::{
+        PasswordHasher,
+        phc::{Output, ParamsString, PasswordHash, Salt},
+    },
 };
 use thiserror::Error;
 use unicode_normalization::UnicodeNormalization;
@@ -228,6 +233,8 @@ impl Argon2Hasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
+    /// Hash with memory the argon2 crate allocates and frees (for the one dummy hash at start,
+    /// so that the thread that builds the hasher keeps no 19 MiB).
     fn hash_text(&self, text: &str) -> Result<String, PasswordError> {
         self.argon2()
             .hash_password(text.as_bytes())
@@ -237,7 +244,26 @@ impl Argon2Hasher {
 
     /// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) with a fresh random salt.
     pub fn hash(&self, password: &Password) -> Result<String, PasswordError> {
-        self.hash_text(password.expose())
+        let salt = crate::entropy::random_bytes::<16>().map_err(|_| PasswordError::Hashing)?;
+        let mut out = [0u8; 32];
+        let argon2 = self.argon2();
+        with_memory(self.params.block_count(), |memory| {
+            argon2.hash_password_into_with_memory(
+                password.expose().as_bytes(),
+                &salt,
+                &mut out,
+                memory,
+            )
+        })
+        .map_err(|_| PasswordError::Hashing)?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(|_| PasswordError::Hashing)?,
+            salt: Some(Salt::new(&salt).map_err(|_| PasswordError::Hashing)?),
+            hash: Some(Output::new(&out).map_err(|_| PasswordError::Hashing)?),
+        };
+        Ok(phc.to_string())
     }
 
     /// Check `password` against a stored PHC string. A malformed stored hash never matches.
@@ -245,11 +271,7 @@ impl Argon2Hasher {
         let Ok(parsed) = PasswordHash::new(phc) else {
             return Verification::Mismatch;
         };
-        if self
-            .argon2()
-            .verify_password(password.expose().as_bytes(), &parsed)
-            .is_err()
-        {
+        if !matches_phc(password, &parsed) {
             return Verification::Mismatch;
         }
         let needs_rehash = match Params::try_from(&parsed) {
@@ -273,6 +295,55 @@ impl Argon2Hasher {
     }
 }
 
+thread_local! {
+    /// argon2's memory, kept by each thread that hashes (the service's few hashing threads)
+    /// and reused: allocating and freeing 19 MiB per hash left the allocator holding several
+    /// copies per thread (`BENCHMARKS.md`, peak RSS under a login storm).
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` on `blocks` blocks of this thread's argon2 memory.
+fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+    MEMORY.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut memory) => {
+            if memory.len() < blocks {
+                memory.resize(blocks, Block::new());
+            }
+            f(&mut memory[..blocks])
+        }
+        // Not reachable (hashing does not re-enter), but never a panic: use fresh memory.
+        Err(_) => f(&mut vec![Block::new(); blocks]),
+    })
+}
+
+/// Recompute the stored hash's parameters over `password` and compare in constant time.
+fn matches_phc(password: &Password, parsed: &PasswordHash) -> bool {
+    use subtle::ConstantTimeEq;
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let Ok(version) = Version::try_from(parsed.version.unwrap_or(0x13)) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(parsed) else {
+        return false;
+    };
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    let computed = with_memory(params.block_count(), |memory| {
+        argon2.hash_password_into_with_memory(
+            password.expose().as_bytes(),
+            salt.as_ref(),
+            &mut out,
+            memory,
+        )
+    });
+    computed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +354,42 @@ mod tests {
 
     fn hasher() -> Argon2Hasher {
         Argon2Hasher::new(HashCost::insecure_for_tests()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn hashes_with_reused_memory_agree_with_the_argon2_crate() {
+        use argon2::password_hash::PasswordVerifier;
+        let h = hasher();
+        let p = pw("correct horse battery staple");
+        // Ours, checked by the crate's own verifier.
+        let ours = h.hash(&p).unwrap_or_else(|e| panic!("{e}"));
+        let parsed = PasswordHash::new(&ours).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            h.argon2()
+                .verify_password(p.expose().as_bytes(), &parsed)
+                .is_ok()
+        );
+        // The crate's, checked by ours (hashes stored before this change).
+        let theirs = h.hash_text(p.expose()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            h.verify(&p, &theirs),
+            Verification::Match {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            h.verify(&pw("wrong horse battery staple"), &theirs),
+            Verification::Mismatch
+        );
+        // A second hash on the same thread reuses the memory and still differs (fresh salt).
+        let again = h.hash(&p).unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(ours, again);
+        assert_eq!(
+            h.verify(&p, &again),
+            Verification::Match {
+                needs_rehash: false
+            }
+        );
     }
 
     #[test]

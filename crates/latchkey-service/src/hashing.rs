@@ -1,36 +1,66 @@
 //! The bounded password-hashing pool (SPEC §8, SECURITY P6).
 //!
 //! argon2id costs tens of milliseconds of CPU and 19 MiB or more of memory per hash, so it runs
-//! on tokio's blocking threads with at most `workers` at once, never on the async executor. At
+//! on `workers` threads of its own, started with the pool and never on the async executor. At
 //! most `queue` requests wait or run; past that the caller gets [`Busy`] at once (the API answers
-//! 503 with `Retry-After`), so a burst of logins has a fixed memory ceiling and cannot stall
-//! session checks.
+//! 503 with `Retry-After`), so a burst of logins cannot stall session checks.
+//!
+//! Why threads of its own rather than tokio's blocking pool: the allocator keeps a freed hash's
+//! memory in the arena of the thread that used it, and tokio starts a new blocking thread
+//! whenever all are busy — under a login storm that was dozens of threads each keeping 19 MiB
+//! (864 MiB peak RSS for 500 concurrent logins, `BENCHMARKS.md`). With a fixed set of threads
+//! the memory is bounded by `workers` × the argon2 memory.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use latchkey_core::password::{Argon2Hasher, HashCost, PasswordError};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// The pool is saturated; try again shortly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the password hashing pool is saturated")]
 pub struct Busy;
 
+/// A hash to compute, with the admission it holds until it has run.
+type Job = Box<dyn FnOnce(&Argon2Hasher) + Send + 'static>;
+
 #[derive(Debug, Clone)]
 pub struct HashPool {
-    hasher: Arc<Argon2Hasher>,
-    running: Arc<Semaphore>,
+    jobs: mpsc::Sender<(Job, OwnedSemaphorePermit)>,
     admitted: Arc<Semaphore>,
     cost: HashCost,
 }
 
 impl HashPool {
-    /// `workers` hashes run at once; `queue` (≥ `workers`) may be admitted, running or waiting.
+    /// `workers` hashes run at once, on as many threads; `queue` (≥ `workers`) may be
+    /// admitted, running or waiting. The threads end when the last clone of the pool is
+    /// dropped.
     pub fn new(cost: HashCost, workers: usize, queue: usize) -> Result<Self, PasswordError> {
         let workers = workers.max(1);
+        let hasher = Arc::new(Argon2Hasher::new(cost)?);
+        let (tx, rx) = mpsc::channel::<(Job, OwnedSemaphorePermit)>();
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..workers {
+            let (rx, hasher) = (Arc::clone(&rx), Arc::clone(&hasher));
+            let spawned = std::thread::Builder::new()
+                .name(format!("latchkey-hash-{n}"))
+                .spawn(move || {
+                    loop {
+                        // Take the next job; the lock is held only while waiting for it.
+                        let next = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((job, _admission)) = next else { return };
+                        job(&hasher);
+                    }
+                });
+            if spawned.is_err() {
+                return Err(PasswordError::Hashing);
+            }
+        }
         Ok(Self {
-            hasher: Arc::new(Argon2Hasher::new(cost)?),
-            running: Arc::new(Semaphore::new(workers)),
+            jobs: tx,
             admitted: Arc::new(Semaphore::new(queue.max(workers))),
             cost,
         })
@@ -40,7 +70,7 @@ impl HashPool {
         self.cost
     }
 
-    /// Run `f` with the hasher on a blocking thread, within the bounds.
+    /// Run `f` with the hasher on a hashing thread, within the bounds.
     pub async fn run<T, F>(&self, f: F) -> Result<T, Busy>
     where
         F: FnOnce(&Argon2Hasher) -> T + Send + 'static,
@@ -51,20 +81,13 @@ impl HashPool {
             .clone()
             .try_acquire_owned()
             .map_err(|_| Busy)?;
-        let running = self
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Busy)?;
-        let hasher = Arc::clone(&self.hasher);
-        // The permits move into the blocking task: if the caller goes away (a client hangs up),
-        // the hash still runs to its end and keeps its place until then, so the bound holds.
-        tokio::task::spawn_blocking(move || {
-            let _permits = (admitted, running);
-            f(&hasher)
-        })
-        .await
-        .map_err(|_| Busy)
+        let (tx, rx) = oneshot::channel();
+        // Queued now, with its admission: if the caller goes away (a client hangs up), the hash
+        // still runs to its end and keeps its place until then, so the bound holds.
+        let job: Job = Box::new(move |hasher| {
+            let _ = tx.send(f(hasher));
+        });
+        self.jobs.send((job, admitted)).map_err(|_| Busy)?;
+        rx.await.map_err(|_| Busy)
     }
 }

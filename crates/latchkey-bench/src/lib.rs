@@ -1,0 +1,3 @@
+//! What the benchmark programs share: bulk seeding of users into an environment.
+
+pub mod seed;
