@@ -111,14 +111,15 @@ impl<S: Store> Service<S> {
             kind: CounterKind::Password,
             subject: user.email.normalized(),
         };
+        // A place for the hash first: "busy" must not count against the user's lockout.
+        let admission = self.hashing.admit()?;
         let claim = self.claim(env, &key, caller).await?;
         let stored = self
             .store
             .login_subject(&env.slug, &key.subject)
             .await?
             .and_then(|s| s.password_hash);
-        let verification = self
-            .hashing
+        let verification = admission
             .run(move |h| match stored {
                 Some(phc) => h.verify(&password, &phc),
                 None => h.verify_dummy(&password),

@@ -76,18 +76,45 @@ impl HashPool {
         F: FnOnce(&Argon2Hasher) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let admitted = self
+        self.admit()?.run(f).await
+    }
+
+    /// A place in the pool, taken before anything is counted: a login refused because the
+    /// pool is full must not count as an attempt against the user's lockout.
+    pub fn admit(&self) -> Result<Admission, Busy> {
+        let permit = self
             .admitted
             .clone()
             .try_acquire_owned()
             .map_err(|_| Busy)?;
+        Ok(Admission {
+            jobs: self.jobs.clone(),
+            permit,
+        })
+    }
+}
+
+/// A place in the hashing pool; given back when its hash has run (or when dropped unused).
+#[derive(Debug)]
+pub struct Admission {
+    jobs: mpsc::Sender<(Job, OwnedSemaphorePermit)>,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Admission {
+    /// Run `f` on a hashing thread. Queued at once, with the admission: if the caller goes
+    /// away (a client hangs up), the hash still runs to its end and keeps its place until
+    /// then, so the bound holds.
+    pub async fn run<T, F>(self, f: F) -> Result<T, Busy>
+    where
+        F: FnOnce(&Argon2Hasher) -> T + Send + 'static,
+        T: Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        // Queued now, with its admission: if the caller goes away (a client hangs up), the hash
-        // still runs to its end and keeps its place until then, so the bound holds.
         let job: Job = Box::new(move |hasher| {
             let _ = tx.send(f(hasher));
         });
-        self.jobs.send((job, admitted)).map_err(|_| Busy)?;
+        self.jobs.send((job, self.permit)).map_err(|_| Busy)?;
         rx.await.map_err(|_| Busy)
     }
 }

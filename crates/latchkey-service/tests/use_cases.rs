@@ -536,3 +536,62 @@ async fn a_caller_that_goes_away_does_not_free_its_hashing_slot() {
         "never more hashes at once than workers"
     );
 }
+
+/// A login refused because the hashing pool is full is not an attempt: a storm that keeps the
+/// pool busy cannot lock out a user who then logs in with the right password.
+#[tokio::test]
+async fn busy_answers_do_not_count_against_the_lockout() {
+    use latchkey_service::{Actor, Caller, Origin};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_path(&dir.path().join("t.db"))
+        .await
+        .unwrap();
+    let mut c = config();
+    c.hash_workers = 1;
+    c.hash_queue = 1;
+    let service = Service::start(
+        store,
+        Arc::new(TestClock::at(T0)),
+        Keyring::new(SealingKey::generate().unwrap()),
+        c,
+    )
+    .await
+    .unwrap();
+    let op = Operator::local_cli();
+    service
+        .create_environment(&op, slug("dev"), None, Some(MfaPolicy::Off))
+        .await
+        .unwrap();
+    let admin = service.cli_admin(&slug("dev")).await.unwrap();
+    let (_, link) = service
+        .create_user(&admin, email("rosa@example.com"), None, Role::User)
+        .await
+        .unwrap();
+    let anonymous = Caller {
+        actor: Actor::Anonymous,
+        origin: Origin::default(),
+    };
+    let password = "quilt anchor mango river";
+    let started = service
+        .start_setup_link(&anonymous, &slug("dev"), link.token.expose())
+        .await
+        .unwrap();
+    let token = started.login_token.unwrap();
+    service
+        .login_new_password(&anonymous, &slug("dev"), token.expose(), password)
+        .await
+        .unwrap();
+    // The only place in the pool is taken: every login is "busy", more than the lockout allows.
+    let held = service.hashing().admit().unwrap();
+    for _ in 0..10 {
+        let r = service
+            .login_password(&anonymous, &slug("dev"), "rosa@example.com", password)
+            .await;
+        assert!(matches!(r, Err(ServiceError::Busy)), "{r:?}");
+    }
+    drop(held);
+    let r = service
+        .login_password(&anonymous, &slug("dev"), "rosa@example.com", password)
+        .await;
+    assert!(r.is_ok(), "not locked out by busy answers: {r:?}");
+}

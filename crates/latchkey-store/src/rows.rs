@@ -150,6 +150,26 @@ macro_rules! row_readers {
             })
         }
 
+        /// A session read from a row of `SELECT s.id AS s_id, s.user_id AS s_user_id, s.env AS
+        /// s_env, s.authenticated_at, s.amr, s.created_at AS s_created_at, s.last_seen_at,
+        /// s.ip, s.user_agent FROM sessions s …`.
+        pub(super) fn session_record(
+            row: &$row,
+        ) -> Result<latchkey_service::store::SessionRecord, StoreError> {
+            let env: String = get(row, "s_env")?;
+            Ok(latchkey_service::store::SessionRecord {
+                id: get(row, "s_id")?,
+                user_id: get(row, "s_user_id")?,
+                env: EnvSlug::parse(&env).map_err(|_| corrupt("env", &env))?,
+                authenticated_at: get(row, "authenticated_at")?,
+                amr: get(row, "amr")?,
+                created_at: get(row, "s_created_at")?,
+                last_seen_at: get(row, "last_seen_at")?,
+                ip: get(row, "ip")?,
+                user_agent: get(row, "user_agent")?,
+            })
+        }
+
         pub(super) fn authenticator(row: &$row) -> Result<AuthenticatorRecord, StoreError> {
             let algorithm: String = get(row, "algorithm")?;
             let digits: i64 = get(row, "digits")?;

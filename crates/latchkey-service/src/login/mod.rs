@@ -84,12 +84,13 @@ impl<S: Store> Service<S> {
                 .map_or_else(String::new, |s| s.user.id.clone()),
         };
         self.refuse_if_locked(&second).await?;
+        // A place for the hash first: "busy" must not count against the user's lockout.
+        let admission = self.hashing.admit()?;
         let claim = self.claim(&env, &key, caller).await?;
         let stored = subject.as_ref().and_then(|s| s.password_hash.clone());
         // One argon2 run for known and unknown emails alike (P7); a hash weaker than the
         // current parameters is replaced while the password is at hand (P5).
-        let (verification, rehash) = self
-            .hashing
+        let (verification, rehash) = admission
             .run(move |h| match stored {
                 Some(phc) => match h.verify(&password, &phc) {
                     v @ Verification::Match { needs_rehash: true } => (v, h.hash(&password).ok()),

@@ -18,11 +18,9 @@ use std::{
 
 use latchkey_service::{
     StoreError,
-    store::{SessionRecord, SessionView, StoreResult},
+    store::{SessionView, StoreResult},
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
-
-use crate::corrupt;
 
 /// Connections kept open for reuse (more are opened under load, then closed).
 const KEEP: usize = 16;
@@ -174,7 +172,7 @@ impl FastReads {
                 .query_row([token_hash], |row| {
                     let row = Named(row);
                     Ok((
-                        record(&row),
+                        rows::session_record(&row),
                         rows::user(&row),
                         rows::environment_joined(&row),
                     ))
@@ -191,22 +189,6 @@ impl FastReads {
             }))
         })
     }
-}
-
-fn record(row: &Named<'_, '_>) -> StoreResult<SessionRecord> {
-    use latchkey_core::model::EnvSlug;
-    let env: String = rows::get(row, "s_env")?;
-    Ok(SessionRecord {
-        id: rows::get(row, "s_id")?,
-        user_id: rows::get(row, "s_user_id")?,
-        env: EnvSlug::parse(&env).map_err(|_| corrupt("env", &env))?,
-        authenticated_at: rows::get(row, "authenticated_at")?,
-        amr: rows::get(row, "amr")?,
-        created_at: rows::get(row, "s_created_at")?,
-        last_seen_at: rows::get(row, "last_seen_at")?,
-        ip: rows::get(row, "ip")?,
-        user_agent: rows::get(row, "user_agent")?,
-    })
 }
 
 #[cfg(test)]

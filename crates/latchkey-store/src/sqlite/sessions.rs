@@ -1,11 +1,10 @@
 //! Session rows. Only token hashes are stored.
 
-use latchkey_core::model::EnvSlug;
 use latchkey_service::store::{NewSession, SessionRecord, StoreResult};
-use sqlx::{Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::rows;
-use crate::{corrupt, map_err};
+use crate::map_err;
 
 const COLUMNS: &str = "s.id AS s_id, s.user_id AS s_user_id, s.env AS s_env, s.authenticated_at, s.amr, \
      s.created_at AS s_created_at, s.last_seen_at, s.ip, s.user_agent";
@@ -33,21 +32,6 @@ pub(super) async fn insert(
     Ok(())
 }
 
-fn record(row: &SqliteRow) -> StoreResult<SessionRecord> {
-    let env: String = rows::get(row, "s_env")?;
-    Ok(SessionRecord {
-        id: rows::get(row, "s_id")?,
-        user_id: rows::get(row, "s_user_id")?,
-        env: EnvSlug::parse(&env).map_err(|_| corrupt("env", &env))?,
-        authenticated_at: rows::get(row, "authenticated_at")?,
-        amr: rows::get(row, "amr")?,
-        created_at: rows::get(row, "s_created_at")?,
-        last_seen_at: rows::get(row, "last_seen_at")?,
-        ip: rows::get(row, "ip")?,
-        user_agent: rows::get(row, "user_agent")?,
-    })
-}
-
 pub(super) async fn list(pool: &SqlitePool, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM sessions s WHERE s.user_id = ?1 ORDER BY s.id"
@@ -57,7 +41,7 @@ pub(super) async fn list(pool: &SqlitePool, user_id: &str) -> StoreResult<Vec<Se
         .fetch_all(pool)
         .await
         .map_err(map_err)?;
-    found.iter().map(record).collect()
+    found.iter().map(rows::session_record).collect()
 }
 
 /// End the user's sessions except `keep`; returns how many ended.

@@ -657,27 +657,7 @@ pub async fn create_environment<S: Store>(
             .map_err(|e| words(&st, e).1)
     }
     .await;
-    match result {
-        Ok(_) => see_other(&format!("/e/{SYSTEM}/admin?notice=environment_saved")),
-        Err(m) => {
-            let extra = Extra {
-                error: Some(format!(
-                    "The environment was not created: {}",
-                    super::view::sentence(&m)
-                )),
-                ..Extra::default()
-            };
-            admin_page(
-                &st,
-                &who,
-                &csrf,
-                UserFilters::default(),
-                StatusCode::BAD_REQUEST,
-                extra,
-            )
-            .await
-        }
-    }
+    environment_saved(&st, &who, &csrf, result, "created").await
 }
 
 #[derive(Deserialize)]
@@ -734,20 +714,32 @@ pub async fn update_environment<S: Store>(
             .map_err(|e| words(&st, e).1)
     }
     .await;
+    environment_saved(&st, &who, &csrf, result, "saved").await
+}
+
+/// After an environment form: back to `system`'s page with a notice, or the page again with
+/// the reason next to the forms.
+async fn environment_saved<S: Store, T>(
+    st: &AppState<S>,
+    who: &PageAdmin,
+    csrf: &Csrf,
+    result: Result<T, String>,
+    done: &str,
+) -> Response {
     match result {
         Ok(_) => see_other(&format!("/e/{SYSTEM}/admin?notice=environment_saved")),
         Err(m) => {
             let extra = Extra {
                 error: Some(format!(
-                    "The environment was not saved: {}",
+                    "The environment was not {done}: {}",
                     super::view::sentence(&m)
                 )),
                 ..Extra::default()
             };
             admin_page(
-                &st,
-                &who,
-                &csrf,
+                st,
+                who,
+                csrf,
                 UserFilters::default(),
                 StatusCode::BAD_REQUEST,
                 extra,
