@@ -44,6 +44,8 @@ struct Args {
     /// Concurrent password logins in the storm phase (0: no storm).
     storm: usize,
     storm_seconds: u32,
+    /// Also measure over HTTPS: a second server on the same database with a fresh certificate.
+    tls: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -58,6 +60,7 @@ fn parse_args() -> anyhow::Result<Args> {
         seed: 0,
         storm: 0,
         storm_seconds: 10,
+        tls: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,9 +76,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seed" => args.seed = value()?.parse()?,
             "--storm" => args.storm = value()?.parse()?,
             "--storm-seconds" => args.storm_seconds = value()?.parse()?,
+            "--tls" => args.tls = true,
             "--help" | "-h" => {
                 println!(
-                    "latchkey-load [--bin PATH] [--database URL] [--users N] [--logins N] [--threads N] [--wrk-seconds S] [--wrk-connections C] [--seed N] [--storm N] [--storm-seconds S]"
+                    "latchkey-load [--bin PATH] [--database URL] [--users N] [--logins N] [--threads N] [--wrk-seconds S] [--wrk-connections C] [--seed N] [--storm N] [--storm-seconds S] [--tls]"
                 );
                 std::process::exit(0);
             }
@@ -128,6 +132,65 @@ fn start(bin: &Path, dir: &Path, db: Option<&str>) -> anyhow::Result<Server> {
         }
     }
     bail!("the server exited before listening")
+}
+
+/// A second server on the same database, speaking HTTPS with a fresh self-signed certificate
+/// (made with `openssl`).
+fn start_tls(bin: &Path, dir: &Path, db: Option<&str>) -> anyhow::Result<Server> {
+    let made = Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "tls-key.pem",
+            "-out",
+            "tls-cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .output()
+        .context("openssl is needed for --tls")?;
+    if !made.status.success() {
+        bail!("openssl: {}", String::from_utf8_lossy(&made.stderr));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut command = Command::new(bin);
+    if let Some(url) = db {
+        command.env("LATCHKEY_DATABASE", url);
+    }
+    let mut child = command
+        .current_dir(dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--public-url", &format!("https://127.0.0.1:{port}")])
+        .args(["--tls-cert", "tls-cert.pem", "--tls-key", "tls-key.pem"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let out = child.stdout.take().context("no stdout")?;
+    for line in BufReader::new(out).lines() {
+        let line = line?;
+        if let Some(addr) = line.strip_prefix("Listening on https://") {
+            return Ok(Server {
+                child,
+                addr: addr.parse()?,
+            });
+        }
+    }
+    bail!("the HTTPS server exited before listening")
 }
 
 fn cli(bin: &Path, dir: &Path, db: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
@@ -337,7 +400,7 @@ fn millis(text: &str) -> Option<f64> {
 }
 
 fn wrk(
-    addr: SocketAddr,
+    base: &str,
     path: &str,
     header: Option<&str>,
     seconds: u32,
@@ -353,7 +416,7 @@ fn wrk(
     if let Some(h) = header {
         cmd.args(["-H", h]);
     }
-    let out = cmd.arg(format!("http://{addr}{path}")).output().ok()?;
+    let out = cmd.arg(format!("{base}{path}")).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let rps = text
         .lines()
@@ -640,16 +703,17 @@ fn main() -> anyhow::Result<()> {
         .to_owned();
     drop(user);
     let header = format!("Authorization: Bearer {token}");
+    let tls_header = header.clone();
     match (
         wrk(
-            server.addr,
+            &format!("http://{}", server.addr),
             "/healthz",
             None,
             args.wrk_seconds,
             args.wrk_connections,
         ),
         wrk(
-            server.addr,
+            &format!("http://{}", server.addr),
             "/api/v1/session",
             Some(&header),
             args.wrk_seconds,
@@ -682,7 +746,7 @@ fn main() -> anyhow::Result<()> {
             // Start the checks once the storm has filled the hashing pool.
             std::thread::sleep(Duration::from_secs(1));
             wrk(
-                addr,
+                &format!("http://{addr}"),
                 "/api/v1/session",
                 Some(&header),
                 seconds.saturating_sub(2).max(1),
@@ -713,6 +777,26 @@ fn main() -> anyhow::Result<()> {
             println!("GET /api/v1/session during the storm (16 connections): {w}");
             results.insert("storm_session_rps".into(), json!(w.rps));
             results.insert("storm_session_p99_ms".into(), json!(w.p99_ms));
+        }
+    }
+    if args.tls {
+        let tls = start_tls(&bin, d, args.database.as_deref())?;
+        let base = format!("https://{}", tls.addr);
+        if let (Some(health), Some(session)) = (
+            wrk(&base, "/healthz", None, args.wrk_seconds, 32),
+            wrk(
+                &base,
+                "/api/v1/session",
+                Some(&tls_header),
+                args.wrk_seconds,
+                32,
+            ),
+        ) {
+            println!("over HTTPS, GET /healthz (32 connections): {health}");
+            println!("over HTTPS, GET /api/v1/session (32 connections): {session}");
+            results.insert("tls_healthz_rps".into(), json!(health.rps));
+            results.insert("tls_session_rps".into(), json!(session.rps));
+            results.insert("tls_session_p99_ms".into(), json!(session.p99_ms));
         }
     }
     println!("RESULT {}", Value::Object(results));
