@@ -330,7 +330,7 @@ fn main() -> anyhow::Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
     let new = match (old.find(START), old.find(END)) {
         (Some(s), Some(e)) if e > s => format!(
-            "{}{}{}",
+            "{}{}\n{}",
             &old[..s],
             md,
             &old[e + END.len()..].trim_start_matches('\n')
