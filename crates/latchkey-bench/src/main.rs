@@ -109,22 +109,35 @@ impl Drop for Server {
 }
 
 fn start(bin: &Path, dir: &Path, db: Option<&str>) -> anyhow::Result<Server> {
+    serve(bin, dir, db, &["--listen", "127.0.0.1:0"], "http")
+}
+
+/// `latchkey serve` with `args`, in `dir`; returns once it says where it listens.
+fn serve(
+    bin: &Path,
+    dir: &Path,
+    db: Option<&str>,
+    args: &[&str],
+    scheme: &str,
+) -> anyhow::Result<Server> {
     let mut command = Command::new(bin);
     if let Some(url) = db {
         command.env("LATCHKEY_DATABASE", url);
     }
     let mut child = command
         .current_dir(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("serve")
+        .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))?;
     let out = child.stdout.take().context("no stdout")?;
+    let prefix = format!("Listening on {scheme}://");
     for line in BufReader::new(out).lines() {
         let line = line?;
-        if let Some(addr) = line.strip_prefix("Listening on http://") {
+        if let Some(addr) = line.strip_prefix(prefix.as_str()) {
             return Ok(Server {
                 child,
                 addr: addr.parse()?,
@@ -166,31 +179,26 @@ fn start_tls(bin: &Path, dir: &Path, db: Option<&str>) -> anyhow::Result<Server>
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut command = Command::new(bin);
-    if let Some(url) = db {
-        command.env("LATCHKEY_DATABASE", url);
-    }
-    let mut child = command
-        .current_dir(dir)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--public-url", &format!("https://127.0.0.1:{port}")])
-        .args(["--tls-cert", "tls-cert.pem", "--tls-key", "tls-key.pem"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot start {}", bin.display()))?;
-    let out = child.stdout.take().context("no stdout")?;
-    for line in BufReader::new(out).lines() {
-        let line = line?;
-        if let Some(addr) = line.strip_prefix("Listening on https://") {
-            return Ok(Server {
-                child,
-                addr: addr.parse()?,
-            });
-        }
-    }
-    bail!("the HTTPS server exited before listening")
+    let (listen, url) = (
+        format!("127.0.0.1:{port}"),
+        format!("https://127.0.0.1:{port}"),
+    );
+    serve(
+        bin,
+        dir,
+        db,
+        &[
+            "--listen",
+            &listen,
+            "--public-url",
+            &url,
+            "--tls-cert",
+            "tls-cert.pem",
+            "--tls-key",
+            "tls-key.pem",
+        ],
+        "https",
+    )
 }
 
 fn cli(bin: &Path, dir: &Path, db: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
