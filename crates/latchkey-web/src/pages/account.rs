@@ -5,17 +5,17 @@
 use askama::Template;
 use axum::{extract::State, http::StatusCode, response::Response};
 use latchkey_core::{SecretString, model::MfaPolicy};
-use latchkey_service::{Caller, ServiceError, Store, account::Reauth, factors::FactorInput};
+use latchkey_service::{Caller, Store, account::Reauth, factors::FactorInput};
 use serde::Deserialize;
 
 use super::{
     PagePath, PageQuery, PageUser,
+    enrol::{CodesPage, SetupPage, factor_of, label_or_default},
     form::{Csrf, Form},
-    login::{CodesPage, SetupPage},
     problem_page,
-    view::{Chrome, Notice, render, say, see_other, when},
+    view::{Chrome, Notice, refusal, see_other, when},
 };
-use crate::{problem::Problem, state::AppState};
+use crate::state::AppState;
 
 struct SessionRow {
     id: String,
@@ -109,9 +109,7 @@ async fn account_page<S: Store>(
         notice: notice.map(Notice::text),
         errors,
     };
-    let mut r = render(status, &page);
-    csrf.set_on(st, r.headers_mut());
-    r
+    csrf.page(st, status, &page)
 }
 
 fn caller(user: &PageUser) -> Caller {
@@ -123,12 +121,6 @@ fn back(user: &PageUser, notice: &str) -> Response {
         "/e/{}/account?notice={notice}",
         user.principal.environment.slug
     ))
-}
-
-/// The words for a refused change, or `None` when the answer is a whole page.
-fn refusal<S: Store>(st: &AppState<S>, e: ServiceError) -> (StatusCode, String) {
-    let p = Problem::from(e);
-    (super::view::status_of(&p), say(&p, st.service.now()))
 }
 
 /// `GET /e/{env}/account`.
@@ -172,7 +164,7 @@ pub async fn password<S: Store>(
                 f.new_password.expose(),
             )
             .await
-            .map_err(|e| refusal(&st, e))
+            .map_err(|e| refusal(e, st.service.now()))
     } else {
         Err((
             StatusCode::BAD_REQUEST,
@@ -213,7 +205,7 @@ pub async fn end_session<S: Store>(
         )),
         Ok(()) => back(&user, "session_ended"),
         Err(e) => {
-            let (status, m) = refusal(&st, e);
+            let (status, m) = refusal(e, st.service.now());
             let errors = Errors {
                 sessions: Some(m),
                 ..Errors::default()
@@ -236,11 +228,7 @@ pub struct FactorForm {
 
 impl FactorForm {
     fn factor(self) -> FactorInput {
-        match (self.code, self.recovery_code) {
-            (_, Some(r)) if !r.expose().trim().is_empty() => FactorInput::RecoveryCode(r),
-            (Some(c), _) => FactorInput::Code(c),
-            (None, _) => FactorInput::Code(SecretString::new(String::new())),
-        }
+        factor_of(self.code, self.recovery_code).0
     }
 }
 
@@ -269,12 +257,10 @@ pub async fn add_begin<S: Store>(
                 String::new(),
                 &offer,
             );
-            let mut r = render(StatusCode::OK, &page);
-            csrf.set_on(&st, r.headers_mut());
-            r
+            csrf.page(&st, StatusCode::OK, &page)
         }
         Err(e) => {
-            let (status, m) = refusal(&st, e);
+            let (status, m) = refusal(e, st.service.now());
             let errors = Errors {
                 add: Some(m),
                 ..Errors::default()
@@ -299,14 +285,15 @@ pub async fn add_confirm<S: Store>(
     form: Form<ConfirmForm>,
 ) -> Response {
     let Form { value: f, csrf } = form;
-    let label = if f.label.trim().is_empty() {
-        "Authenticator app"
-    } else {
-        f.label.as_str()
-    };
     match st
         .service
-        .confirm_enrolment(&user.principal, &caller(&user), &id, &f.code, label)
+        .confirm_enrolment(
+            &user.principal,
+            &caller(&user),
+            &id,
+            &f.code,
+            label_or_default(&f.label),
+        )
         .await
     {
         Ok(Some(codes)) => {
@@ -316,13 +303,11 @@ pub async fn add_confirm<S: Store>(
                 &codes,
                 format!("/e/{env}/account?notice=authenticator_added"),
             );
-            let mut r = render(StatusCode::OK, &page);
-            csrf.set_on(&st, r.headers_mut());
-            r
+            csrf.page(&st, StatusCode::OK, &page)
         }
         Ok(None) => back(&user, "authenticator_added"),
         Err(e) => {
-            let (status, m) = refusal(&st, e);
+            let (status, m) = refusal(e, st.service.now());
             let errors = Errors {
                 add: Some(format!("{m} Start again to see a new secret.")),
                 ..Errors::default()
@@ -347,7 +332,7 @@ pub async fn remove<S: Store>(
     {
         Ok(()) => back(&user, "authenticator_removed"),
         Err(e) => {
-            let (status, m) = refusal(&st, e);
+            let (status, m) = refusal(e, st.service.now());
             let errors = Errors {
                 remove: Some(m),
                 ..Errors::default()
@@ -376,12 +361,10 @@ pub async fn regenerate<S: Store>(
                 &codes,
                 format!("/e/{env}/account"),
             );
-            let mut r = render(StatusCode::OK, &page);
-            csrf.set_on(&st, r.headers_mut());
-            r
+            csrf.page(&st, StatusCode::OK, &page)
         }
         Err(e) => {
-            let (status, m) = refusal(&st, e);
+            let (status, m) = refusal(e, st.service.now());
             let errors = Errors {
                 codes: Some(m),
                 ..Errors::default()

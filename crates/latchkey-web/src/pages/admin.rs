@@ -1,31 +1,31 @@
 //! The admin pages (SPEC §6): the users table with MFA status and filters, statistics with
 //! the adoption chart, per-user actions behind a confirmation page, invitations, "enforce MFA
 //! now" that says what it will do before it does it, the audit log, and on `system` the
-//! environments and their policy. Each act is the same use case as the admin API.
+//! environments and their policy (`environments.rs`; the audit log is `audit.rs`). Each act is
+//! the same use case as the admin API.
 
 use axum::{extract::State, http::StatusCode, response::Response};
-use latchkey_core::model::{DisplayName, Email, EnvSlug, MfaPolicy, Role, SYSTEM, UserState};
+use latchkey_core::model::{DisplayName, Email, Role, SYSTEM, UserState};
 use latchkey_service::{
-    AuditType, ServiceError, Store, admin::UserPatch, authz::Identity,
-    environments::EnvironmentPatch, store::AuditQuery, store::MfaFilter, users::UserFilter,
+    ServiceError, Store, admin::UserPatch, authz::Identity, store::MfaFilter, users::UserFilter,
 };
 use serde::Deserialize;
 
 use super::{
     PageAdmin, PagePath, PageQuery,
     admin_views::{
-        AdminPage, AuditFilters, AuditPage, AuditRow, CHART_WIDTH, ConfirmPage, EnvRow, ResultPage,
-        StatsView, UserFilters, UserPage, UserRow,
+        AdminPage, CHART_WIDTH, ConfirmPage, EnvRow, ResultPage, StatsView, UserFilters, UserPage,
+        UserRow,
     },
     form::{Csrf, Form},
     problem_page,
-    view::{Chrome, Notice, render, say, see_other},
+    view::{Chrome, Notice},
 };
-use crate::{problem::Problem, redirect::encode, state::AppState};
+use crate::{redirect::encode, state::AppState};
 
 const POLICIES: &[&str] = &["off", "optional", "required"];
 
-fn chrome(who: &PageAdmin, csrf: &Csrf) -> Chrome {
+pub(super) fn chrome(who: &PageAdmin, csrf: &Csrf) -> Chrome {
     Chrome::new(
         who.admin.env().slug.as_str(),
         &csrf.token,
@@ -33,32 +33,16 @@ fn chrome(who: &PageAdmin, csrf: &Csrf) -> Chrome {
     )
 }
 
-fn page<S>(
-    st: &AppState<S>,
-    csrf: &Csrf,
-    status: StatusCode,
-    t: &impl askama::Template,
-) -> Response {
-    let mut r = render(status, t);
-    csrf.set_on(st, r.headers_mut());
-    r
-}
-
-fn words<S: Store>(st: &AppState<S>, e: ServiceError) -> (StatusCode, String) {
-    let p = Problem::from(e);
-    (super::view::status_of(&p), say(&p, st.service.now()))
-}
-
 /// What the admin page needs besides the filters.
 #[derive(Default)]
-struct Extra {
-    invite_error: Option<String>,
-    invite_email: String,
-    invite_name: String,
-    error: Option<String>,
+pub(super) struct Extra {
+    pub(super) invite_error: Option<String>,
+    pub(super) invite_email: String,
+    pub(super) invite_name: String,
+    pub(super) error: Option<String>,
 }
 
-async fn admin_page<S: Store>(
+pub(super) async fn admin_page<S: Store>(
     st: &AppState<S>,
     who: &PageAdmin,
     csrf: &Csrf,
@@ -89,7 +73,7 @@ async fn admin_page<S: Store>(
     {
         Ok(p) => (p.users.iter().map(UserRow::from).collect(), p.next_cursor),
         Err(e) => {
-            extra.error = Some(words(st, e).1);
+            extra.error = Some(super::view::refusal(e, st.service.now()).1);
             (Vec::new(), None)
         }
     };
@@ -131,7 +115,7 @@ async fn admin_page<S: Store>(
         environments,
         policies: POLICIES,
     };
-    page(st, csrf, status, &t)
+    csrf.page(st, status, &t)
 }
 
 /// `GET /e/{env}/admin`.
@@ -180,7 +164,7 @@ pub async fn invite<S: Store>(
             st.service
                 .create_user(&who.admin, email, name, role)
                 .await
-                .map_err(|e| words(&st, e))
+                .map_err(|e| super::view::refusal(e, st.service.now()))
         }
     };
     match result {
@@ -196,7 +180,7 @@ pub async fn invite<S: Store>(
                 link: Some(link.url.clone()),
                 back: format!("/e/{}/admin", who.admin.env().slug),
             };
-            page(&st, &csrf, StatusCode::CREATED, &t)
+            csrf.page(&st, StatusCode::CREATED, &t)
         }
         Err((status, m)) => {
             let extra = Extra {
@@ -230,7 +214,7 @@ pub async fn user<S: Store>(
                 user: row,
                 actions,
             };
-            page(&st, &csrf, StatusCode::OK, &t)
+            csrf.page(&st, StatusCode::OK, &t)
         }
         Err(e) => problem_page(&e.into(), Some(who.admin.env().slug.as_str())),
     }
@@ -312,7 +296,7 @@ pub async fn confirm<S: Store>(
         hidden: Vec::new(),
         back: format!("/e/{env}/admin/users/{id}"),
     };
-    page(&st, &csrf, StatusCode::OK, &t)
+    csrf.page(&st, StatusCode::OK, &t)
 }
 
 #[derive(Deserialize)]
@@ -402,7 +386,7 @@ pub async fn act<S: Store>(
     let (status, title, lines, link) = match done {
         Ok((lines, link)) => (StatusCode::OK, "Done".to_owned(), lines, link),
         Err(e) => {
-            let (status, m) = words(&st, e);
+            let (status, m) = super::view::refusal(e, st.service.now());
             (status, "Not done".to_owned(), vec![m], None)
         }
     };
@@ -413,7 +397,7 @@ pub async fn act<S: Store>(
         link,
         back,
     };
-    page(&st, &csrf, status, &t)
+    csrf.page(&st, status, &t)
 }
 
 #[derive(Deserialize, Default)]
@@ -462,7 +446,7 @@ pub async fn enforce_confirm<S: Store>(
             back,
         },
         Err(e) => {
-            let (status, m) = words(&st, e);
+            let (status, m) = super::view::refusal(e, st.service.now());
             let t = ResultPage {
                 chrome: chrome(&who, &csrf),
                 title: "MFA cannot be enforced here".into(),
@@ -470,10 +454,10 @@ pub async fn enforce_confirm<S: Store>(
                 link: None,
                 back,
             };
-            return page(&st, &csrf, status, &t);
+            return csrf.page(&st, status, &t);
         }
     };
-    page(&st, &csrf, StatusCode::OK, &t)
+    csrf.page(&st, StatusCode::OK, &t)
 }
 
 #[derive(Deserialize)]
@@ -506,7 +490,7 @@ pub async fn enforce<S: Store>(
             ],
         ),
         Err(e) => {
-            let (status, m) = words(&st, e);
+            let (status, m) = super::view::refusal(e, st.service.now());
             (status, "Not done".to_owned(), vec![m])
         }
     };
@@ -517,234 +501,5 @@ pub async fn enforce<S: Store>(
         link: None,
         back: format!("/e/{env}/admin"),
     };
-    page(&st, &csrf, status, &t)
-}
-
-/// A date (`2026-11-28`, the start of that day UTC) or an RFC 3339 time.
-fn day_or_time(v: &str, end_of_day: bool) -> Result<Option<i64>, String> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(None);
-    }
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    if let Ok(d) = time::Date::parse(v, &fmt) {
-        let t = d.midnight().assume_utc().unix_timestamp();
-        return Ok(Some(if end_of_day { t + 86_399 } else { t }));
-    }
-    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-        .map(|t| Some(t.unix_timestamp()))
-        .map_err(|_| format!("“{v}” is not a date like 2026-11-28."))
-}
-
-/// `GET /e/{env}/admin/audit`.
-pub async fn audit<S: Store>(
-    State(st): State<AppState<S>>,
-    who: PageAdmin,
-    csrf: Csrf,
-    PageQuery(filters): PageQuery<AuditFilters>,
-) -> Response {
-    let some = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
-    let mut error = None;
-    let (since, until) = match (
-        day_or_time(&filters.since, false),
-        day_or_time(&filters.until, true),
-    ) {
-        (Ok(s), Ok(u)) => (s, u),
-        (Err(m), _) | (_, Err(m)) => {
-            error = Some(m);
-            (None, None)
-        }
-    };
-    let query = AuditQuery {
-        user: some(&filters.user),
-        kind: some(&filters.kind),
-        since,
-        until,
-        before: some(&filters.cursor),
-        limit: 0,
-    };
-    let (events, next) = if error.is_some() {
-        (Vec::new(), None)
-    } else {
-        match st.service.audit_log(&who.admin, query, Some(100)).await {
-            Ok(p) => (p.events.iter().map(AuditRow::from).collect(), p.next_cursor),
-            Err(e) => {
-                error = Some(words(&st, e).1);
-                (Vec::new(), None)
-            }
-        }
-    };
-    let next = next.map(|c| {
-        format!(
-            "?user={}&type={}&since={}&until={}&cursor={}",
-            encode(&filters.user),
-            encode(&filters.kind),
-            encode(&filters.since),
-            encode(&filters.until),
-            encode(&c)
-        )
-    });
-    let t = AuditPage {
-        chrome: chrome(&who, &csrf),
-        filters,
-        types: AuditType::ALL.iter().map(|t| t.as_str()).collect(),
-        events,
-        next,
-        error,
-    };
-    let status = if t.error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    page(&st, &csrf, status, &t)
-}
-
-/// The operator behind a `system` admin page, or the answer that refuses.
-fn operator<S: Store>(
-    st: &AppState<S>,
-    who: &PageAdmin,
-) -> Result<latchkey_service::authz::Operator, Box<Response>> {
-    let identity = Identity::User(Box::new(who.principal.clone()));
-    if who.admin.env().slug.as_str() != SYSTEM {
-        return Err(Box::new(super::view::error_page(
-            StatusCode::NOT_FOUND,
-            Notice::NotFound,
-            None,
-        )));
-    }
-    st.service
-        .operator(&identity, who.origin.clone())
-        .map_err(|e| Box::new(problem_page(&e.into(), Some(SYSTEM))))
-}
-
-#[derive(Deserialize)]
-pub struct NewEnvironmentForm {
-    #[serde(default)]
-    slug: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    mfa_policy: String,
-}
-
-/// `POST /e/system/admin/environments`.
-pub async fn create_environment<S: Store>(
-    State(st): State<AppState<S>>,
-    who: PageAdmin,
-    form: Form<NewEnvironmentForm>,
-) -> Response {
-    let Form { value: f, csrf } = form;
-    let op = match operator(&st, &who) {
-        Ok(op) => op,
-        Err(r) => return *r,
-    };
-    let result = async {
-        let slug = EnvSlug::parse(f.slug.trim()).map_err(|e| e.0)?;
-        let name = Some(f.name.trim())
-            .filter(|n| !n.is_empty())
-            .map(DisplayName::parse)
-            .transpose()
-            .map_err(|e| e.0)?;
-        let policy = Some(f.mfa_policy.as_str())
-            .filter(|p| !p.is_empty())
-            .map(str::parse::<MfaPolicy>)
-            .transpose()
-            .map_err(|e| e.to_string())?;
-        st.service
-            .create_environment(&op, slug, name, policy)
-            .await
-            .map_err(|e| words(&st, e).1)
-    }
-    .await;
-    environment_saved(&st, &who, &csrf, result, "created").await
-}
-
-#[derive(Deserialize)]
-pub struct EnvironmentForm {
-    #[serde(default)]
-    mfa_policy: String,
-    #[serde(default)]
-    session_max_age: String,
-    #[serde(default)]
-    session_idle_timeout: String,
-}
-
-/// `POST /e/system/admin/environments/{slug}`: policy and session lifetimes.
-pub async fn update_environment<S: Store>(
-    State(st): State<AppState<S>>,
-    who: PageAdmin,
-    PagePath((_env, slug)): PagePath<(String, String)>,
-    form: Form<EnvironmentForm>,
-) -> Response {
-    let Form { value: f, csrf } = form;
-    let op = match operator(&st, &who) {
-        Ok(op) => op,
-        Err(r) => return *r,
-    };
-    let result = async {
-        let slug = EnvSlug::parse(&slug).map_err(|e| e.0)?;
-        let nonempty = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
-        let idle = match nonempty(&f.session_idle_timeout) {
-            None => None,
-            Some(v) if v.eq_ignore_ascii_case("none") => Some(None),
-            Some(v) => Some(Some(v.parse().map_err(|e| format!("idle timeout: {e}"))?)),
-        };
-        let patch = EnvironmentPatch {
-            name: None,
-            mfa_policy: nonempty(&f.mfa_policy)
-                .map(|p| p.parse::<MfaPolicy>())
-                .transpose()
-                .map_err(|e| e.to_string())?,
-            session_max_age: nonempty(&f.session_max_age)
-                .map(|v| v.parse())
-                .transpose()
-                .map_err(|e| format!("session lifetime: {e}"))?,
-            session_idle_timeout: idle,
-            totp_window: None,
-            issuer: None,
-            lockout_threshold: None,
-            lockout_base: None,
-            lockout_max: None,
-            ip_failures_per_minute: None,
-        };
-        st.service
-            .update_environment(&op, &slug, patch)
-            .await
-            .map_err(|e| words(&st, e).1)
-    }
-    .await;
-    environment_saved(&st, &who, &csrf, result, "saved").await
-}
-
-/// After an environment form: back to `system`'s page with a notice, or the page again with
-/// the reason next to the forms.
-async fn environment_saved<S: Store, T>(
-    st: &AppState<S>,
-    who: &PageAdmin,
-    csrf: &Csrf,
-    result: Result<T, String>,
-    done: &str,
-) -> Response {
-    match result {
-        Ok(_) => see_other(&format!("/e/{SYSTEM}/admin?notice=environment_saved")),
-        Err(m) => {
-            let extra = Extra {
-                error: Some(format!(
-                    "The environment was not {done}: {}",
-                    super::view::sentence(&m)
-                )),
-                ..Extra::default()
-            };
-            admin_page(
-                st,
-                who,
-                csrf,
-                UserFilters::default(),
-                StatusCode::BAD_REQUEST,
-                extra,
-            )
-            .await
-        }
-    }
+    csrf.page(&st, status, &t)
 }

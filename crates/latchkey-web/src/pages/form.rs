@@ -59,6 +59,22 @@ impl Csrf {
         }
     }
 
+    /// `response` with the CSRF cookie set when it was made for this answer.
+    pub fn respond<S>(&self, state: &AppState<S>, mut response: Response) -> Response {
+        self.set_on(state, response.headers_mut());
+        response
+    }
+
+    /// Render `page` with `status`, its forms carrying this token.
+    pub fn page<S>(
+        &self,
+        state: &AppState<S>,
+        status: StatusCode,
+        page: &impl askama::Template,
+    ) -> Response {
+        self.respond(state, super::view::render(status, page))
+    }
+
     /// Add the `Set-Cookie` for a cookie made for this answer.
     pub fn set_on<S>(&self, state: &AppState<S>, headers: &mut HeaderMap) {
         if !self.fresh {

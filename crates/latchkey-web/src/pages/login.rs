@@ -9,20 +9,18 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::Response,
 };
-use latchkey_core::{SecretString, login::Step, token::RecoveryCode};
-use latchkey_service::{
-    Actor, Caller, ServiceError, Store, factors::FactorInput, factors::MfaOffer, login::LoginAnswer,
-};
+use latchkey_core::{SecretString, login::Step};
+use latchkey_service::{Actor, Caller, ServiceError, Store, login::LoginAnswer};
 use serde::Deserialize;
 
 use super::{
     PageEnv, PageQuery, PageUser,
+    enrol::{CodesPage, SetupPage, factor_of, label_or_default},
     form::{Csrf, Form},
-    view::{self, Chrome, Notice, render, say, see_other},
+    view::{self, Chrome, Notice, see_other},
 };
 use crate::{
     extract::{Client, cookie},
-    problem::Problem,
     redirect,
     state::AppState,
 };
@@ -67,11 +65,6 @@ fn set_cookie(r: &mut Response, value: &str) {
     }
 }
 
-fn with_csrf<S>(st: &AppState<S>, csrf: &Csrf, mut r: Response) -> Response {
-    csrf.set_on(st, r.headers_mut());
-    r
-}
-
 /// Back to the start of the login, saying why; the pending login's cookie goes.
 fn restart(web: &crate::state::WebConfig, env: &str, rd: &str) -> Response {
     let sep = if rd.is_empty() { "?" } else { "&" };
@@ -104,6 +97,32 @@ struct NewPasswordPage {
     error: Option<String>,
 }
 
+impl NewPasswordPage {
+    /// The step of a login that asks for a new password.
+    fn in_login(env: &str, csrf: &Csrf, rd: String, error: Option<String>) -> Self {
+        Self {
+            chrome: Chrome::new(env, &csrf.token, None),
+            action: format!("/e/{env}/login/password"),
+            rd,
+            token: None,
+            heading: "Choose a new password",
+            error,
+        }
+    }
+
+    /// The page of a setup link (invitation or reset).
+    fn for_link(env: &str, csrf: &Csrf, rd: String, token: String, error: Option<String>) -> Self {
+        Self {
+            chrome: Chrome::new(env, &csrf.token, None),
+            action: format!("/e/{env}/setup"),
+            rd,
+            token: Some(token),
+            heading: "Welcome: choose your password",
+            error,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "mfa.html")]
 struct MfaPage {
@@ -111,74 +130,6 @@ struct MfaPage {
     rd: String,
     error_code: Option<String>,
     error_recovery: Option<String>,
-}
-
-/// The MFA setup page, inside a login or from the account page.
-#[derive(Template)]
-#[template(path = "mfa_setup.html")]
-pub struct SetupPage {
-    pub chrome: Chrome,
-    pub action: String,
-    pub rd: String,
-    pub qr_svg: String,
-    pub secret_groups: String,
-    pub digits: usize,
-    pub label: String,
-    pub error: Option<String>,
-}
-
-impl SetupPage {
-    pub fn new(chrome: Chrome, action: String, rd: String, offer: &MfaOffer) -> Self {
-        let secret = offer.secret.expose();
-        let groups: Vec<&str> = secret
-            .as_bytes()
-            .chunks(4)
-            .filter_map(|c| std::str::from_utf8(c).ok())
-            .collect();
-        // The SVG is ours (the `qrcode` crate's), inlined as markup; drop an XML prolog.
-        let svg = offer.qr_svg.find("<svg").map_or("", |i| &offer.qr_svg[i..]);
-        Self {
-            chrome,
-            action,
-            rd,
-            qr_svg: svg.to_owned(),
-            secret_groups: groups.join(" "),
-            digits: offer.params.digits().count(),
-            label: "Authenticator app".into(),
-            error: None,
-        }
-    }
-}
-
-/// The recovery codes, shown once, with a plain-text download.
-#[derive(Template)]
-#[template(path = "recovery_codes.html")]
-pub struct CodesPage {
-    pub chrome: Chrome,
-    pub codes: Vec<String>,
-    pub download: String,
-    pub next: String,
-}
-
-impl CodesPage {
-    pub fn new(chrome: Chrome, codes: &[RecoveryCode], next: String) -> Self {
-        let codes: Vec<String> = codes.iter().map(|c| c.expose().to_owned()).collect();
-        let text = format!(
-            "Latchkey recovery codes for {}. Each opens one login.\r\n{}\r\n",
-            chrome.env,
-            codes.join("\r\n")
-        );
-        let download = format!(
-            "data:text/plain;charset=utf-8,{}",
-            redirect::encode(&text).replace('+', "%20")
-        );
-        Self {
-            chrome,
-            codes,
-            download,
-            next,
-        }
-    }
 }
 
 /// A page that sends the browser on to another host. After a form POST a redirect there would
@@ -193,18 +144,15 @@ struct ContinuePage {
 /// Go to `next`: a 303 on this server, the continue page to another host.
 fn go_to<S>(st: &AppState<S>, env: &str, csrf: &Csrf, next: String) -> Response {
     if next.starts_with('/') {
-        return with_csrf(st, csrf, see_other(&next));
+        return csrf.respond(st, see_other(&next));
     }
-    with_csrf(
+    csrf.page(
         st,
-        csrf,
-        render(
-            StatusCode::OK,
-            &ContinuePage {
-                chrome: Chrome::new(env, &csrf.token, None),
-                next,
-            },
-        ),
+        StatusCode::OK,
+        &ContinuePage {
+            chrome: Chrome::new(env, &csrf.token, None),
+            next,
+        },
     )
 }
 
@@ -243,13 +191,10 @@ async fn next_step<S: Store>(
             let csrf = csrf.renewed(st);
             let next = destination(st, env, rd);
             let mut r = match &a.recovery_codes {
-                Some(codes) => with_csrf(
+                Some(codes) => csrf.page(
                     st,
-                    &csrf,
-                    render(
-                        StatusCode::OK,
-                        &CodesPage::new(Chrome::new(env, &csrf.token, None), codes, next),
-                    ),
+                    StatusCode::OK,
+                    &CodesPage::new(Chrome::new(env, &csrf.token, None), codes, next),
                 ),
                 None => go_to(st, env, &csrf, next),
             };
@@ -287,7 +232,7 @@ pub async fn form<S: Store>(
         error: None,
         notice: Notice::named(&q.notice).map(Notice::text),
     };
-    with_csrf(&st, &csrf, render(StatusCode::OK, &page))
+    csrf.page(&st, StatusCode::OK, &page)
 }
 
 #[derive(Deserialize)]
@@ -314,15 +259,15 @@ pub async fn submit<S: Store>(
     {
         Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
         Err(e) => {
-            let p = Problem::from(e);
+            let (status, m) = view::refusal(e, st.service.now());
             let page = LoginPage {
                 chrome: Chrome::new(env.as_str(), &csrf.token, None),
                 rd: f.rd,
                 email: f.email,
-                error: Some(say(&p, st.service.now())),
+                error: Some(m),
                 notice: None,
             };
-            with_csrf(&st, &csrf, render(view::status_of(&p), &page))
+            csrf.page(&st, status, &page)
         }
     }
 }
@@ -343,15 +288,8 @@ pub async fn password_form<S: Store>(
     if login_token(&st, &parts).is_none() {
         return restart(&st.web, env.as_str(), &q.rd);
     }
-    let page = NewPasswordPage {
-        chrome: Chrome::new(env.as_str(), &csrf.token, None),
-        action: format!("/e/{env}/login/password"),
-        rd: q.rd,
-        token: None,
-        heading: "Choose a new password",
-        error: None,
-    };
-    with_csrf(&st, &csrf, render(StatusCode::OK, &page))
+    let page = NewPasswordPage::in_login(env.as_str(), &csrf, q.rd, None);
+    csrf.page(&st, StatusCode::OK, &page)
 }
 
 #[derive(Deserialize)]
@@ -381,35 +319,21 @@ pub async fn password_submit<S: Store>(
     let Some(token) = login_token(&st, &parts) else {
         return restart(&st.web, env.as_str(), &f.rd);
     };
-    let result = match mismatch(&f) {
-        Some(m) => Err(m),
-        None => st
+    let message = match mismatch(&f) {
+        Some(m) => m,
+        None => match st
             .service
             .login_new_password(&anonymous(origin), &env, &token, f.new_password.expose())
             .await
-            .map_err(|e| {
-                if matches!(e, ServiceError::LoginExpired) {
-                    String::new()
-                } else {
-                    say(&Problem::from(e), st.service.now())
-                }
-            }),
+        {
+            Ok(a) => return next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
+            Err(ServiceError::LoginExpired) => return restart(&st.web, env.as_str(), &f.rd),
+            Err(e) => view::refusal(e, st.service.now()).1,
+        },
     };
-    match result {
-        Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
-        Err(m) if m.is_empty() => restart(&st.web, env.as_str(), &f.rd),
-        Err(m) => {
-            let page = NewPasswordPage {
-                chrome: Chrome::new(env.as_str(), &csrf.token, None),
-                action: format!("/e/{env}/login/password"),
-                rd: f.rd,
-                token: None,
-                heading: "Choose a new password",
-                error: Some(m),
-            };
-            with_csrf(&st, &csrf, render(StatusCode::BAD_REQUEST, &page))
-        }
-    }
+    // The page answers 400 whatever the refusal, as it did before this was tidied.
+    let page = NewPasswordPage::in_login(env.as_str(), &csrf, f.rd, Some(message));
+    csrf.page(&st, StatusCode::BAD_REQUEST, &page)
 }
 
 /// `GET /e/{env}/login/mfa`: the code prompt.
@@ -429,7 +353,7 @@ pub async fn mfa_form<S: Store>(
         error_code: None,
         error_recovery: None,
     };
-    with_csrf(&st, &csrf, render(StatusCode::OK, &page))
+    csrf.page(&st, StatusCode::OK, &page)
 }
 
 #[derive(Deserialize)]
@@ -454,11 +378,7 @@ pub async fn mfa_submit<S: Store>(
     let Some(token) = login_token(&st, &parts) else {
         return restart(&st.web, env.as_str(), &f.rd);
     };
-    let (factor, recovery) = match (f.code, f.recovery_code) {
-        (_, Some(r)) if !r.expose().trim().is_empty() => (FactorInput::RecoveryCode(r), true),
-        (Some(c), _) => (FactorInput::Code(c), false),
-        (None, _) => (FactorInput::Code(SecretString::new(String::new())), false),
-    };
+    let (factor, recovery) = factor_of(f.code, f.recovery_code);
     match st
         .service
         .login_mfa(&anonymous(origin), &env, &token, &factor)
@@ -467,15 +387,14 @@ pub async fn mfa_submit<S: Store>(
         Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
         Err(ServiceError::LoginExpired) => restart(&st.web, env.as_str(), &f.rd),
         Err(e) => {
-            let p = Problem::from(e);
-            let m = Some(say(&p, st.service.now()));
+            let (status, m) = view::refusal(e, st.service.now());
             let page = MfaPage {
                 chrome: Chrome::new(env.as_str(), &csrf.token, None),
                 rd: f.rd,
-                error_code: if recovery { None } else { m.clone() },
-                error_recovery: if recovery { m } else { None },
+                error_code: (!recovery).then(|| m.clone()),
+                error_recovery: recovery.then_some(m),
             };
-            with_csrf(&st, &csrf, render(view::status_of(&p), &page))
+            csrf.page(&st, status, &page)
         }
     }
 }
@@ -499,7 +418,7 @@ async fn setup_page<S: Store>(
             );
             let status = error.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
             page.error = error.map(|(_, m)| m);
-            with_csrf(st, csrf, render(status, &page))
+            csrf.page(st, status, &page)
         }
         Err(ServiceError::LoginExpired | ServiceError::WrongStep(_)) => {
             restart(&st.web, env.as_str(), &rd)
@@ -546,31 +465,16 @@ pub async fn setup_submit<S: Store>(
         return restart(&st.web, env.as_str(), &f.rd);
     };
     let caller = anonymous(origin);
-    let label = if f.label.trim().is_empty() {
-        "Authenticator app"
-    } else {
-        f.label.as_str()
-    };
     match st
         .service
-        .login_mfa_confirm(&caller, &env, &token, &f.code, label)
+        .login_mfa_confirm(&caller, &env, &token, &f.code, label_or_default(&f.label))
         .await
     {
         Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
         Err(ServiceError::LoginExpired) => restart(&st.web, env.as_str(), &f.rd),
         Err(e) => {
-            let p = Problem::from(e);
-            let m = say(&p, st.service.now());
-            setup_page(
-                &st,
-                &env,
-                &csrf,
-                &token,
-                &caller,
-                f.rd,
-                Some((view::status_of(&p), m)),
-            )
-            .await
+            let refused = view::refusal(e, st.service.now());
+            setup_page(&st, &env, &csrf, &token, &caller, f.rd, Some(refused)).await
         }
     }
 }
@@ -591,15 +495,8 @@ pub async fn link_form<S: Store>(
             Some(env.as_str()),
         );
     }
-    let page = NewPasswordPage {
-        chrome: Chrome::new(env.as_str(), &csrf.token, None),
-        action: format!("/e/{env}/setup"),
-        rd: q.rd,
-        token: Some(q.token),
-        heading: "Welcome: choose your password",
-        error: None,
-    };
-    with_csrf(&st, &csrf, render(StatusCode::OK, &page))
+    let page = NewPasswordPage::for_link(env.as_str(), &csrf, q.rd, q.token, None);
+    csrf.page(&st, StatusCode::OK, &page)
 }
 
 /// `POST /e/{env}/setup`: start the login from the link and set the password in one go.
@@ -617,15 +514,8 @@ pub async fn link_submit<S: Store>(
         .map(|t| t.expose().to_owned())
         .unwrap_or_default();
     let again = |st: &AppState<S>, status: StatusCode, m: String, rd: String| {
-        let page = NewPasswordPage {
-            chrome: Chrome::new(env.as_str(), &csrf.token, None),
-            action: format!("/e/{env}/setup"),
-            rd,
-            token: Some(link.clone()),
-            heading: "Welcome: choose your password",
-            error: Some(m),
-        };
-        with_csrf(st, &csrf, render(status, &page))
+        let page = NewPasswordPage::for_link(env.as_str(), &csrf, rd, link.clone(), Some(m));
+        csrf.page(st, status, &page)
     };
     if let Some(m) = mismatch(&f) {
         return again(&st, StatusCode::BAD_REQUEST, m, f.rd);
@@ -646,9 +536,8 @@ pub async fn link_submit<S: Store>(
     {
         Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
         Err(e) => {
-            let p = Problem::from(e);
-            let m = say(&p, st.service.now());
-            again(&st, view::status_of(&p), m, f.rd)
+            let (status, m) = view::refusal(e, st.service.now());
+            again(&st, status, m, f.rd)
         }
     }
 }

@@ -8,6 +8,9 @@
 pub mod account;
 pub mod admin;
 pub mod admin_views;
+pub mod audit;
+pub mod enrol;
+pub mod environments;
 pub mod form;
 pub mod login;
 pub mod view;
@@ -87,14 +90,14 @@ pub fn router<S: Store>() -> Router<AppState<S>> {
             "/e/{env}/admin/enforce-mfa",
             get(admin::enforce_confirm::<S>).post(admin::enforce::<S>),
         )
-        .route("/e/{env}/admin/audit", get(admin::audit::<S>))
+        .route("/e/{env}/admin/audit", get(audit::audit::<S>))
         .route(
             "/e/{env}/admin/environments",
-            post(admin::create_environment::<S>),
+            post(environments::create_environment::<S>),
         )
         .route(
             "/e/{env}/admin/environments/{slug}",
-            post(admin::update_environment::<S>),
+            post(environments::update_environment::<S>),
         )
 }
 

@@ -161,6 +161,12 @@ pub fn status_of(p: &Problem) -> StatusCode {
     StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST)
 }
 
+/// The status and the words a person reads for a refused act.
+pub fn refusal(e: latchkey_service::ServiceError, now: i64) -> (StatusCode, String) {
+    let p = Problem::from(e);
+    (status_of(&p), say(&p, now))
+}
+
 /// The words a person reads for a refused step.
 pub fn say(p: &Problem, now: i64) -> String {
     match p.code {
