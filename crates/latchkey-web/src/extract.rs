@@ -148,20 +148,25 @@ impl<S: Store> FromRequestParts<AppState<S>> for Client {
         parts: &mut Parts,
         state: &AppState<S>,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let ip = peer.map(|peer| client_ip(peer, parts, &state.web.trusted_proxies));
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().filter(|c| !c.is_control()).take(256).collect());
-        Ok(Self(Origin {
-            ip: ip.map(|ip| ip.to_string()),
-            user_agent,
-        }))
+        Ok(Self(origin_of(parts, &state.web.trusted_proxies)))
+    }
+}
+
+/// The request's origin, as [`Client`] extracts it.
+pub(crate) fn origin_of(parts: &Parts, trusted_proxies: &[IpAddr]) -> Origin {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ip = peer.map(|peer| client_ip(peer, parts, trusted_proxies));
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().filter(|c| !c.is_control()).take(256).collect());
+    Origin {
+        ip: ip.map(|ip| ip.to_string()),
+        user_agent,
     }
 }
 
@@ -220,7 +225,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for Auth {
     ) -> Result<Self, Self::Rejection> {
         let (token, via) = presented(parts, state)?;
         let principal = state.service.authenticate(&token).await?;
-        let Client(origin) = Client::from_request_parts(parts, state).await?;
+        let origin = origin_of(parts, &state.web.trusted_proxies);
         Ok(Self {
             principal,
             via,
@@ -269,7 +274,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for Identified {
                 state.service.authenticate(&token).await?,
             )),
         };
-        let Client(origin) = Client::from_request_parts(parts, state).await?;
+        let origin = origin_of(parts, &state.web.trusted_proxies);
         Ok(Self { identity, origin })
     }
 }

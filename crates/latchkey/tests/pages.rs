@@ -317,6 +317,10 @@ fn admin_pages_confirm_before_acting_and_stay_in_their_environment() {
             .unwrap()
             .starts_with("/e/prod/login?rd=")
     );
+    // An environment that does not exist is a 404 page, with a session or without.
+    assert_eq!(b.get("/e/nowhere/admin").status, 404);
+    assert_eq!(b.get("/e/nowhere/account").status, 404);
+    assert_eq!(Browser::new(&server).get("/e/nowhere/account").status, 404);
     // A plain user gets 403 too.
     let mut plain = Browser::new(&server);
     plain

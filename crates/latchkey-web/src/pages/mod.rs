@@ -17,7 +17,7 @@ pub mod view;
 
 use axum::{
     Router,
-    extract::{FromRequestParts, State},
+    extract::FromRequestParts,
     http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -27,7 +27,7 @@ use latchkey_service::{ServiceError, Store, session::Principal};
 
 use self::view::{Notice, error_page};
 use crate::{
-    extract::{Client, Env, cookie},
+    extract::{Env, cookie, origin_of},
     problem::Problem,
     redirect,
     state::AppState,
@@ -37,8 +37,8 @@ use crate::{
 pub fn router<S: Store>() -> Router<AppState<S>> {
     Router::new()
         .route("/static/latchkey.css", get(stylesheet))
-        .route("/e/{env}", get(home::<S>))
-        .route("/e/{env}/", get(home::<S>))
+        .route("/e/{env}", get(home))
+        .route("/e/{env}/", get(home))
         .route(
             "/e/{env}/login",
             get(login::form::<S>).post(login::submit::<S>),
@@ -118,12 +118,32 @@ async fn stylesheet() -> Response {
 }
 
 /// `/e/{env}/`: the account page, which sends a browser without a session to the login.
-async fn home<S: Store>(Env(env): Env, State(_st): State<AppState<S>>) -> Response {
+async fn home(Env(env): Env) -> Response {
     view::see_other(&format!("/e/{env}/account"))
 }
 
 /// The environment in the path of a page; an unknown one is a 404 page.
 pub struct PageEnv(pub EnvSlug);
+
+/// The slug in the path, or the 404 page (no database read).
+async fn path_slug<S: Store>(parts: &mut Parts, state: &AppState<S>) -> Result<EnvSlug, Response> {
+    Env::from_request_parts(parts, state)
+        .await
+        .map(|Env(env)| env)
+        .map_err(|_| error_page(StatusCode::NOT_FOUND, Notice::NotFound, None))
+}
+
+/// `Ok` when `env` exists; the 404 page when it does not. Asked only where no session of
+/// `env` has already shown that it exists.
+async fn known<S: Store>(state: &AppState<S>, env: &EnvSlug) -> Result<(), Response> {
+    match state.service.environment(env).await {
+        Ok(_) => Ok(()),
+        Err(ServiceError::NotFound(_)) => {
+            Err(error_page(StatusCode::NOT_FOUND, Notice::NotFound, None))
+        }
+        Err(e) => Err(problem_page(&e.into(), Some(env.as_str()))),
+    }
+}
 
 impl<S: Store> FromRequestParts<AppState<S>> for PageEnv {
     type Rejection = Response;
@@ -132,16 +152,9 @@ impl<S: Store> FromRequestParts<AppState<S>> for PageEnv {
         parts: &mut Parts,
         state: &AppState<S>,
     ) -> Result<Self, Self::Rejection> {
-        let Ok(Env(env)) = Env::from_request_parts(parts, state).await else {
-            return Err(error_page(StatusCode::NOT_FOUND, Notice::NotFound, None));
-        };
-        match state.service.environment(&env).await {
-            Ok(_) => Ok(Self(env)),
-            Err(ServiceError::NotFound(_)) => {
-                Err(error_page(StatusCode::NOT_FOUND, Notice::NotFound, None))
-            }
-            Err(e) => Err(problem_page(&e.into(), Some(env.as_str()))),
-        }
+        let env = path_slug(parts, state).await?;
+        known(state, &env).await?;
+        Ok(Self(env))
     }
 }
 
@@ -207,22 +220,24 @@ async fn signed_in<S: Store>(
         ))
     };
     let Some(token) = cookie(parts, state.web.cookie_name()).filter(|t| !t.is_empty()) else {
+        known(state, env).await?;
         return Err(to_login(false));
     };
     let principal = match state.service.authenticate(&token).await {
         Ok(p) => p,
-        Err(ServiceError::Unauthenticated) => return Err(to_login(true)),
+        Err(ServiceError::Unauthenticated) => {
+            known(state, env).await?;
+            return Err(to_login(true));
+        }
         Err(e) => return Err(problem_page(&e.into(), Some(env.as_str()))),
     };
-    let origin = Client::from_request_parts(&mut parts.clone(), state)
-        .await
-        .map_or_else(|_| latchkey_service::Origin::default(), |Client(o)| o);
     if principal.environment.slug != *env
         && principal.environment.slug.as_str() != latchkey_core::model::SYSTEM
     {
+        known(state, env).await?;
         return Err(to_login(false));
     }
-    Ok((principal, origin))
+    Ok((principal, origin_of(parts, &state.web.trusted_proxies)))
 }
 
 impl<S: Store> FromRequestParts<AppState<S>> for PageUser {
@@ -232,10 +247,11 @@ impl<S: Store> FromRequestParts<AppState<S>> for PageUser {
         parts: &mut Parts,
         state: &AppState<S>,
     ) -> Result<Self, Self::Rejection> {
-        let PageEnv(env) = PageEnv::from_request_parts(parts, state).await?;
+        let env = path_slug(parts, state).await?;
         let (principal, origin) = signed_in(parts, state, &env).await?;
         if principal.environment.slug != env {
             // An operator's `system` session is not an account of this environment.
+            known(state, &env).await?;
             return Err(view::see_other(&format!("/e/{env}/login")));
         }
         Ok(Self { principal, origin })
@@ -257,7 +273,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for PageAdmin {
         parts: &mut Parts,
         state: &AppState<S>,
     ) -> Result<Self, Self::Rejection> {
-        let PageEnv(env) = PageEnv::from_request_parts(parts, state).await?;
+        let env = path_slug(parts, state).await?;
         let (principal, origin) = signed_in(parts, state, &env).await?;
         let identity = latchkey_service::authz::Identity::User(Box::new(principal.clone()));
         match state
@@ -270,11 +286,18 @@ impl<S: Store> FromRequestParts<AppState<S>> for PageAdmin {
                 principal,
                 origin,
             }),
-            Err(ServiceError::Forbidden(_) | ServiceError::NotFound(_)) => Err(error_page(
-                StatusCode::FORBIDDEN,
-                Notice::Forbidden,
-                Some(env.as_str()),
-            )),
+            // `admin_of` reads the environment for those it lets through.
+            Err(ServiceError::NotFound(_)) => {
+                Err(error_page(StatusCode::NOT_FOUND, Notice::NotFound, None))
+            }
+            Err(ServiceError::Forbidden(_)) => {
+                known(state, &env).await?;
+                Err(error_page(
+                    StatusCode::FORBIDDEN,
+                    Notice::Forbidden,
+                    Some(env.as_str()),
+                ))
+            }
             Err(e) => Err(problem_page(&e.into(), Some(env.as_str()))),
         }
     }
