@@ -278,6 +278,7 @@ fn rd_and_forward_auth_honour_only_allowed_hosts() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one admin's story, step by step
 fn admin_pages_confirm_before_acting_and_stay_in_their_environment() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
