@@ -46,6 +46,9 @@ struct Args {
     storm_seconds: u32,
     /// Also measure over HTTPS: a second server on the same database with a fresh certificate.
     tls: bool,
+    /// Keep the server up this many seconds after the logins, with a live session, for
+    /// profiling by hand (`perf record -p`, `wrk`); printed as `HOLD <url> <token> <pid>`.
+    hold: u64,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -61,6 +64,7 @@ fn parse_args() -> anyhow::Result<Args> {
         storm: 0,
         storm_seconds: 10,
         tls: false,
+        hold: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -77,9 +81,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "--storm" => args.storm = value()?.parse()?,
             "--storm-seconds" => args.storm_seconds = value()?.parse()?,
             "--tls" => args.tls = true,
+            "--hold" => args.hold = value()?.parse()?,
             "--help" | "-h" => {
                 println!(
-                    "latchkey-load [--bin PATH] [--database URL] [--users N] [--logins N] [--threads N] [--wrk-seconds S] [--wrk-connections C] [--seed N] [--storm N] [--storm-seconds S] [--tls]"
+                    "latchkey-load [--bin PATH] [--database URL] [--users N] [--logins N] [--threads N] [--wrk-seconds S] [--wrk-connections C] [--seed N] [--storm N] [--storm-seconds S] [--tls] [--hold S]"
                 );
                 std::process::exit(0);
             }
@@ -710,6 +715,11 @@ fn main() -> anyhow::Result<()> {
         .context("no session")?
         .to_owned();
     drop(user);
+    if args.hold > 0 {
+        println!("HOLD http://{} {token} {pid}", server.addr);
+        std::thread::sleep(Duration::from_secs(args.hold));
+        return Ok(());
+    }
     let header = format!("Authorization: Bearer {token}");
     let tls_header = header.clone();
     match (

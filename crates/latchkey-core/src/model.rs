@@ -81,7 +81,7 @@ impl Email {
     /// A pragmatic check, not RFC 5322: one `@`, a non-empty local part, a domain with a dot
     /// or `localhost`, no white space or control characters, at most 254 bytes.
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
-        let s: String = s.trim().nfc().collect();
+        let s = nfc(s.trim());
         let err = || invalid("enter an email address like name@example.com");
         if s.is_empty() || s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(err());
@@ -114,10 +114,23 @@ impl Email {
     }
 }
 
+/// `s` in NFC, without a copy through the normaliser when it already is (almost always: ASCII,
+/// or text that was stored normalised and is read back).
+fn nfc(s: &str) -> String {
+    if s.is_ascii()
+        || unicode_normalization::is_nfc_quick(s.chars())
+            == unicode_normalization::IsNormalized::Yes
+    {
+        s.to_owned()
+    } else {
+        s.nfc().collect()
+    }
+}
+
 /// The normalised form of any email-like text (also of unparseable input, so failed logins
 /// for garbage are counted like any other).
 pub fn normalize_email(s: &str) -> String {
-    s.trim().nfc().collect::<String>().to_lowercase()
+    nfc(s.trim()).to_lowercase()
 }
 
 impl fmt::Display for Email {
@@ -133,7 +146,7 @@ pub struct DisplayName(String);
 
 impl DisplayName {
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
-        let s: String = s.trim().nfc().collect();
+        let s = nfc(s.trim());
         if s.is_empty() || s.chars().count() > 200 || s.chars().any(char::is_control) {
             return Err(invalid(
                 "a name must be 1 to 200 characters, without control characters",
@@ -327,6 +340,20 @@ mod tests {
         let nfc = Email::parse("\u{e9}lise@example.com").map(|e| e.normalized());
         assert_eq!(nfd, nfc);
         assert!(Email::parse("admin@localhost").is_ok());
+    }
+
+    #[test]
+    fn text_is_kept_in_nfc_whether_or_not_it_arrives_so() {
+        // Decomposed input is composed; composed and ASCII input come back as they were.
+        let e = Email::parse("e\u{301}lise@example.com").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(e.as_str(), "\u{e9}lise@example.com");
+        let e = Email::parse("\u{e9}lise@example.com").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(e.as_str(), "\u{e9}lise@example.com");
+        let n = DisplayName::parse(" Zoe\u{308} ").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n.as_str(), "Zo\u{eb}");
+        let n = DisplayName::parse("Ren\u{e9}e").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n.as_str(), "Ren\u{e9}e");
+        assert_eq!(normalize_email("E\u{301}LISE@x.io"), "\u{e9}lise@x.io");
     }
 
     #[test]

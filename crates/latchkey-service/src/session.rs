@@ -44,9 +44,10 @@ impl<S: Store> Service<S> {
     /// environment now, so a change of `session_max_age` applies at the next check.
     pub async fn authenticate(&self, token: &str) -> ServiceResult<Principal> {
         let token = Token::parse(token).ok_or(ServiceError::Unauthenticated)?;
-        let view = self
-            .store
-            .session_by_token(&token.hash())
+        // The store's futures are boxed: a store future (PostgreSQL's above all) is kilobytes,
+        // and inline it would make every handler's future as large, copied on each move (a
+        // tenth of a session check's instructions in the profile in `BENCHMARKS.md`).
+        let view = Box::pin(self.store.session_by_token(&token.hash()))
             .await?
             .ok_or(ServiceError::Unauthenticated)?;
         let now = self.now();
@@ -70,9 +71,7 @@ impl<S: Store> Service<S> {
                 Outcome::Success,
                 Some(json!({"session": s.id, "reason": reason}).to_string()),
             );
-            self.store
-                .end_session(&view.user.id, &s.id, Some(&record))
-                .await?;
+            Box::pin(self.store.end_session(&view.user.id, &s.id, Some(&record))).await?;
             return Err(ServiceError::Unauthenticated);
         }
         // Often enough that the idle timeout is accurate to a quarter of itself.
@@ -83,7 +82,7 @@ impl<S: Store> Service<S> {
                 (idle.as_secs_i64() / 4).clamp(1, TOUCH_EVERY)
             });
         if now - s.last_seen_at >= every {
-            self.store.touch_session(&s.id, now).await?;
+            Box::pin(self.store.touch_session(&s.id, now)).await?;
         }
         let expires_at = policy::session_expires_at(&view.environment, s.authenticated_at);
         Ok(Principal {

@@ -41,7 +41,7 @@ pub fn router<S: Store>(service: Service<S>, web: WebConfig) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(AppState {
-            service,
+            service: Arc::new(service),
             web: Arc::new(web),
             csrf_key,
         })

@@ -100,20 +100,19 @@ impl WebConfig {
 
 /// The router's state.
 pub struct AppState<S> {
-    pub service: Service<S>,
+    /// Behind an `Arc`: axum clones the state for every request, and one reference count is
+    /// cheaper than the service's own.
+    pub service: Arc<Service<S>>,
     pub web: Arc<WebConfig>,
     /// The key form tokens are derived with (a subkey of the sealing key, so every node of a
     /// deployment accepts every other node's forms).
     pub csrf_key: Arc<SecretBytes>,
 }
 
-impl<S> Clone for AppState<S>
-where
-    Service<S>: Clone,
-{
+impl<S> Clone for AppState<S> {
     fn clone(&self) -> Self {
         Self {
-            service: self.service.clone(),
+            service: Arc::clone(&self.service),
             web: Arc::clone(&self.web),
             csrf_key: Arc::clone(&self.csrf_key),
         }

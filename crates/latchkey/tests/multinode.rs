@@ -373,3 +373,72 @@ fn a_node_fails_closed_without_its_database_and_recovers_by_itself() {
         "mfa_required"
     );
 }
+
+/// Two nodes and the CLI on one SQLite file (the embedded default). Each node answers repeated
+/// checks of a session from its cache; whatever any process writes — a rename, a logout, a
+/// disabled user, a sign-out — the other processes' checks see at the very next request.
+#[test]
+fn sqlite_nodes_and_the_cli_see_each_others_writes_at_the_next_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = start(d, &[]);
+    let b = start(d, &[]);
+    common::ok(d, &["env", "create", "shop", "--mfa", "optional"]);
+    let session = |email: &str| {
+        let t = link_token(&common::ok(d, &["user", "create", "shop", email]));
+        let lt = login_token(&b.post("/api/v1/environments/shop/setup-link", &json!({"token": t})));
+        let r = b.post(
+            "/api/v1/environments/shop/login/password",
+            &json!({"login_token": lt, "new_password": "a long passphrase for the cache"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        format!("Bearer {}", r.json()["session"]["token"].as_str().unwrap())
+    };
+    let check =
+        |node: &Server, bearer: &str| node.get("/api/v1/session", &[("authorization", bearer)]);
+    let (dan, erin, frank) = (
+        session("dan@example.com"),
+        session("erin@example.com"),
+        session("frank@example.com"),
+    );
+    for _ in 0..3 {
+        for node in [&a, &b] {
+            for bearer in [&dan, &erin, &frank] {
+                assert_eq!(check(node, bearer).status, 200);
+            }
+        }
+    }
+
+    // A rename by the CLI shows in both nodes' next answer.
+    common::ok(
+        d,
+        &[
+            "user",
+            "update",
+            "shop",
+            "dan@example.com",
+            "--name",
+            "Daniel",
+        ],
+    );
+    for node in [&a, &b] {
+        assert_eq!(check(node, &dan).json()["user"]["name"], "Daniel");
+    }
+    // A logout on A is refused on B.
+    assert_eq!(
+        a.post_with("/api/v1/logout", &[("authorization", &dan)], &json!({}))
+            .status,
+        204
+    );
+    assert_eq!(check(&b, &dan).status, 401);
+    // The CLI disables erin and signs frank out: both nodes refuse them at once.
+    common::ok(
+        d,
+        &["user", "update", "shop", "erin@example.com", "--disable"],
+    );
+    common::ok(d, &["user", "sign-out", "shop", "frank@example.com"]);
+    for node in [&a, &b] {
+        assert_eq!(check(node, &erin).status, 401);
+        assert_eq!(check(node, &frank).status, 401);
+    }
+}

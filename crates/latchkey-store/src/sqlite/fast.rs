@@ -12,7 +12,7 @@
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    sync::{LazyLock, Mutex},
+    sync::{LazyLock, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -21,6 +21,8 @@ use latchkey_service::{
     store::{SessionView, StoreResult},
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use super::cache::SessionCache;
 
 /// Connections kept open for reuse (more are opened under load, then closed).
 const KEEP: usize = 16;
@@ -57,6 +59,9 @@ pub(super) fn map_err(e: rusqlite::Error) -> StoreError {
 pub(super) struct FastReads {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Set up at the first check (the writer has put the database in WAL mode by then); `None`
+    /// inside when the database cannot have one (`cache.rs`).
+    cache: OnceLock<Option<SessionCache<SessionView>>>,
 }
 
 impl std::fmt::Debug for FastReads {
@@ -117,14 +122,16 @@ static SESSION_BY_TOKEN: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Column name → position in [`COLUMNS`].
-static INDEX: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
-    COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, (_, n))| (*n, i))
-        .collect()
-});
+/// Column name → position in [`COLUMNS`]. Hashed with foldhash, not `SipHash`: the keys are our
+/// own constants, and 33 `SipHash` look-ups were a twentieth of a check's instructions.
+static INDEX: LazyLock<HashMap<&'static str, usize, foldhash::fast::FixedState>> =
+    LazyLock::new(|| {
+        COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, (_, n))| (*n, i))
+            .collect()
+    });
 
 /// A row whose columns are found by name through [`INDEX`].
 pub(super) struct Named<'a, 'b>(&'a rusqlite::Row<'b>);
@@ -134,6 +141,23 @@ impl FastReads {
         Self {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
+            cache: OnceLock::new(),
+        }
+    }
+
+    fn cache(&self) -> Option<&SessionCache<SessionView>> {
+        self.cache
+            .get_or_init(|| SessionCache::open(&self.path))
+            .as_ref()
+    }
+
+    /// Close every connection (the store is closing), so the last one out checkpoints.
+    pub(super) fn close(&self) {
+        if let Some(Some(cache)) = self.cache.get() {
+            cache.close();
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
         }
     }
 
@@ -164,8 +188,24 @@ impl FastReads {
         result
     }
 
-    /// The session with its user and environment, by the token's hash.
+    /// The session with its user and environment, by the token's hash: from the cache while
+    /// nothing has been written since it was read, from the database otherwise.
     pub(super) fn session_by_token(&self, token_hash: &str) -> StoreResult<Option<SessionView>> {
+        let cache = self.cache();
+        let header = cache.and_then(SessionCache::header);
+        if let (Some(cache), Some(header)) = (cache, &header)
+            && let Some(view) = cache.get(token_hash, header)
+        {
+            return Ok(Some(view));
+        }
+        let found = self.read_session(token_hash)?;
+        if let (Some(cache), Some(header), Some(view)) = (cache, header, &found) {
+            cache.put(token_hash, header, view);
+        }
+        Ok(found)
+    }
+
+    fn read_session(&self, token_hash: &str) -> StoreResult<Option<SessionView>> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(&SESSION_BY_TOKEN).map_err(map_err)?;
             let found = stmt

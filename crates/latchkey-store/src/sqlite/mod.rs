@@ -8,6 +8,7 @@
 mod audit;
 mod auth;
 mod authenticators;
+mod cache;
 mod credentials;
 mod environments;
 mod fast;
@@ -136,6 +137,7 @@ impl SqliteStore {
 
     /// Close the pools, checkpointing the WAL.
     pub async fn close(&self) {
+        self.fast.close();
         self.readers.close().await;
         self.writer.close().await;
     }
