@@ -18,18 +18,28 @@
 //! is stored under the header read *before* its query, so a commit racing with the query makes
 //! the entry stale at once.
 //!
-//! The cache exists only when the database is in WAL mode and its `-shm` file can be read; a
-//! read-only connection (the anchor) stays open with it, so SQLite never deletes or truncates
-//! the `-shm` file under it (it does so only when the last connection closes). Unknown tokens
-//! are never cached. At most [`CAPACITY`] sessions are kept (about 1.5 KiB each).
+//! The cache exists only when the database is in WAL mode and its `-shm` file can be read. The
+//! `-shm` path is the one SQLite itself uses: the database's name as SQLite resolved it
+//! (symbolic links followed), plus `-shm`; the file opened must be that path's file and still
+//! linked. A read-only connection (the anchor) stays open with it, so SQLite never deletes or
+//! truncates the `-shm` file under it (it does so only when the last connection closes).
+//!
+//! The descriptor is never closed: closing any descriptor of a file drops every POSIX lock the
+//! process holds on it, SQLite's own `-shm` locks included. Each `-shm` file is opened once per
+//! process and kept in [`SHM_FILES`].
+//!
+//! Unknown tokens are never cached. At most [`CAPACITY`] sessions are kept (about 1.5 KiB each).
+//! On SQLite, a session answered from the cache is the database's last committed state: a node
+//! whose database file has become unreadable still answers those sessions while the `-shm`
+//! header reads as before (SECURITY R2 in `docs/SECURITY.md`).
 
 use std::{
     collections::HashMap,
     fs::File,
-    os::unix::fs::FileExt,
-    path::Path,
+    os::unix::fs::{FileExt, MetadataExt},
+    path::{Path, PathBuf},
     sync::{
-        Arc, Mutex,
+        Arc, LazyLock, Mutex,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -47,13 +57,41 @@ const IS_INIT: usize = 12;
 
 /// Values (the sessions, `V` = `SessionView`) by token hash, each with the header it was
 /// read under.
+/// Every `-shm` file this process opened for a cache: never closed.
+static SHM_FILES: LazyLock<Mutex<Vec<Arc<File>>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+
+/// Whether `file` is the file now at `path` (same device and inode, still linked: an inode
+/// number can be reused once a deleted file is gone).
+fn is_file_at(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(f), Ok(p)) => f.dev() == p.dev() && f.ino() == p.ino() && f.nlink() > 0,
+        _ => false,
+    }
+}
+
+/// The `-shm` file at `path`, opened at most once per process while it stays the same file.
+/// `None` if it cannot be opened or is replaced while being opened.
+fn shm_file(path: &Path) -> Option<Arc<File>> {
+    let mut files = SHM_FILES.lock().ok()?;
+    if let Some(file) = files.iter().find(|f| is_file_at(f, path)) {
+        return Some(Arc::clone(file));
+    }
+    let file = Arc::new(File::open(path).ok()?);
+    // Kept before anything else can fail, so that it is never closed.
+    files.push(Arc::clone(&file));
+    is_file_at(&file, path).then_some(file)
+}
+
 pub(super) struct SessionCache<V> {
-    shm: File,
+    shm: Arc<File>,
     /// Keeps the database open in this process while the cache reads its `-shm` file.
     anchor: Mutex<Option<Connection>>,
     entries: Mutex<HashMap<String, (Header, Arc<V>), foldhash::fast::FixedState>>,
     /// Set by [`SessionCache::close`]: without the anchor, the header proves nothing.
     closed: AtomicBool,
+    /// Checks answered from memory (tests only).
+    #[cfg(test)]
+    hits: std::sync::atomic::AtomicU64,
 }
 
 impl<V> std::fmt::Debug for SessionCache<V> {
@@ -68,6 +106,9 @@ impl<V: Clone> SessionCache<V> {
     pub(super) fn open(path: &Path) -> Option<Self> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let anchor = Connection::open_with_flags(path, flags).ok()?;
+        anchor
+            .busy_timeout(std::time::Duration::from_secs(1))
+            .ok()?;
         let mode: String = anchor
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .ok()?;
@@ -80,13 +121,16 @@ impl<V: Clone> SessionCache<V> {
                 r.get::<_, i64>(0)
             })
             .ok()?;
-        let mut shm_path = path.as_os_str().to_owned();
+        // The name SQLite resolved (links followed), as its unix VFS names the `-shm` file.
+        let mut shm_path = PathBuf::from(anchor.path()?).into_os_string();
         shm_path.push("-shm");
         let cache = Self {
-            shm: File::open(shm_path).ok()?,
+            shm: shm_file(Path::new(&shm_path))?,
             anchor: Mutex::new(Some(anchor)),
             entries: Mutex::new(HashMap::default()),
             closed: AtomicBool::new(false),
+            #[cfg(test)]
+            hits: std::sync::atomic::AtomicU64::new(0),
         };
         cache.header()?;
         Some(cache)
@@ -109,6 +153,8 @@ impl<V: Clone> SessionCache<V> {
             let (at, view) = entries.get(token_hash)?;
             (at == header).then(|| Arc::clone(view))
         }?;
+        #[cfg(test)]
+        self.hits.fetch_add(1, Ordering::Relaxed);
         Some(V::clone(&hit))
     }
 
@@ -136,6 +182,12 @@ impl<V: Clone> SessionCache<V> {
         if let Ok(mut anchor) = self.anchor.lock() {
             anchor.take();
         }
+    }
+
+    /// Checks answered from memory so far.
+    #[cfg(test)]
+    pub(super) fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 
     #[cfg(test)]
@@ -225,6 +277,24 @@ mod tests {
         cache.close();
         assert_eq!(cache.header(), None);
         assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn through_a_symbolic_link_the_cache_reads_the_shm_file_sqlite_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = database(dir.path());
+        let link = dir.path().join("link.sqlite");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        // A stale, initialised `-shm` beside the link, which SQLite never reads.
+        std::fs::write(
+            dir.path().join("link.sqlite-shm"),
+            std::fs::read(dir.path().join("db.sqlite-shm")).unwrap(),
+        )
+        .unwrap();
+        let cache = SessionCache::<String>::open(&link).unwrap();
+        let before = cache.header().unwrap();
+        writer.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        assert_ne!(cache.header().unwrap(), before);
     }
 
     #[test]

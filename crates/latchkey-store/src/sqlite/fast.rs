@@ -13,7 +13,7 @@ use std::{
     collections::HashMap,
     path::{Path, PathBuf},
     sync::{LazyLock, Mutex, OnceLock},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use latchkey_service::{
@@ -59,10 +59,18 @@ pub(super) fn map_err(e: rusqlite::Error) -> StoreError {
 pub(super) struct FastReads {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    /// Set up at the first check (the writer has put the database in WAL mode by then); `None`
-    /// inside when the database cannot have one (`cache.rs`).
-    cache: OnceLock<Option<SessionCache<SessionView>>>,
+    /// Set up at the first check (the writer has put the database in WAL mode by then), or
+    /// later: a database that cannot have one (`cache.rs`) is tried again every [`RETRY`].
+    cache: OnceLock<SessionCache<SessionView>>,
+    /// When setting the cache up last failed.
+    cache_failed: Mutex<Option<Instant>>,
+    /// Run between a check's query and the caching of its answer (tests only).
+    #[cfg(test)]
+    after_query: Mutex<Option<Box<dyn Fn() + Send>>>,
 }
+
+/// How long after a failed attempt the cache is set up again.
+const RETRY: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for FastReads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,18 +150,43 @@ impl FastReads {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
             cache: OnceLock::new(),
+            cache_failed: Mutex::new(None),
+            #[cfg(test)]
+            after_query: Mutex::new(None),
         }
     }
 
     fn cache(&self) -> Option<&SessionCache<SessionView>> {
-        self.cache
-            .get_or_init(|| SessionCache::open(&self.path))
-            .as_ref()
+        if let Some(cache) = self.cache.get() {
+            return Some(cache);
+        }
+        let mut failed = self.cache_failed.lock().ok()?;
+        if failed.is_some_and(|at| at.elapsed() < RETRY) {
+            return None;
+        }
+        if let Some(cache) = SessionCache::open(&self.path) {
+            *failed = None;
+            return Some(self.cache.get_or_init(|| cache));
+        }
+        if failed.is_none() {
+            tracing::warn!(
+                path = %self.path.display(),
+                "session checks read the database every time: no session cache without WAL and a readable -shm file"
+            );
+        }
+        *failed = Some(Instant::now());
+        None
+    }
+
+    /// Checks answered from the cache so far.
+    #[cfg(test)]
+    pub(super) fn cache_hits(&self) -> u64 {
+        self.cache.get().map_or(0, SessionCache::hits)
     }
 
     /// Close every connection (the store is closing), so the last one out checkpoints.
     pub(super) fn close(&self) {
-        if let Some(Some(cache)) = self.cache.get() {
+        if let Some(cache) = self.cache.get() {
             cache.close();
         }
         if let Ok(mut idle) = self.idle.lock() {
@@ -199,6 +232,12 @@ impl FastReads {
             return Ok(Some(view));
         }
         let found = self.read_session(token_hash)?;
+        #[cfg(test)]
+        if let Ok(hook) = self.after_query.lock()
+            && let Some(hook) = hook.as_ref()
+        {
+            hook();
+        }
         if let (Some(cache), Some(header), Some(view)) = (cache, header, &found) {
             cache.put(token_hash, header, view);
         }
@@ -234,6 +273,94 @@ impl FastReads {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A migrated database with one environment, one user and one session (token hash `h`),
+    /// and a connection that writes to it.
+    async fn database(dir: &Path) -> (PathBuf, Connection) {
+        let path = dir.join("latchkey.db");
+        let store = crate::SqliteStore::open_path(&path)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let writer = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        writer
+            .execute_batch(
+                "INSERT INTO environments (slug, name, mfa_policy, session_max_age, created_at, updated_at)
+                     VALUES ('shop', 'Shop', 'optional', 86400, 1, 1);
+                 INSERT INTO users (id, env, email, email_norm, name, role, state, created_at, updated_at)
+                     VALUES ('u1', 'shop', 'dan@example.com', 'dan@example.com', 'Dan', 'user', 'active', 1, 1);
+                 INSERT INTO sessions (id, token_hash, user_id, env, authenticated_at, amr, created_at, last_seen_at)
+                     VALUES ('s1', 'h', 'u1', 'shop', 1, 'pwd', 1, 1);",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        store.close().await;
+        (path, writer)
+    }
+
+    fn name_of(reads: &FastReads) -> Option<String> {
+        reads
+            .session_by_token("h")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|v| v.user.name.as_str().to_owned())
+    }
+
+    #[tokio::test]
+    async fn repeated_checks_come_from_the_cache_until_a_write() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (path, writer) = database(dir.path()).await;
+        let reads = FastReads::new(&path);
+        assert_eq!(name_of(&reads).as_deref(), Some("Dan"));
+        assert_eq!(reads.cache_hits(), 0);
+        assert_eq!(name_of(&reads).as_deref(), Some("Dan"));
+        assert_eq!(name_of(&reads).as_deref(), Some("Dan"));
+        assert_eq!(reads.cache_hits(), 2, "the cache answers repeated checks");
+        assert_eq!(
+            reads.session_by_token("unknown").ok().flatten().map(|_| ()),
+            None
+        );
+
+        writer
+            .execute("UPDATE users SET name = 'Daniel' WHERE id = 'u1'", [])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(name_of(&reads).as_deref(), Some("Daniel"));
+        writer
+            .execute("DELETE FROM sessions WHERE id = 's1'", [])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            name_of(&reads),
+            None,
+            "a deleted session is gone at the next check"
+        );
+        assert_eq!(reads.cache_hits(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_write_between_the_query_and_the_caching_is_not_missed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (path, writer) = database(dir.path()).await;
+        let writer = Mutex::new(writer);
+        let reads = FastReads::new(&path);
+        // The first check's answer ("Dan") is cached just after a rename has committed: it must
+        // be cached under the header read before its query, which the rename has changed.
+        let renamed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&renamed);
+        let rename = move || {
+            if !flag.swap(true, std::sync::atomic::Ordering::SeqCst)
+                && let Ok(w) = writer.lock()
+            {
+                w.execute("UPDATE users SET name = 'Daniel' WHERE id = 'u1'", [])
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        };
+        *reads.after_query.lock().unwrap_or_else(|e| panic!("{e}")) = Some(Box::new(rename));
+        assert_eq!(name_of(&reads).as_deref(), Some("Dan"));
+        assert!(renamed.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(
+            name_of(&reads).as_deref(),
+            Some("Daniel"),
+            "the stale answer was not served"
+        );
+        assert_eq!(reads.cache_hits(), 0);
+    }
 
     #[test]
     fn every_column_has_its_own_name() {
