@@ -55,8 +55,6 @@ type Header = [u8; 96];
 /// Offset of `isInit` in the header: 1 once a connection has built the wal-index.
 const IS_INIT: usize = 12;
 
-/// Values (the sessions, `V` = `SessionView`) by token hash, each with the header it was
-/// read under.
 /// Every `-shm` file this process opened for a cache: never closed.
 static SHM_FILES: LazyLock<Mutex<Vec<Arc<File>>>> = LazyLock::new(|| Mutex::new(Vec::new()));
 
@@ -82,6 +80,8 @@ fn shm_file(path: &Path) -> Option<Arc<File>> {
     is_file_at(&file, path).then_some(file)
 }
 
+/// Values (the sessions, `V` = `SessionView`) by token hash, each with the header it was
+/// read under.
 pub(super) struct SessionCache<V> {
     shm: Arc<File>,
     /// Keeps the database open in this process while the cache reads its `-shm` file.
