@@ -319,8 +319,8 @@ pub async fn password_submit<S: Store>(
     let Some(token) = login_token(&st, &parts) else {
         return restart(&st.web, env.as_str(), &f.rd);
     };
-    let message = match mismatch(&f) {
-        Some(m) => m,
+    let (status, message) = match mismatch(&f) {
+        Some(m) => (StatusCode::BAD_REQUEST, m),
         None => match st
             .service
             .login_new_password(&anonymous(origin), &env, &token, f.new_password.expose())
@@ -328,12 +328,12 @@ pub async fn password_submit<S: Store>(
         {
             Ok(a) => return next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
             Err(ServiceError::LoginExpired) => return restart(&st.web, env.as_str(), &f.rd),
-            Err(e) => view::refusal(e, st.service.now()).1,
+            // The refusal's own status: 400 for a weak password, 503 when busy, and so on.
+            Err(e) => view::refusal(e, st.service.now()),
         },
     };
-    // The page answers 400 whatever the refusal, as it did before this was tidied.
     let page = NewPasswordPage::in_login(env.as_str(), &csrf, f.rd, Some(message));
-    csrf.page(&st, StatusCode::BAD_REQUEST, &page)
+    csrf.page(&st, status, &page)
 }
 
 /// `GET /e/{env}/login/mfa`: the code prompt.
