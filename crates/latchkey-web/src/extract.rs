@@ -234,6 +234,22 @@ impl<S: Store> FromRequestParts<AppState<S>> for Auth {
     }
 }
 
+/// A live session's principal alone, for a handler that neither writes nor audits
+/// (`GET /session`): the caller's address and user agent are not read.
+pub struct SessionOf(pub Principal);
+
+impl<S: Store> FromRequestParts<AppState<S>> for SessionOf {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let (token, _) = presented(parts, state)?;
+        Ok(Self(state.service.authenticate(&token).await?))
+    }
+}
+
 /// The credential a request carries: a bearer token, or the session cookie — in which case a
 /// state-changing request must come from our own origin (SECURITY S8).
 fn presented<S: Store>(parts: &Parts, state: &AppState<S>) -> Result<(String, Via), Problem> {

@@ -94,10 +94,10 @@ impl From<&User> for UserInfo {
     fn from(u: &User) -> Self {
         Self {
             id: u.id.clone(),
-            email: u.email.to_string(),
-            name: u.name.to_string(),
-            role: u.role.to_string(),
-            environment: u.env.to_string(),
+            email: u.email.as_str().to_owned(),
+            name: u.name.as_str().to_owned(),
+            role: u.role.as_str().to_owned(),
+            environment: u.env.as_str().to_owned(),
         }
     }
 }

@@ -14,7 +14,7 @@ use super::dto::{
     RecoveryCodesResponse, SessionList, SessionsEnded, codes,
 };
 use crate::{
-    extract::{ApiJson, ApiPath, Auth},
+    extract::{ApiJson, ApiPath, Auth, SessionOf},
     problem::Problem,
     state::AppState,
 };
@@ -36,8 +36,8 @@ fn factor(r: ReauthRequest) -> Result<FactorInput, Problem> {
         (status = 200, description = "the session is live", body = CurrentSession),
         (status = 401, description = "`unauthenticated`", body = ProblemSchema, content_type = "application/problem+json"),
     ))]
-pub async fn session<S: Store>(auth: Auth) -> Json<CurrentSession> {
-    Json(CurrentSession::from(&auth.principal))
+pub async fn session<S: Store>(SessionOf(principal): SessionOf) -> Json<CurrentSession> {
+    Json(CurrentSession::from(&principal))
 }
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "session",
