@@ -51,6 +51,7 @@ audit_types! {
     LockoutCleared = "lockout.cleared",
     EnvironmentCreated = "environment.created",
     EnvironmentUpdated = "environment.updated",
+    AdminRefused = "admin.refused",
     ApiTokenCreated = "api_token.created",
     ApiTokenRevoked = "api_token.revoked",
 }

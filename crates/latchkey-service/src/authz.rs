@@ -10,8 +10,10 @@ use latchkey_core::{
     token::Token,
 };
 
+use serde_json::json;
+
 use crate::{
-    Actor, Caller, Origin, Service, ServiceError, ServiceResult,
+    Actor, AuditType, Caller, Origin, Outcome, Service, ServiceError, ServiceResult,
     session::Principal,
     store::{ApiTokenRecord, Store},
 };
@@ -141,6 +143,33 @@ impl<S: Store> Service<S> {
             env,
             caller: who.caller(origin),
         })
+    }
+
+    /// Record an administrative act refused with 403 (SECURITY G1): an `admin.refused` event
+    /// in the caller's own environment, where its admins read it, naming the act (`METHOD
+    /// /path`, at most 200 characters) and the environment asked for. Only the HTTP layer calls
+    /// this, once per refused request; a check used to decide what a page shows records nothing.
+    pub async fn record_refused(
+        &self,
+        who: &Identity,
+        origin: Origin,
+        act: &str,
+        asked: Option<&EnvSlug>,
+    ) -> ServiceResult<()> {
+        let own = match who {
+            Identity::User(p) => p.user.env.clone(),
+            Identity::ApiToken(t) => t.env.clone().unwrap_or_else(EnvSlug::system),
+        };
+        let act: String = act.chars().take(200).collect();
+        let record = self.audit(
+            &own,
+            &who.caller(origin),
+            AuditType::AdminRefused,
+            None,
+            Outcome::Failure,
+            Some(json!({"act": act, "environment": asked.map(EnvSlug::as_str)}).to_string()),
+        );
+        Ok(self.store.append_audit(&record).await?)
     }
 
     /// The CLI administers every environment, as an operator.

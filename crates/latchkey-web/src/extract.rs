@@ -308,13 +308,38 @@ impl<S: Store> FromRequestParts<AppState<S>> for AdminOf {
     ) -> Result<Self, Self::Rejection> {
         let who = Identified::from_request_parts(parts, state).await?;
         let Env(env) = Env::from_request_parts(parts, state).await?;
-        Ok(Self(
-            state
-                .service
-                .admin_of(&who.identity, who.origin, &env)
-                .await?,
-        ))
+        match state
+            .service
+            .admin_of(&who.identity, who.origin.clone(), &env)
+            .await
+        {
+            Ok(admin) => Ok(Self(admin)),
+            Err(e) => Err(
+                refused(state, parts, &who.identity, who.origin, Some(&env), e)
+                    .await
+                    .into(),
+            ),
+        }
     }
+}
+
+/// A refused administrative act is recorded before it is answered (SECURITY G1); any other
+/// error passes as it is. The refusal stands whether or not the record could be written.
+pub(crate) async fn refused<S: Store>(
+    state: &AppState<S>,
+    parts: &Parts,
+    who: &latchkey_service::authz::Identity,
+    origin: Origin,
+    asked: Option<&EnvSlug>,
+    e: latchkey_service::ServiceError,
+) -> latchkey_service::ServiceError {
+    if matches!(e, latchkey_service::ServiceError::Forbidden(_)) {
+        let act = format!("{} {}", parts.method, parts.uri.path());
+        if let Err(audit) = state.service.record_refused(who, origin, &act, asked).await {
+            tracing::warn!(error = %audit, "a refused admin act could not be audited");
+        }
+    }
+    e
 }
 
 /// An operator; checked before the body is read.
@@ -328,7 +353,12 @@ impl<S: Store> FromRequestParts<AppState<S>> for OperatorOnly {
         state: &AppState<S>,
     ) -> Result<Self, Self::Rejection> {
         let who = Identified::from_request_parts(parts, state).await?;
-        Ok(Self(state.service.operator(&who.identity, who.origin)?))
+        match state.service.operator(&who.identity, who.origin.clone()) {
+            Ok(operator) => Ok(Self(operator)),
+            Err(e) => Err(refused(state, parts, &who.identity, who.origin, None, e)
+                .await
+                .into()),
+        }
     }
 }
 

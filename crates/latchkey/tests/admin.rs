@@ -423,6 +423,7 @@ fn tenancy_every_admin_route_refuses_other_environments_and_plain_users() {
         .to_owned();
     let body: Value = json!({});
     let prod_admin = bearer(&prod_token);
+    let mut refused_in_staging = 0;
     for (method, path) in admin_routes(&server, "staging", &staging_user_id) {
         let r = server.request_json(&method, &path, &[("authorization", &prod_admin)], &body);
         assert!(
@@ -431,7 +432,9 @@ fn tenancy_every_admin_route_refuses_other_environments_and_plain_users() {
             r.status,
             r.body
         );
+        refused_in_staging += usize::from(r.status == 403);
     }
+    assert!(refused_in_staging > 0);
     // The token works where it belongs.
     assert_eq!(
         server
@@ -444,14 +447,48 @@ fn tenancy_every_admin_route_refuses_other_environments_and_plain_users() {
     );
     // A plain user is refused on every admin route, even in their own environment.
     let plain = bearer(&staging_user.session);
-    for (method, path) in admin_routes(&server, "staging", &staging_user_id) {
-        let r = server.request_json(&method, &path, &[("authorization", &plain)], &body);
+    let routes = admin_routes(&server, "staging", &staging_user_id);
+    for (method, path) in &routes {
+        let r = server.request_json(method, path, &[("authorization", &plain)], &body);
         assert_eq!(
             r.status, 403,
             "plain user: {method} {path} → {} {}",
             r.status, r.body
         );
     }
+    // Each refusal is an `admin.refused` event in the caller's own environment (SECURITY G1),
+    // naming the act and the environment asked for.
+    let refused = |env: &str, auth: &str| {
+        server.get(
+            &format!("/api/v1/environments/{env}/audit?type=admin.refused&limit=200"),
+            &[("authorization", auth)],
+        )
+    };
+    let r = refused("prod", &prod_admin);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let events = r.json()["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), refused_in_staging, "{}", r.body);
+    for e in &events {
+        assert_eq!(e["outcome"], "failure");
+        let detail = &e["detail"];
+        let act = detail["act"].as_str().unwrap();
+        assert!(act.contains(" /api/v1/environments"), "{e}");
+        // Operator routes (creating or changing environments) name no environment of their own.
+        if act.contains("/environments/staging/") {
+            assert_eq!(detail["environment"], "staging", "{e}");
+        }
+    }
+    let op = bearer(&operator_token(d));
+    let r = refused("staging", &op);
+    let events = r.json()["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), routes.len(), "{}", r.body);
+    assert!(
+        events.iter().all(|e| e["actor"]
+            .as_str()
+            .is_some_and(|a| a.contains(&staging_user_id))),
+        "{}",
+        r.body
+    );
     // Nothing changed in staging.
     assert_eq!(
         server

@@ -328,6 +328,14 @@ fn admin_pages_confirm_before_acting_and_stay_in_their_environment() {
         .cookies
         .insert("latchkey_session".into(), rosa.session.clone());
     assert_eq!(plain.get("/e/dev/admin").status, 403);
+    // …and the refusal is in the audit log (SECURITY G1).
+    let log = server.get(
+        "/api/v1/environments/dev/audit?type=admin.refused",
+        &[("authorization", &format!("Bearer {}", boss.session))],
+    );
+    let events = log.json()["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 1, "{}", log.body);
+    assert_eq!(events[0]["detail"]["act"], "GET /e/dev/admin");
 
     // Enforce MFA: the confirmation says what will happen, and nothing has happened yet.
     let confirm = b.get("/e/dev/admin/enforce-mfa");

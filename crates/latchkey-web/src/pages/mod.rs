@@ -290,8 +290,9 @@ impl<S: Store> FromRequestParts<AppState<S>> for PageAdmin {
             Err(ServiceError::NotFound(_)) => {
                 Err(error_page(StatusCode::NOT_FOUND, Notice::NotFound, None))
             }
-            Err(ServiceError::Forbidden(_)) => {
+            Err(e @ ServiceError::Forbidden(_)) => {
                 known(state, &env).await?;
+                crate::extract::refused(state, parts, &identity, origin, Some(&env), e).await;
                 Err(error_page(
                     StatusCode::FORBIDDEN,
                     Notice::Forbidden,
