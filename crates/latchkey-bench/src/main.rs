@@ -705,7 +705,8 @@ fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let logins_per_sec = f64::from(u32::try_from(args.logins).unwrap_or(u32::MAX)) / elapsed;
     let hash_time = f64::midpoint(single_before, single_hash(&hasher, &pw));
-    let bound = f64::from(u32::try_from(cores).unwrap_or(1)) / hash_time;
+    let core_count = f64::from(u32::try_from(cores).unwrap_or(1));
+    let bound = core_count / hash_time;
     let parallel_hash_time = f64::midpoint(parallel_before, parallel_hash(&hasher, &pw, cores)?);
 
     println!(
@@ -733,7 +734,7 @@ fn main() -> anyhow::Result<()> {
         json!(parallel_hash_time / hash_time),
     );
     // The rate both cores reach hashing and nothing else: what the server could do at best.
-    let parallel_bound = f64::from(u32::try_from(cores).unwrap_or(1)) / parallel_hash_time;
+    let parallel_bound = core_count / parallel_hash_time;
     results.insert(
         "logins_vs_parallel_bound".into(),
         json!(logins_per_sec / parallel_bound),
