@@ -5,32 +5,30 @@ use latchkey_service::{
     AuditRecord, Outcome,
     store::{AuditQuery, StoreResult},
 };
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use rusqlite::{Connection, params};
+use sqlx::SqlitePool;
 
-use super::rows::get;
+use super::{lite, rows::get};
 use crate::{corrupt, map_err};
 
-pub(super) async fn insert(
-    tx: &mut Transaction<'static, Sqlite>,
-    r: &AuditRecord,
-) -> StoreResult<()> {
-    sqlx::query(
+pub(super) fn insert(tx: &Connection, r: &AuditRecord) -> StoreResult<()> {
+    lite::exec(
+        tx,
         "INSERT INTO audit_events (id, env, at, type, actor, target, ip, user_agent, outcome, detail) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )
-    .bind(&r.id)
-    .bind(r.env.as_str())
-    .bind(r.at)
-    .bind(&r.kind)
-    .bind(r.actor.as_deref())
-    .bind(r.target.as_deref())
-    .bind(r.ip.as_deref())
-    .bind(r.user_agent.as_deref())
-    .bind(r.outcome.as_str())
-    .bind(r.detail.as_deref())
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+        params![
+            r.id,
+            r.env.as_str(),
+            r.at,
+            r.kind,
+            r.actor,
+            r.target,
+            r.ip,
+            r.user_agent,
+            r.outcome.as_str(),
+            r.detail,
+        ],
+    )?;
     Ok(())
 }
 

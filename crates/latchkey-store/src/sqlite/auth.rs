@@ -1,4 +1,5 @@
-//! `AuthStore` for SQLite: each method one transaction over the modules beside it.
+//! `AuthStore` for SQLite: each write one transaction on the writer thread (`writer.rs`), each
+//! point read inline (`fast.rs`), over the modules beside it.
 
 use latchkey_core::{model::EnvSlug, model::LockoutSettings, token::TokenHash};
 use latchkey_service::{
@@ -9,9 +10,9 @@ use latchkey_service::{
         SessionView, SetupTokenView, StoreResult,
     },
 };
+use rusqlite::params;
 
-use super::{SqliteStore, audit, credentials, logins, sessions, throttle};
-use crate::map_err;
+use super::{SqliteStore, audit, credentials, lite, logins, sessions, throttle};
 
 impl AuthStore for SqliteStore {
     async fn login_subject(
@@ -19,7 +20,8 @@ impl AuthStore for SqliteStore {
         env: &EnvSlug,
         email_normalized: &str,
     ) -> StoreResult<Option<LoginSubject>> {
-        logins::subject(&self.readers, env, email_normalized).await
+        self.fast
+            .read(|c| logins::subject(c, env, email_normalized))
     }
 
     async fn login_txn(
@@ -27,19 +29,19 @@ impl AuthStore for SqliteStore {
         token_hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<LoginTxnView>> {
-        logins::txn(&self.readers, token_hash.as_str(), now).await
+        self.fast.read(|c| logins::txn(c, token_hash.as_str(), now))
     }
 
     async fn set_pending_secret(&self, txn_id: &str, sealed: &[u8], now: i64) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        logins::set_pending_secret(&mut tx, txn_id, sealed, now).await?;
-        tx.commit().await.map_err(map_err)
+        let (id, sealed) = (txn_id.to_owned(), sealed.to_vec());
+        self.writer
+            .run(move |tx| logins::set_pending_secret(tx, &id, &sealed, now))
+            .await
     }
 
     async fn write_login(&self, write: &LoginWrite) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        logins::write(&mut tx, write).await?;
-        tx.commit().await.map_err(map_err)
+        let write = write.clone();
+        self.writer.run(move |tx| logins::write(tx, &write)).await
     }
 
     async fn setup_token(
@@ -47,13 +49,15 @@ impl AuthStore for SqliteStore {
         token_hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<SetupTokenView>> {
-        logins::setup_token(&self.readers, token_hash.as_str(), now).await
+        self.fast
+            .read(|c| logins::setup_token(c, token_hash.as_str(), now))
     }
 
     async fn begin_setup_login(&self, txn: &NewLoginTxn, now: i64) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        logins::begin_setup(&mut tx, txn, now).await?;
-        tx.commit().await.map_err(map_err)
+        let txn = txn.clone();
+        self.writer
+            .run(move |tx| logins::begin_setup(tx, &txn, now))
+            .await
     }
 
     async fn claim_attempt(
@@ -62,50 +66,57 @@ impl AuthStore for SqliteStore {
         settings: &LockoutSettings,
         now: i64,
     ) -> StoreResult<Claim> {
-        throttle::claim(&self.writer, key, settings, now).await
+        let (key, settings) = (key.clone(), *settings);
+        self.writer
+            .run(move |tx| throttle::claim(tx, &key, &settings, now))
+            .await
     }
 
     async fn record_failure(&self, f: &Failure<'_>) -> StoreResult<FailureOutcome> {
-        let mut tx = self.begin().await?;
-        let mut locked_until = None;
-        if let Claim::Allowed { attempt, locks } = f.claim
-            && attempt >= latchkey_core::policy::attempts_allowed(f.settings, locks)
-        {
-            locked_until = Some(throttle::lock(&mut tx, f.key, locks, f.settings, f.now).await?);
-            // A lock ends the pending logins (SECURITY L4): after it, the password again.
-            let user = match (f.key.kind, f.user_id) {
-                (_, Some(id)) => Some(id.to_owned()),
-                (CounterKind::Password, None) => None,
-                (CounterKind::SecondFactor, None) => Some(f.key.subject.clone()),
-            };
-            if let Some(user) = user {
-                logins::expire_all(&mut tx, &user, f.now).await?;
-            }
-        }
-        if let Some(ip) = f.ip {
-            throttle::count_ip(&mut tx, &f.key.env, ip, f.now).await?;
-        }
-        for record in f.audit {
-            if locked_until.is_some() || record.kind != "login.locked" {
-                audit::insert(&mut tx, record).await?;
-            }
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(FailureOutcome { locked_until })
+        let (key, settings, claim, now) = (f.key.clone(), *f.settings, f.claim, f.now);
+        let (user_id, ip) = (f.user_id.map(str::to_owned), f.ip.map(str::to_owned));
+        let records = f.audit.to_vec();
+        self.writer
+            .run(move |tx| {
+                let mut locked_until = None;
+                if let Claim::Allowed { attempt, locks } = claim
+                    && attempt >= latchkey_core::policy::attempts_allowed(&settings, locks)
+                {
+                    locked_until = Some(throttle::lock(tx, &key, locks, &settings, now)?);
+                    // A lock ends the pending logins (SECURITY L4): after it, the password again.
+                    let user = match (key.kind, user_id) {
+                        (_, Some(id)) => Some(id),
+                        (CounterKind::Password, None) => None,
+                        (CounterKind::SecondFactor, None) => Some(key.subject.clone()),
+                    };
+                    if let Some(user) = user {
+                        logins::expire_all(tx, &user, now)?;
+                    }
+                }
+                if let Some(ip) = &ip {
+                    throttle::count_ip(tx, &key.env, ip, now)?;
+                }
+                for record in &records {
+                    if locked_until.is_some() || record.kind != "login.locked" {
+                        audit::insert(tx, record)?;
+                    }
+                }
+                Ok(FailureOutcome { locked_until })
+            })
+            .await
     }
 
     async fn locked_until(&self, key: &CounterKey, now: i64) -> StoreResult<Option<i64>> {
-        throttle::locked_until(&self.readers, key, now).await
+        self.fast.read(|c| throttle::locked_until(c, key, now))
     }
 
     async fn reset_counter(&self, key: &CounterKey) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        throttle::reset(&mut tx, key).await?;
-        tx.commit().await.map_err(map_err)
+        let key = key.clone();
+        self.writer.run(move |tx| throttle::reset(tx, &key)).await
     }
 
     async fn ip_failures(&self, env: &EnvSlug, ip: &str, now: i64) -> StoreResult<(u32, i64)> {
-        throttle::ip_failures(&self.readers, env, ip, now).await
+        self.fast.read(|c| throttle::ip_failures(c, env, ip, now))
     }
 
     async fn record_ip_failure(
@@ -115,12 +126,16 @@ impl AuthStore for SqliteStore {
         now: i64,
         record: Option<&AuditRecord>,
     ) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        throttle::count_ip(&mut tx, env, ip, now).await?;
-        if let Some(r) = record {
-            audit::insert(&mut tx, r).await?;
-        }
-        tx.commit().await.map_err(map_err)
+        let (env, ip, record) = (env.clone(), ip.to_owned(), record.cloned());
+        self.writer
+            .run(move |tx| {
+                throttle::count_ip(tx, &env, &ip, now)?;
+                if let Some(r) = &record {
+                    audit::insert(tx, r)?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn session_by_token(&self, token_hash: &TokenHash) -> StoreResult<Option<SessionView>> {
@@ -128,14 +143,17 @@ impl AuthStore for SqliteStore {
     }
 
     async fn touch_session(&self, id: &str, now: i64) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND last_seen_at < ?2")
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
+        let id = id.to_owned();
+        self.writer
+            .run(move |tx| {
+                lite::exec(
+                    tx,
+                    "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND last_seen_at < ?2",
+                    params![id, now],
+                )?;
+                Ok(())
+            })
             .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
     }
 
     async fn end_session(
@@ -144,22 +162,23 @@ impl AuthStore for SqliteStore {
         id: &str,
         record: Option<&AuditRecord>,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let ended = sqlx::query("DELETE FROM sessions WHERE id = ?1 AND user_id = ?2")
-            .bind(id)
-            .bind(user_id)
-            .execute(&mut *tx)
+        let (user_id, id, record) = (user_id.to_owned(), id.to_owned(), record.cloned());
+        self.writer
+            .run(move |tx| {
+                let ended = lite::exec(
+                    tx,
+                    "DELETE FROM sessions WHERE id = ?1 AND user_id = ?2",
+                    [&id, &user_id],
+                )?;
+                if ended == 0 {
+                    return Ok(false);
+                }
+                if let Some(r) = &record {
+                    audit::insert(tx, r)?;
+                }
+                Ok(true)
+            })
             .await
-            .map_err(map_err)?
-            .rows_affected();
-        if ended == 0 {
-            return Ok(false);
-        }
-        if let Some(r) = record {
-            audit::insert(&mut tx, r).await?;
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
     }
 
     async fn list_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
@@ -174,46 +193,51 @@ impl AuthStore for SqliteStore {
         now: i64,
         record: &AuditRecord,
     ) -> StoreResult<u64> {
-        let mut tx = self.begin().await?;
-        let changed = sqlx::query(
-            "UPDATE users SET password_hash = ?2, password_change_required = 0, updated_at = ?3 \
-             WHERE id = ?1 AND state = 'active'",
-        )
-        .bind(user_id)
-        .bind(hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        if changed != 1 {
-            return Err(StoreError::NotFound);
-        }
-        let ended = sessions::end_all(&mut tx, user_id, keep_session).await?;
-        logins::end_all(&mut tx, user_id).await?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(ended)
+        let (user_id, hash, keep, record) = (
+            user_id.to_owned(),
+            hash.to_owned(),
+            keep_session.map(str::to_owned),
+            record.clone(),
+        );
+        self.writer
+            .run(move |tx| {
+                let changed = lite::exec(
+                    tx,
+                    "UPDATE users SET password_hash = ?2, password_change_required = 0, updated_at = ?3 \
+                     WHERE id = ?1 AND state = 'active'",
+                    params![user_id, hash, now],
+                )?;
+                if changed != 1 {
+                    return Err(StoreError::NotFound);
+                }
+                let ended = sessions::end_all(tx, &user_id, keep.as_deref())?;
+                logins::end_all(tx, &user_id)?;
+                audit::insert(tx, &record)?;
+                Ok(ended)
+            })
+            .await
     }
 
     async fn confirm_authenticator(&self, c: &Confirmation<'_>) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        credentials::confirm(
-            &mut tx,
-            c.user_id,
-            c.authenticator_id,
-            c.label,
-            c.step,
-            c.now,
-        )
-        .await?;
-        if let Some(codes) = c.recovery_codes {
-            credentials::replace_recovery_codes(&mut tx, c.user_id, codes, c.now).await?;
-        }
-        for record in c.audit {
-            audit::insert(&mut tx, record).await?;
-        }
-        tx.commit().await.map_err(map_err)
+        let (user_id, id, label) = (
+            c.user_id.to_owned(),
+            c.authenticator_id.to_owned(),
+            c.label.to_owned(),
+        );
+        let (step, now) = (c.step, c.now);
+        let (codes, records) = (c.recovery_codes.map(<[_]>::to_vec), c.audit.to_vec());
+        self.writer
+            .run(move |tx| {
+                credentials::confirm(tx, &user_id, &id, &label, step, now)?;
+                if let Some(codes) = &codes {
+                    credentials::replace_recovery_codes(tx, &user_id, codes, now)?;
+                }
+                for record in &records {
+                    audit::insert(tx, record)?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn remove_authenticator(
@@ -225,11 +249,19 @@ impl AuthStore for SqliteStore {
         now: i64,
         record: &AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        credentials::consume_proof(&mut tx, user_id, proof, now).await?;
-        credentials::remove(&mut tx, user_id, id, keep_one).await?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await.map_err(map_err)
+        let (user_id, id, proof, record) = (
+            user_id.to_owned(),
+            id.to_owned(),
+            proof.clone(),
+            record.clone(),
+        );
+        self.writer
+            .run(move |tx| {
+                credentials::consume_proof(tx, &user_id, &proof, now)?;
+                credentials::remove(tx, &user_id, &id, keep_one)?;
+                audit::insert(tx, &record)
+            })
+            .await
     }
 
     async fn replace_recovery_codes(
@@ -240,42 +272,48 @@ impl AuthStore for SqliteStore {
         now: i64,
         record: &AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        credentials::consume_proof(&mut tx, user_id, proof, now).await?;
-        credentials::replace_recovery_codes(&mut tx, user_id, codes, now).await?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await.map_err(map_err)
+        let (user_id, codes, proof, record) = (
+            user_id.to_owned(),
+            codes.to_vec(),
+            proof.clone(),
+            record.clone(),
+        );
+        self.writer
+            .run(move |tx| {
+                credentials::consume_proof(tx, &user_id, &proof, now)?;
+                credentials::replace_recovery_codes(tx, &user_id, &codes, now)?;
+                audit::insert(tx, &record)
+            })
+            .await
     }
 
     async fn consume_proof(&self, user_id: &str, proof: &Proof, now: i64) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        credentials::consume_proof(&mut tx, user_id, proof, now).await?;
-        tx.commit().await.map_err(map_err)
+        let (user_id, proof) = (user_id.to_owned(), proof.clone());
+        self.writer
+            .run(move |tx| credentials::consume_proof(tx, &user_id, &proof, now))
+            .await
     }
 
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
-        let mut tx = self.begin().await?;
-        let mut gone = 0;
-        for sql in [
-            // Kept an hour past expiry, so a step on one still answers login_expired.
-            "DELETE FROM login_transactions WHERE expires_at < ?1 - 3600",
-            "DELETE FROM sessions WHERE authenticated_at + \
-             (SELECT session_max_age FROM environments e WHERE e.slug = sessions.env) <= ?1",
-            "DELETE FROM setup_tokens WHERE expires_at < ?1 - 30 * 86400 OR used_at < ?1 - 30 * 86400",
-            "DELETE FROM authenticators WHERE confirmed_at IS NULL AND created_at < ?1 - 86400",
-            // Counters untouched for a day and not locked: a day-old failure is forgotten.
-            "DELETE FROM failure_counters WHERE (locked_until IS NULL OR locked_until < ?1) \
-             AND updated_at < ?1 - 86400",
-        ] {
-            gone += sqlx::query(sql)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .rows_affected();
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(gone)
+        self.writer
+            .run(move |tx| {
+                let mut gone = 0;
+                for sql in [
+                    // Kept an hour past expiry, so a step on one still answers login_expired.
+                    "DELETE FROM login_transactions WHERE expires_at < ?1 - 3600",
+                    "DELETE FROM sessions WHERE authenticated_at + \
+                     (SELECT session_max_age FROM environments e WHERE e.slug = sessions.env) <= ?1",
+                    "DELETE FROM setup_tokens WHERE expires_at < ?1 - 30 * 86400 OR used_at < ?1 - 30 * 86400",
+                    "DELETE FROM authenticators WHERE confirmed_at IS NULL AND created_at < ?1 - 86400",
+                    // Counters untouched for a day and not locked: a day-old failure is forgotten.
+                    "DELETE FROM failure_counters WHERE (locked_until IS NULL OR locked_until < ?1) \
+                     AND updated_at < ?1 - 86400",
+                ] {
+                    gone += lite::exec(tx, sql, [now])?;
+                }
+                Ok(gone)
+            })
+            .await
     }
 
     async fn recovery_codes_remaining(&self, user_id: &str) -> StoreResult<u32> {
@@ -283,6 +321,7 @@ impl AuthStore for SqliteStore {
     }
 
     async fn has_recovery_code(&self, user_id: &str, hash: &TokenHash) -> StoreResult<bool> {
-        credentials::has_code(&self.readers, user_id, hash.as_str()).await
+        self.fast
+            .read(|c| credentials::has_code(c, user_id, hash.as_str()))
     }
 }

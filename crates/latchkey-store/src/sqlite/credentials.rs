@@ -5,15 +5,16 @@ use latchkey_service::{
     StoreError,
     store::{NewRecoveryCode, Proof, StoreResult, conflict},
 };
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use rusqlite::{Connection, params};
+use sqlx::SqlitePool;
 
-use super::authenticators;
+use super::{authenticators, lite};
 use crate::map_err;
 
 /// Consume a second factor in the caller's transaction: a TOTP step must be later than the
 /// last one, a recovery code unused. Otherwise the whole transaction fails.
-pub(super) async fn consume_proof(
-    tx: &mut Transaction<'static, Sqlite>,
+pub(super) fn consume_proof(
+    tx: &Connection,
     user_id: &str,
     proof: &Proof,
     now: i64,
@@ -23,30 +24,21 @@ pub(super) async fn consume_proof(
             authenticator_id,
             step,
         } => {
-            let owned: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM authenticators WHERE id = ?1 AND user_id = ?2")
-                    .bind(authenticator_id)
-                    .bind(user_id)
-                    .fetch_optional(&mut **tx)
-                    .await
-                    .map_err(map_err)?;
-            if owned.is_none()
-                || !authenticators::advance_step(tx, authenticator_id, *step, now).await?
-            {
+            let owned = lite::exists(
+                tx,
+                "SELECT 1 FROM authenticators WHERE id = ?1 AND user_id = ?2",
+                [authenticator_id, user_id],
+            )?;
+            if !owned || !authenticators::advance_step(tx, authenticator_id, *step, now)? {
                 return Err(StoreError::Conflict(conflict::TOTP_STEP));
             }
         }
         Proof::RecoveryCode { hash } => {
-            let used = sqlx::query(
+            let used = lite::exec(
+                tx,
                 "UPDATE recovery_codes SET used_at = ?3 WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NULL",
-            )
-            .bind(user_id)
-            .bind(hash.as_str())
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
+                params![user_id, hash.as_str(), now],
+            )?;
             if used != 1 {
                 return Err(StoreError::Conflict(conflict::RECOVERY_CODE));
             }
@@ -54,44 +46,37 @@ pub(super) async fn consume_proof(
     }
     // The factor was right: the user's second-factor count starts again (user ids are unique
     // across environments).
-    reset_second_factor(tx, user_id).await?;
-    Ok(())
+    reset_second_factor(tx, user_id)
 }
 
 /// The user's second-factor failures start again (user ids are unique across environments).
-pub(super) async fn reset_second_factor(
-    tx: &mut Transaction<'static, Sqlite>,
-    user_id: &str,
-) -> StoreResult<()> {
-    sqlx::query("DELETE FROM failure_counters WHERE kind = 'second_factor' AND subject = ?1")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+pub(super) fn reset_second_factor(tx: &Connection, user_id: &str) -> StoreResult<()> {
+    lite::exec(
+        tx,
+        "DELETE FROM failure_counters WHERE kind = 'second_factor' AND subject = ?1",
+        [user_id],
+    )?;
     Ok(())
 }
 
 /// Replace the user's recovery codes: the old ones are void.
-pub(super) async fn replace_recovery_codes(
-    tx: &mut Transaction<'static, Sqlite>,
+pub(super) fn replace_recovery_codes(
+    tx: &Connection,
     user_id: &str,
     codes: &[NewRecoveryCode],
     now: i64,
 ) -> StoreResult<()> {
-    sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+    lite::exec(
+        tx,
+        "DELETE FROM recovery_codes WHERE user_id = ?1",
+        [user_id],
+    )?;
     for c in codes {
-        sqlx::query("INSERT INTO recovery_codes (id, user_id, code_hash, created_at) VALUES (?1, ?2, ?3, ?4)")
-            .bind(&c.id)
-            .bind(user_id)
-            .bind(c.hash.as_str())
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
+        lite::exec(
+            tx,
+            "INSERT INTO recovery_codes (id, user_id, code_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![c.id, user_id, c.hash.as_str(), now],
+        )?;
     }
     Ok(())
 }
@@ -107,20 +92,17 @@ pub(super) async fn remaining(pool: &SqlitePool, user_id: &str) -> StoreResult<u
     Ok(u32::try_from(n).unwrap_or(0))
 }
 
-pub(super) async fn has_code(pool: &SqlitePool, user_id: &str, hash: &str) -> StoreResult<bool> {
-    let found: Option<i64> = sqlx::query_scalar(
+pub(super) fn has_code(conn: &Connection, user_id: &str, hash: &str) -> StoreResult<bool> {
+    let found = lite::exists(
+        conn,
         "SELECT 1 FROM recovery_codes WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NULL",
-    )
-    .bind(user_id)
-    .bind(hash)
-    .fetch_optional(pool)
-    .await
-    .map_err(map_err)?;
-    Ok(found.is_some())
+        [user_id, hash],
+    )?;
+    Ok(found)
 }
 
-pub(super) async fn confirm(
-    tx: &mut Transaction<'static, Sqlite>,
+pub(super) fn confirm(
+    tx: &Connection,
     user_id: &str,
     id: &str,
     label: &str,
@@ -128,73 +110,51 @@ pub(super) async fn confirm(
     now: i64,
 ) -> StoreResult<()> {
     let step = i64::try_from(step).map_err(|_| crate::corrupt("time step", step))?;
-    let changed = sqlx::query(
+    let changed = lite::exec(
+        tx,
         "UPDATE authenticators SET confirmed_at = ?3, label = ?4, last_step = ?5, last_used_at = ?3 \
          WHERE id = ?1 AND user_id = ?2 AND confirmed_at IS NULL",
-    )
-    .bind(id)
-    .bind(user_id)
-    .bind(now)
-    .bind(label)
-    .bind(step)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?
-    .rows_affected();
+        params![id, user_id, now, label, step],
+    )?;
     if changed != 1 {
         return Err(StoreError::NotFound);
     }
-    reset_second_factor(tx, user_id).await?;
-    Ok(())
+    reset_second_factor(tx, user_id)
 }
 
 /// Remove a confirmed authenticator; with `keep_one`, never the last. Removing the last one
 /// voids the recovery codes too.
-pub(super) async fn remove(
-    tx: &mut Transaction<'static, Sqlite>,
-    user_id: &str,
-    id: &str,
-    keep_one: bool,
-) -> StoreResult<()> {
-    let removed = sqlx::query(
+pub(super) fn remove(tx: &Connection, user_id: &str, id: &str, keep_one: bool) -> StoreResult<()> {
+    let removed = lite::exec(
+        tx,
         "DELETE FROM authenticators WHERE id = ?1 AND user_id = ?2 AND confirmed_at IS NOT NULL \
          AND (?3 = 0 OR (SELECT count(*) FROM authenticators WHERE user_id = ?2 AND confirmed_at IS NOT NULL) > 1)",
-    )
-    .bind(id)
-    .bind(user_id)
-    .bind(keep_one)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?
-    .rows_affected();
+        params![id, user_id, keep_one],
+    )?;
     if removed != 1 {
-        let exists: Option<i64> = sqlx::query_scalar(
+        let exists = lite::exists(
+            tx,
             "SELECT 1 FROM authenticators WHERE id = ?1 AND user_id = ?2 AND confirmed_at IS NOT NULL",
-        )
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(map_err)?;
-        return Err(if exists.is_some() {
+            [id, user_id],
+        )?;
+        return Err(if exists {
             StoreError::Conflict(conflict::LAST_AUTHENTICATOR)
         } else {
             StoreError::NotFound
         });
     }
-    let left: i64 = sqlx::query_scalar(
+    let left = lite::one(
+        tx,
         "SELECT count(*) FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
-    )
-    .bind(user_id)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    if left == 0 {
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
-            .bind(user_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
+        [user_id],
+        lite::first::<i64>,
+    )?;
+    if left == Some(0) {
+        lite::exec(
+            tx,
+            "DELETE FROM recovery_codes WHERE user_id = ?1",
+            [user_id],
+        )?;
     }
     Ok(())
 }

@@ -16,13 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use latchkey_service::{
-    StoreError,
-    store::{SessionView, StoreResult},
-};
+use latchkey_service::store::{SessionView, StoreResult};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::cache::SessionCache;
+use super::{cache::SessionCache, lite_err};
 
 /// Connections kept open for reuse (more are opened under load, then closed).
 const KEEP: usize = 16;
@@ -39,20 +36,10 @@ mod rows {
         let i = super::INDEX
             .get(col)
             .ok_or_else(|| StoreError::Corrupt(format!("no column {col} in the session query")))?;
-        row.0.get(*i).map_err(super::map_err)
+        row.0.get(*i).map_err(super::lite_err)
     }
 
     row_readers!(@readers super::Named<'_, '_>);
-}
-
-pub(super) fn map_err(e: rusqlite::Error) -> StoreError {
-    match e {
-        rusqlite::Error::FromSqlConversionFailure(..)
-        | rusqlite::Error::InvalidColumnType(..)
-        | rusqlite::Error::InvalidColumnName(_)
-        | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(e.to_string()),
-        other => StoreError::Unavailable(other.to_string()),
-    }
 }
 
 /// Read-only connections to one database file.
@@ -196,15 +183,16 @@ impl FastReads {
 
     fn open(&self) -> StoreResult<Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.path, flags).map_err(map_err)?;
-        conn.busy_timeout(BUSY).map_err(map_err)?;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(lite_err)?;
+        conn.busy_timeout(BUSY).map_err(lite_err)?;
         conn.pragma_update(None, "query_only", true)
-            .map_err(map_err)?;
+            .map_err(lite_err)?;
         Ok(conn)
     }
 
     /// Run `f` on an idle connection (or a new one), then keep the connection for the next.
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    /// For point reads only (a row or a few by an index): it runs on the caller's thread.
+    pub(super) fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
         let conn = match idle {
             Some(c) => c,
@@ -245,8 +233,8 @@ impl FastReads {
     }
 
     fn read_session(&self, token_hash: &str) -> StoreResult<Option<SessionView>> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&SESSION_BY_TOKEN).map_err(map_err)?;
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&SESSION_BY_TOKEN).map_err(lite_err)?;
             let found = stmt
                 .query_row([token_hash], |row| {
                     let row = Named(row);
@@ -257,7 +245,7 @@ impl FastReads {
                     ))
                 })
                 .optional()
-                .map_err(map_err)?;
+                .map_err(lite_err)?;
             let Some((session, user, environment)) = found else {
                 return Ok(None);
             };

@@ -8,92 +8,78 @@ use latchkey_service::{
         StoreResult, conflict,
     },
 };
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use rusqlite::{Connection, params};
+use std::sync::LazyLock;
 
-use super::{audit, authenticators, credentials, rows, sessions, throttle};
-use crate::{corrupt, map_err};
+use super::{audit, authenticators, credentials, lite, sessions, throttle};
+use crate::corrupt;
 
-pub(super) async fn subject(
-    pool: &SqlitePool,
+static SUBJECT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}, u.password_hash, u.password_change_required FROM users u WHERE u.env = ?1 AND u.email_norm = ?2",
+        lite::USER_COLUMNS
+    )
+});
+
+pub(super) fn subject(
+    conn: &Connection,
     env: &EnvSlug,
     email_norm: &str,
 ) -> StoreResult<Option<LoginSubject>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {}, u.password_hash, u.password_change_required FROM users u WHERE u.env = ?1 AND u.email_norm = ?2",
-        rows::USER_COLUMNS
-    ));
-    let Some(row) = sqlx::query(sql)
-        .bind(env.as_str())
-        .bind(email_norm)
-        .fetch_optional(pool)
-        .await
-        .map_err(map_err)?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(LoginSubject {
-        user: rows::user(&row)?,
-        password_hash: rows::get(&row, "password_hash")?,
-        password_change_required: rows::get(&row, "password_change_required")?,
-    }))
+    lite::one(conn, &SUBJECT, [env.as_str(), email_norm], |row| {
+        Ok(LoginSubject {
+            user: lite::user(row)?,
+            password_hash: lite::get(row, "password_hash")?,
+            password_change_required: lite::get(row, "password_change_required")?,
+        })
+    })
 }
 
-pub(super) async fn txn(
-    pool: &SqlitePool,
-    token_hash: &str,
-    now: i64,
-) -> StoreResult<Option<LoginTxnView>> {
-    let sql = sqlx::AssertSqlSafe(format!(
+static TXN: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "SELECT t.id AS t_id, t.state AS t_state, t.amr AS t_amr, t.pending_secret_sealed, t.setup_token_id, \
                   t.expires_at AS t_expires_at, u.password_change_required, {}, {} \
          FROM login_transactions t JOIN users u ON u.id = t.user_id JOIN environments e ON e.slug = u.env \
          WHERE t.token_hash = ?1 AND ?2 IS NOT NULL",
-        rows::USER_COLUMNS,
-        rows::ENV_JOINED_COLUMNS
-    ));
-    let Some(row) = sqlx::query(sql)
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(pool)
-        .await
-        .map_err(map_err)?
-    else {
-        return Ok(None);
-    };
-    let user = rows::user(&row)?;
-    let state: String = rows::get(&row, "t_state")?;
-    let environment = rows::environment_joined(&row)?;
-    Ok(Some(LoginTxnView {
-        id: rows::get(&row, "t_id")?,
-        state: Step::parse(&state).ok_or_else(|| corrupt("login state", &state))?,
-        amr: rows::get(&row, "t_amr")?,
-        pending_secret_sealed: rows::get(&row, "pending_secret_sealed")?,
-        setup_token_id: rows::get(&row, "setup_token_id")?,
-        expires_at: rows::get(&row, "t_expires_at")?,
-        password_change_required: rows::get(&row, "password_change_required")?,
-        user,
-        environment,
-    }))
+        lite::USER_COLUMNS,
+        lite::ENV_JOINED_COLUMNS
+    )
+});
+
+pub(super) fn txn(
+    conn: &Connection,
+    token_hash: &str,
+    now: i64,
+) -> StoreResult<Option<LoginTxnView>> {
+    lite::one(conn, &TXN, params![token_hash, now], |row| {
+        let state: String = lite::get(row, "t_state")?;
+        Ok(LoginTxnView {
+            id: lite::get(row, "t_id")?,
+            state: Step::parse(&state).ok_or_else(|| corrupt("login state", &state))?,
+            amr: lite::get(row, "t_amr")?,
+            pending_secret_sealed: lite::get(row, "pending_secret_sealed")?,
+            setup_token_id: lite::get(row, "setup_token_id")?,
+            expires_at: lite::get(row, "t_expires_at")?,
+            password_change_required: lite::get(row, "password_change_required")?,
+            user: lite::user(row)?,
+            environment: lite::environment_joined(row)?,
+        })
+    })
 }
 
-pub(super) async fn set_pending_secret(
-    tx: &mut Transaction<'static, Sqlite>,
+pub(super) fn set_pending_secret(
+    tx: &Connection,
     id: &str,
     sealed: &[u8],
     now: i64,
 ) -> StoreResult<()> {
-    let changed = sqlx::query(
+    let changed = lite::exec(
+        tx,
         "UPDATE login_transactions SET pending_secret_sealed = ?2 \
          WHERE id = ?1 AND state = 'mfa_setup_required' AND expires_at > ?3 \
          AND pending_secret_sealed IS NULL",
-    )
-    .bind(id)
-    .bind(sealed)
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?
-    .rows_affected();
+        params![id, sealed, now],
+    )?;
     if changed == 1 {
         Ok(())
     } else {
@@ -101,142 +87,107 @@ pub(super) async fn set_pending_secret(
     }
 }
 
-pub(super) async fn insert(
-    tx: &mut Transaction<'static, Sqlite>,
-    t: &NewLoginTxn,
-) -> StoreResult<()> {
-    sqlx::query(
+pub(super) fn insert(tx: &Connection, t: &NewLoginTxn) -> StoreResult<()> {
+    lite::exec(
+        tx,
         "INSERT INTO login_transactions (id, token_hash, user_id, env, state, amr, setup_token_id, created_at, expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .bind(&t.id)
-    .bind(t.token_hash.as_str())
-    .bind(&t.user_id)
-    .bind(t.env.as_str())
-    .bind(t.state.as_str())
-    .bind(&t.amr)
-    .bind(t.setup_token_id.as_deref())
-    .bind(t.created_at)
-    .bind(t.expires_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+        params![
+            t.id,
+            t.token_hash.as_str(),
+            t.user_id,
+            t.env.as_str(),
+            t.state.as_str(),
+            t.amr,
+            t.setup_token_id,
+            t.created_at,
+            t.expires_at,
+        ],
+    )?;
     Ok(())
 }
 
 /// Expire every pending login transaction of a user now (a lockout): the rows stay so a
 /// step on one of them can still be told apart from an unknown token.
-pub(super) async fn expire_all(
-    tx: &mut Transaction<'static, Sqlite>,
-    user_id: &str,
-    now: i64,
-) -> StoreResult<()> {
-    sqlx::query(
+pub(super) fn expire_all(tx: &Connection, user_id: &str, now: i64) -> StoreResult<()> {
+    lite::exec(
+        tx,
         "UPDATE login_transactions SET expires_at = ?2 WHERE user_id = ?1 AND expires_at > ?2",
-    )
-    .bind(user_id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+        params![user_id, now],
+    )?;
     Ok(())
 }
 
 /// End every pending login transaction of a user.
-pub(super) async fn end_all(
-    tx: &mut Transaction<'static, Sqlite>,
-    user_id: &str,
-) -> StoreResult<u64> {
-    Ok(
-        sqlx::query("DELETE FROM login_transactions WHERE user_id = ?1")
-            .bind(user_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected(),
+pub(super) fn end_all(tx: &Connection, user_id: &str) -> StoreResult<u64> {
+    lite::exec(
+        tx,
+        "DELETE FROM login_transactions WHERE user_id = ?1",
+        [user_id],
     )
 }
 
-pub(super) async fn setup_token(
-    pool: &SqlitePool,
+pub(super) fn setup_token(
+    conn: &Connection,
     token_hash: &str,
     now: i64,
 ) -> StoreResult<Option<SetupTokenView>> {
-    let row: Option<(String, String, String, i64, String)> = sqlx::query_as(
-                "SELECT t.id, t.user_id, u.env, t.expires_at, u.email_norm FROM setup_tokens t JOIN users u ON u.id = t.user_id \
+    lite::one(
+        conn,
+        "SELECT t.id, t.user_id, u.env, t.expires_at, u.email_norm FROM setup_tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = ?1 AND t.used_at IS NULL AND t.expires_at > ?2 AND u.state <> 'disabled'",
+        params![token_hash, now],
+        |row| {
+            let env: String = lite::get(row, "env")?;
+            Ok(SetupTokenView {
+                id: lite::get(row, "id")?,
+                user_id: lite::get(row, "user_id")?,
+                env: EnvSlug::parse(&env).map_err(|_| corrupt("env", &env))?,
+                expires_at: lite::get(row, "expires_at")?,
+                email_normalized: lite::get(row, "email_norm")?,
+            })
+        },
     )
-    .bind(token_hash)
-    .bind(now)
-    .fetch_optional(pool)
-    .await
-    .map_err(map_err)?;
-    row.map(|(id, user_id, env, expires_at, email_normalized)| {
-        Ok(SetupTokenView {
-            id,
-            user_id,
-            env: EnvSlug::parse(&env).map_err(|_| corrupt("env", &env))?,
-            expires_at,
-            email_normalized,
-        })
-    })
-    .transpose()
 }
 
-pub(super) async fn begin_setup(
-    tx: &mut Transaction<'static, Sqlite>,
-    t: &NewLoginTxn,
-    now: i64,
-) -> StoreResult<()> {
+pub(super) fn begin_setup(tx: &Connection, t: &NewLoginTxn, now: i64) -> StoreResult<()> {
     let setup_id = t
         .setup_token_id
         .as_deref()
         .ok_or(StoreError::Conflict(conflict::SETUP_LINK))?;
-    let valid: Option<i64> = sqlx::query_scalar(
+    let valid = lite::exists(
+        tx,
         "SELECT 1 FROM setup_tokens WHERE id = ?1 AND user_id = ?2 AND used_at IS NULL AND expires_at > ?3",
-    )
-    .bind(setup_id)
-    .bind(&t.user_id)
-    .bind(now)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    if valid.is_none() {
+        params![setup_id, t.user_id, now],
+    )?;
+    if !valid {
         return Err(StoreError::Conflict(conflict::SETUP_LINK));
     }
-    sqlx::query("DELETE FROM login_transactions WHERE setup_token_id = ?1")
-        .bind(setup_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    insert(tx, t).await
+    lite::exec(
+        tx,
+        "DELETE FROM login_transactions WHERE setup_token_id = ?1",
+        [setup_id],
+    )?;
+    insert(tx, t)
 }
 
-async fn consume_from(tx: &mut Transaction<'static, Sqlite>, w: &LoginWrite) -> StoreResult<()> {
+fn consume_from(tx: &Connection, w: &LoginWrite) -> StoreResult<()> {
     let Some((id, state)) = &w.from else {
         return Ok(());
     };
     let changed = match &w.next {
-        LoginNext::Advance { state: next, amr } => sqlx::query(
+        LoginNext::Advance { state: next, amr } => lite::exec(
+            tx,
             "UPDATE login_transactions SET state = ?3, amr = ?4, pending_secret_sealed = NULL \
              WHERE id = ?1 AND state = ?2 AND expires_at > ?5",
-        )
-        .bind(id)
-        .bind(state.as_str())
-        .bind(next.as_str())
-        .bind(amr)
-        .bind(w.now),
-        LoginNext::Authenticate(_) | LoginNext::Begin(_) => sqlx::query(
+            params![id, state.as_str(), next.as_str(), amr, w.now],
+        )?,
+        LoginNext::Authenticate(_) | LoginNext::Begin(_) => lite::exec(
+            tx,
             "DELETE FROM login_transactions WHERE id = ?1 AND state = ?2 AND expires_at > ?3",
-        )
-        .bind(id)
-        .bind(state.as_str())
-        .bind(w.now),
-    }
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?
-    .rows_affected();
+            params![id, state.as_str(), w.now],
+        )?,
+    };
     if changed == 1 {
         Ok(())
     } else {
@@ -245,92 +196,74 @@ async fn consume_from(tx: &mut Transaction<'static, Sqlite>, w: &LoginWrite) -> 
 }
 
 /// One login step, all or nothing.
-pub(super) async fn write(
-    tx: &mut Transaction<'static, Sqlite>,
-    w: &LoginWrite,
-) -> StoreResult<()> {
-    consume_from(tx, w).await?;
+pub(super) fn write(tx: &Connection, w: &LoginWrite) -> StoreResult<()> {
+    consume_from(tx, w)?;
     if let Some(p) = &w.password {
-        let changed = sqlx::query(
+        let changed = lite::exec(
+            tx,
             "UPDATE users SET password_hash = ?2, password_change_required = 0, \
              state = CASE WHEN state = 'invited' THEN 'active' ELSE state END, updated_at = ?3 \
              WHERE id = ?1 AND state <> 'disabled'",
-        )
-        .bind(&w.user_id)
-        .bind(&p.hash)
-        .bind(w.now)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
+            params![w.user_id, p.hash, w.now],
+        )?;
         if changed != 1 {
             return Err(StoreError::Conflict(conflict::LOGIN));
         }
         if let Some(setup_id) = &p.setup_token_id {
-            let used = sqlx::query(
+            let used = lite::exec(
+                tx,
                 "UPDATE setup_tokens SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL AND expires_at > ?2",
-            )
-            .bind(setup_id)
-            .bind(w.now)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
+                params![setup_id, w.now],
+            )?;
             if used != 1 {
                 return Err(StoreError::Conflict(conflict::SETUP_LINK));
             }
         }
     }
     if let Some(hash) = &w.rehash {
-        sqlx::query("UPDATE users SET password_hash = ?2 WHERE id = ?1")
-            .bind(&w.user_id)
-            .bind(hash)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
+        lite::exec(
+            tx,
+            "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+            params![w.user_id, hash],
+        )?;
     }
     if let Some(proof) = &w.proof {
-        credentials::consume_proof(tx, &w.user_id, proof, w.now).await?;
+        credentials::consume_proof(tx, &w.user_id, proof, w.now)?;
     }
     if let Some(a) = &w.new_authenticator {
         // A first authenticator set up inside a login: only while the user still has none
         // (another login or the account page may have enrolled one meanwhile).
-        let has: Option<i64> = sqlx::query_scalar(
+        let has = lite::exists(
+            tx,
             "SELECT 1 FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
-        )
-        .bind(&w.user_id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(map_err)?;
-        if has.is_some() {
+            [&w.user_id],
+        )?;
+        if has {
             return Err(StoreError::Conflict(conflict::LOGIN));
         }
-        authenticators::insert(tx, a).await?;
+        authenticators::insert(tx, a)?;
     }
     if let Some(codes) = &w.new_recovery_codes {
-        credentials::replace_recovery_codes(tx, &w.user_id, codes, w.now).await?;
+        credentials::replace_recovery_codes(tx, &w.user_id, codes, w.now)?;
     }
     for key in &w.reset_counters {
-        throttle::reset(tx, key).await?;
+        throttle::reset(tx, key)?;
     }
     match &w.next {
-        LoginNext::Begin(t) => insert(tx, t).await?,
+        LoginNext::Begin(t) => insert(tx, t)?,
         LoginNext::Advance { .. } => {}
         LoginNext::Authenticate(session) => {
-            sessions::insert(tx, session).await?;
-            sqlx::query(
+            sessions::insert(tx, session)?;
+            lite::exec(
+                tx,
                 "UPDATE users SET last_login_at = ?2, state = CASE WHEN state = 'invited' THEN 'active' ELSE state END \
                  WHERE id = ?1",
-            )
-            .bind(&w.user_id)
-            .bind(w.now)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
+                params![w.user_id, w.now],
+            )?;
         }
     }
     for record in &w.audit {
-        audit::insert(tx, record).await?;
+        audit::insert(tx, record)?;
     }
     Ok(())
 }

@@ -8,56 +8,45 @@ use latchkey_service::{
         StoreResult, UserUpdate,
     },
 };
-use sqlx::{Sqlite, Transaction, sqlite::SqliteRow};
+use std::sync::LazyLock;
 
-use super::{SqliteStore, audit, logins, rows, sessions, users};
+use rusqlite::{Connection, params};
+use sqlx::sqlite::SqliteRow;
+
+use super::{SqliteStore, audit, lite, lite_err, logins, rows, sessions, users};
 use crate::{corrupt, map_err};
 
 /// The user must exist in `env` (nothing crosses environments).
-async fn user_exists(
-    tx: &mut Transaction<'static, Sqlite>,
-    env: &EnvSlug,
-    id: &str,
-) -> StoreResult<bool> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE env = ?1 AND id = ?2")
-        .bind(env.as_str())
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    Ok(found.is_some())
+fn user_exists(tx: &Connection, env: &EnvSlug, id: &str) -> StoreResult<bool> {
+    let found = lite::exists(
+        tx,
+        "SELECT 1 FROM users WHERE env = ?1 AND id = ?2",
+        [env.as_str(), id],
+    )?;
+    Ok(found)
 }
 
 /// `system` must keep an active admin (an operator): refuse a change that would remove the
 /// last one, checked inside the writing transaction so two concurrent changes cannot both pass.
-pub(super) async fn keep_an_operator(
-    tx: &mut Transaction<'static, Sqlite>,
-    env: &EnvSlug,
-    id: &str,
-) -> StoreResult<()> {
+pub(super) fn keep_an_operator(tx: &Connection, env: &EnvSlug, id: &str) -> StoreResult<()> {
     if !env.is_system() {
         return Ok(());
     }
-    let is_operator: Option<i64> = sqlx::query_scalar(
+    let is_operator = lite::exists(
+        tx,
         "SELECT 1 FROM users WHERE env = ?1 AND id = ?2 AND role = 'admin' AND state = 'active'",
-    )
-    .bind(env.as_str())
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    if is_operator.is_none() {
+        [env.as_str(), id],
+    )?;
+    if !is_operator {
         return Ok(());
     }
-    let others: i64 = sqlx::query_scalar(
+    let others = lite::one(
+        tx,
         "SELECT count(*) FROM users WHERE env = ?1 AND role = 'admin' AND state = 'active' AND id <> ?2",
-    )
-    .bind(env.as_str())
-    .bind(id)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    if others == 0 {
+        [env.as_str(), id],
+        lite::first::<i64>,
+    )?;
+    if others == Some(0) {
         return Err(latchkey_service::StoreError::Conflict(LAST_OPERATOR));
     }
     Ok(())
@@ -67,26 +56,29 @@ pub(super) async fn keep_an_operator(
 pub const LAST_OPERATOR: &str = "last operator";
 
 /// Tokens a user made stop working when the user can no longer administer (SECURITY S7).
-pub(super) async fn revoke_tokens_of(
-    tx: &mut Transaction<'static, Sqlite>,
-    user_id: &str,
-    now: i64,
-) -> StoreResult<()> {
-    sqlx::query("UPDATE api_tokens SET revoked_at = ?2 WHERE created_by = 'user:' || ?1 AND revoked_at IS NULL")
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+pub(super) fn revoke_tokens_of(tx: &Connection, user_id: &str, now: i64) -> StoreResult<()> {
+    lite::exec(
+        tx,
+        "UPDATE api_tokens SET revoked_at = ?2 WHERE created_by = 'user:' || ?1 AND revoked_at IS NULL",
+        params![user_id, now],
+    )?;
     Ok(())
 }
 
 /// End a user's sessions and pending logins; returns the sessions ended.
-async fn end_everything(tx: &mut Transaction<'static, Sqlite>, user_id: &str) -> StoreResult<u64> {
-    let ended = sessions::end_all(tx, user_id, None).await?;
-    logins::end_all(tx, user_id).await?;
+fn end_everything(tx: &Connection, user_id: &str) -> StoreResult<u64> {
+    let ended = sessions::end_all(tx, user_id, None)?;
+    logins::end_all(tx, user_id)?;
     Ok(ended)
 }
+
+/// A user's row, read back inside the transaction that changed it.
+static USER_BY_ID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM users u WHERE u.env = ?1 AND u.id = ?2",
+        lite::USER_COLUMNS
+    )
+});
 
 fn token(row: &SqliteRow) -> StoreResult<ApiTokenRecord> {
     let env: Option<String> = rows::get(row, "env")?;
@@ -114,77 +106,66 @@ impl ManageStore for SqliteStore {
         now: i64,
         records: &[AuditRecord],
     ) -> StoreResult<Option<(latchkey_core::model::User, u64)>> {
-        let mut tx = self.begin().await?;
-        if !user_exists(&mut tx, env, id).await? {
-            return Ok(None);
-        }
-        let loses_admin =
-            u.disabled == Some(true) || u.role == Some(latchkey_core::model::Role::User);
-        if loses_admin {
-            keep_an_operator(&mut tx, env, id).await?;
-        }
-        let state = u.disabled.map(|d| if d { "disabled" } else { "enabled" });
-        sqlx::query(
-            "UPDATE users SET name = coalesce(?3, name), role = coalesce(?4, role), \
-             mfa_enforced = coalesce(?5, mfa_enforced), \
-             state = CASE WHEN ?6 = 'disabled' THEN 'disabled' \
-                          WHEN ?6 = 'enabled' AND state = 'disabled' \
-                          THEN CASE WHEN password_hash IS NULL THEN 'invited' ELSE 'active' END \
-                          ELSE state END, \
-             updated_at = ?7 WHERE env = ?1 AND id = ?2",
-        )
-        .bind(env.as_str())
-        .bind(id)
-        .bind(u.name.as_deref())
-        .bind(u.role.map(latchkey_core::model::Role::as_str))
-        .bind(u.mfa_enforced)
-        .bind(state)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let mut ended = 0;
-        if u.disabled == Some(true) {
-            ended = end_everything(&mut tx, id).await?;
-            // A disabled user's links must not work again when they are enabled.
-            sqlx::query("DELETE FROM setup_tokens WHERE user_id = ?1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        if loses_admin {
-            revoke_tokens_of(&mut tx, id, now).await?;
-        }
-        if u.mfa_enforced == Some(true) {
-            // Marked like *enforce MFA* does for one user: without an authenticator, signed out.
-            let has: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
-            )
-            .bind(id)
-            .fetch_optional(&mut *tx)
+        let (env, id, u, records) = (env.clone(), id.to_owned(), u.clone(), records.to_vec());
+        self.writer
+            .run(move |tx| {
+                if !user_exists(tx, &env, &id)? {
+                    return Ok(None);
+                }
+                let loses_admin =
+                    u.disabled == Some(true) || u.role == Some(latchkey_core::model::Role::User);
+                if loses_admin {
+                    keep_an_operator(tx, &env, &id)?;
+                }
+                let state = u.disabled.map(|d| if d { "disabled" } else { "enabled" });
+                lite::exec(
+                    tx,
+                    "UPDATE users SET name = coalesce(?3, name), role = coalesce(?4, role), \
+                     mfa_enforced = coalesce(?5, mfa_enforced), \
+                     state = CASE WHEN ?6 = 'disabled' THEN 'disabled' \
+                                  WHEN ?6 = 'enabled' AND state = 'disabled' \
+                                  THEN CASE WHEN password_hash IS NULL THEN 'invited' ELSE 'active' END \
+                                  ELSE state END, \
+                     updated_at = ?7 WHERE env = ?1 AND id = ?2",
+                    params![
+                        env.as_str(),
+                        id,
+                        u.name.as_deref(),
+                        u.role.map(latchkey_core::model::Role::as_str),
+                        u.mfa_enforced,
+                        state,
+                        now,
+                    ],
+                )?;
+                let mut ended = 0;
+                if u.disabled == Some(true) {
+                    ended = end_everything(tx, &id)?;
+                    // A disabled user's links must not work again when they are enabled.
+                    lite::exec(tx, "DELETE FROM setup_tokens WHERE user_id = ?1", [&id])?;
+                }
+                if loses_admin {
+                    revoke_tokens_of(tx, &id, now)?;
+                }
+                if u.mfa_enforced == Some(true) {
+                    // Marked like *enforce MFA* does for one user: without an authenticator,
+                    // signed out.
+                    let has = lite::exists(
+                        tx,
+                        "SELECT 1 FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
+                        [&id],
+                    )?;
+                    if !has {
+                        ended += end_everything(tx, &id)?;
+                    }
+                }
+                for r in &records {
+                    audit::insert(tx, r)?;
+                }
+                let user = lite::one(tx, &USER_BY_ID, [env.as_str(), &id], lite::user)?
+                    .ok_or(latchkey_service::StoreError::NotFound)?;
+                Ok(Some((user, ended)))
+            })
             .await
-            .map_err(map_err)?;
-            if has.is_none() {
-                ended += end_everything(&mut tx, id).await?;
-            }
-        }
-        for r in records {
-            audit::insert(&mut tx, r).await?;
-        }
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM users u WHERE u.env = ?1 AND u.id = ?2",
-            rows::USER_COLUMNS
-        ));
-        let row = sqlx::query(sql)
-            .bind(env.as_str())
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let user = rows::user(&row)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(Some((user, ended)))
     }
 
     async fn reset_password(
@@ -195,23 +176,28 @@ impl ManageStore for SqliteStore {
         now: i64,
         record: &AuditRecord,
     ) -> StoreResult<u64> {
-        let mut tx = self.begin().await?;
-        if !user_exists(&mut tx, env, user_id).await? {
-            return Err(latchkey_service::StoreError::NotFound);
-        }
-        sqlx::query(
-            "UPDATE users SET password_hash = NULL, password_change_required = 1, updated_at = ?2 WHERE id = ?1",
-        )
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let ended = end_everything(&mut tx, user_id).await?;
-        users::insert_setup_token(&mut tx, setup).await?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(ended)
+        let (env, user_id, setup, record) = (
+            env.clone(),
+            user_id.to_owned(),
+            setup.clone(),
+            record.clone(),
+        );
+        self.writer
+            .run(move |tx| {
+                if !user_exists(tx, &env, &user_id)? {
+                    return Err(latchkey_service::StoreError::NotFound);
+                }
+                lite::exec(
+                    tx,
+                    "UPDATE users SET password_hash = NULL, password_change_required = 1, updated_at = ?2 WHERE id = ?1",
+                    params![user_id, now],
+                )?;
+                let ended = end_everything(tx, &user_id)?;
+                users::insert_setup_token(tx, &setup)?;
+                audit::insert(tx, &record)?;
+                Ok(ended)
+            })
+            .await
     }
 
     async fn reset_mfa(
@@ -220,33 +206,29 @@ impl ManageStore for SqliteStore {
         user_id: &str,
         record: &AuditRecord,
     ) -> StoreResult<(u64, u64)> {
-        let mut tx = self.begin().await?;
-        if !user_exists(&mut tx, env, user_id).await? {
-            return Err(latchkey_service::StoreError::NotFound);
-        }
-        let removed = sqlx::query(
-            "DELETE FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
-        )
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        for sql in [
-            "DELETE FROM authenticators WHERE user_id = ?1",
-            "DELETE FROM recovery_codes WHERE user_id = ?1",
-            "DELETE FROM failure_counters WHERE kind = 'second_factor' AND subject = ?1",
-        ] {
-            sqlx::query(sql)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        let ended = end_everything(&mut tx, user_id).await?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok((ended, removed))
+        let (env, user_id, record) = (env.clone(), user_id.to_owned(), record.clone());
+        self.writer
+            .run(move |tx| {
+                if !user_exists(tx, &env, &user_id)? {
+                    return Err(latchkey_service::StoreError::NotFound);
+                }
+                let removed = lite::exec(
+                    tx,
+                    "DELETE FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
+                    [&user_id],
+                )?;
+                for sql in [
+                    "DELETE FROM authenticators WHERE user_id = ?1",
+                    "DELETE FROM recovery_codes WHERE user_id = ?1",
+                    "DELETE FROM failure_counters WHERE kind = 'second_factor' AND subject = ?1",
+                ] {
+                    lite::exec(tx, sql, [&user_id])?;
+                }
+                let ended = end_everything(tx, &user_id)?;
+                audit::insert(tx, &record)?;
+                Ok((ended, removed))
+            })
+            .await
     }
 
     async fn sign_out(
@@ -255,14 +237,17 @@ impl ManageStore for SqliteStore {
         user_id: &str,
         record: &AuditRecord,
     ) -> StoreResult<u64> {
-        let mut tx = self.begin().await?;
-        if !user_exists(&mut tx, env, user_id).await? {
-            return Err(latchkey_service::StoreError::NotFound);
-        }
-        let ended = end_everything(&mut tx, user_id).await?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(ended)
+        let (env, user_id, record) = (env.clone(), user_id.to_owned(), record.clone());
+        self.writer
+            .run(move |tx| {
+                if !user_exists(tx, &env, &user_id)? {
+                    return Err(latchkey_service::StoreError::NotFound);
+                }
+                let ended = end_everything(tx, &user_id)?;
+                audit::insert(tx, &record)?;
+                Ok(ended)
+            })
+            .await
     }
 
     async fn enforce_mfa(
@@ -271,73 +256,61 @@ impl ManageStore for SqliteStore {
         all: bool,
         record: &AuditRecord,
     ) -> StoreResult<EnforceCounts> {
-        let mut tx = self.begin().await?;
-        // Who is concerned: users without a confirmed authenticator (everyone with `all`).
-        sqlx::query(
-            "CREATE TEMP TABLE IF NOT EXISTS enforce_targets (id TEXT PRIMARY KEY) WITHOUT ROWID",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query("DELETE FROM enforce_targets")
-            .execute(&mut *tx)
+        let (env, record) = (env.clone(), record.clone());
+        self.writer
+            .run(move |tx| {
+                // Who is concerned: users without a confirmed authenticator (everyone with `all`).
+                for sql in [
+                    "CREATE TEMP TABLE IF NOT EXISTS enforce_targets (id TEXT PRIMARY KEY) WITHOUT ROWID",
+                    "DELETE FROM enforce_targets",
+                ] {
+                    tx.execute(sql, []).map_err(lite_err)?;
+                }
+                lite::exec(
+                    tx,
+                    "INSERT INTO enforce_targets (id) SELECT u.id FROM users u WHERE u.env = ?1 AND (?2 OR NOT EXISTS \
+                     (SELECT 1 FROM authenticators a WHERE a.user_id = u.id AND a.confirmed_at IS NOT NULL))",
+                    params![env.as_str(), all],
+                )?;
+                let users_marked = lite::exec(
+                    tx,
+                    "UPDATE users SET mfa_enforced = 1 WHERE env = ?1 AND mfa_enforced = 0 AND NOT EXISTS \
+                     (SELECT 1 FROM authenticators a WHERE a.user_id = users.id AND a.confirmed_at IS NOT NULL)",
+                    [env.as_str()],
+                )?;
+                let signed_out = lite::one(
+                    tx,
+                    "SELECT count(DISTINCT s.user_id) FROM sessions s JOIN enforce_targets t ON t.id = s.user_id WHERE s.env = ?1",
+                    [env.as_str()],
+                    lite::first::<i64>,
+                )?
+                .unwrap_or(0);
+                let sessions_ended = lite::exec(
+                    tx,
+                    "DELETE FROM sessions WHERE env = ?1 AND user_id IN (SELECT id FROM enforce_targets)",
+                    [env.as_str()],
+                )?;
+                lite::exec(
+                    tx,
+                    "DELETE FROM login_transactions WHERE env = ?1 AND user_id IN (SELECT id FROM enforce_targets)",
+                    [env.as_str()],
+                )?;
+                tx.execute("DELETE FROM enforce_targets", [])
+                    .map_err(lite_err)?;
+                let counts = EnforceCounts {
+                    users_marked,
+                    users_signed_out: u64::try_from(signed_out).unwrap_or(0),
+                    sessions_ended,
+                };
+                let mut record = record;
+                record.detail = Some(format!(
+                    "{{\"all\":{all},\"users_marked\":{},\"users_signed_out\":{},\"sessions_ended\":{}}}",
+                    counts.users_marked, counts.users_signed_out, counts.sessions_ended
+                ));
+                audit::insert(tx, &record)?;
+                Ok(counts)
+            })
             .await
-            .map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO enforce_targets (id) SELECT u.id FROM users u WHERE u.env = ?1 AND (?2 OR NOT EXISTS \
-             (SELECT 1 FROM authenticators a WHERE a.user_id = u.id AND a.confirmed_at IS NOT NULL))",
-        )
-        .bind(env.as_str())
-        .bind(all)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let users_marked = sqlx::query(
-            "UPDATE users SET mfa_enforced = 1 WHERE env = ?1 AND mfa_enforced = 0 AND NOT EXISTS \
-             (SELECT 1 FROM authenticators a WHERE a.user_id = users.id AND a.confirmed_at IS NOT NULL)",
-        )
-        .bind(env.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        let signed_out: i64 = sqlx::query_scalar(
-            "SELECT count(DISTINCT s.user_id) FROM sessions s JOIN enforce_targets t ON t.id = s.user_id WHERE s.env = ?1",
-        )
-        .bind(env.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let sessions_ended = sqlx::query(
-            "DELETE FROM sessions WHERE env = ?1 AND user_id IN (SELECT id FROM enforce_targets)",
-        )
-        .bind(env.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        sqlx::query("DELETE FROM login_transactions WHERE env = ?1 AND user_id IN (SELECT id FROM enforce_targets)")
-            .bind(env.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query("DELETE FROM enforce_targets")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let counts = EnforceCounts {
-            users_marked,
-            users_signed_out: u64::try_from(signed_out).unwrap_or(0),
-            sessions_ended,
-        };
-        let mut record = record.clone();
-        record.detail = Some(format!(
-            "{{\"all\":{all},\"users_marked\":{},\"users_signed_out\":{},\"sessions_ended\":{}}}",
-            counts.users_marked, counts.users_signed_out, counts.sessions_ended
-        ));
-        audit::insert(&mut tx, &record).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(counts)
     }
 
     async fn clear_lockout(
@@ -347,21 +320,24 @@ impl ManageStore for SqliteStore {
         email_normalized: &str,
         record: &AuditRecord,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let cleared = sqlx::query(
-            "DELETE FROM failure_counters WHERE env = ?1 AND ((kind = 'second_factor' AND subject = ?2) \
-             OR (kind = 'password' AND subject = ?3))",
-        )
-        .bind(env.as_str())
-        .bind(user_id)
-        .bind(email_normalized)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(cleared > 0)
+        let (env, user_id, email, record) = (
+            env.clone(),
+            user_id.to_owned(),
+            email_normalized.to_owned(),
+            record.clone(),
+        );
+        self.writer
+            .run(move |tx| {
+                let cleared = lite::exec(
+                    tx,
+                    "DELETE FROM failure_counters WHERE env = ?1 AND ((kind = 'second_factor' AND subject = ?2) \
+                     OR (kind = 'password' AND subject = ?3))",
+                    [env.as_str(), &user_id, &email],
+                )?;
+                audit::insert(tx, &record)?;
+                Ok(cleared > 0)
+            })
+            .await
     }
 
     async fn enforce_preview(&self, env: &EnvSlug, all: bool) -> StoreResult<EnforceCounts> {
@@ -416,21 +392,24 @@ impl ManageStore for SqliteStore {
     }
 
     async fn create_api_token(&self, t: &NewApiToken, record: &AuditRecord) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO api_tokens (id, token_hash, env, name, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(&t.id)
-        .bind(t.hash.as_str())
-        .bind(t.env.as_ref().map(EnvSlug::as_str))
-        .bind(&t.name)
-        .bind(t.created_by.as_deref())
-        .bind(t.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await.map_err(map_err)
+        let (t, record) = (t.clone(), record.clone());
+        self.writer
+            .run(move |tx| {
+                lite::exec(
+                    tx,
+                    "INSERT INTO api_tokens (id, token_hash, env, name, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        t.id,
+                        t.hash.as_str(),
+                        t.env.as_ref().map(EnvSlug::as_str),
+                        t.name,
+                        t.created_by,
+                        t.created_at,
+                    ],
+                )?;
+                audit::insert(tx, &record)
+            })
+            .await
     }
 
     async fn list_api_tokens(&self, env: Option<&EnvSlug>) -> StoreResult<Vec<ApiTokenRecord>> {
@@ -452,21 +431,21 @@ impl ManageStore for SqliteStore {
         now: i64,
         record: &AuditRecord,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let revoked = sqlx::query("UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND env IS ?2 AND revoked_at IS NULL")
-            .bind(id)
-            .bind(env.map(EnvSlug::as_str))
-            .bind(now)
-            .execute(&mut *tx)
+        let (env, id, record) = (env.cloned(), id.to_owned(), record.clone());
+        self.writer
+            .run(move |tx| {
+                let revoked = lite::exec(
+                    tx,
+                    "UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND env IS ?2 AND revoked_at IS NULL",
+                    params![id, env.as_ref().map(EnvSlug::as_str), now],
+                )?;
+                if revoked == 0 {
+                    return Ok(false);
+                }
+                audit::insert(tx, &record)?;
+                Ok(true)
+            })
             .await
-            .map_err(map_err)?
-            .rows_affected();
-        if revoked == 0 {
-            return Ok(false);
-        }
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
     }
 
     async fn use_api_token(
@@ -487,14 +466,16 @@ impl ManageStore for SqliteStore {
         };
         let record = token(&row)?;
         if record.last_used_at.is_none_or(|t| now - t >= 60) {
-            let mut tx = self.begin().await?;
-            sqlx::query("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1")
-                .bind(&record.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            tx.commit().await.map_err(map_err)?;
+            let id = record.id.clone();
+            self.writer
+                .run(move |tx| {
+                    lite::exec(
+                        tx,
+                        "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
+                        params![id, now],
+                    )
+                })
+                .await?;
         }
         Ok(Some(record))
     }

@@ -12,12 +12,14 @@ mod cache;
 mod credentials;
 mod environments;
 mod fast;
+mod lite;
 mod logins;
 pub mod manage;
 mod rows;
 mod sessions;
 mod throttle;
 mod users;
+mod writer;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -30,25 +32,28 @@ use latchkey_service::{
     },
 };
 use sqlx::{
-    Connection, Sqlite, Transaction,
+    Connection,
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
     },
 };
 
 use crate::map_err;
+use lite::lite_err;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
+    /// Every write (`writer.rs`).
+    writer: std::sync::Arc<writer::Writer>,
+    /// Reads that may scan (lists, counts), on sqlx's worker threads.
     readers: SqlitePool,
     /// Behind an `Arc`: the options hold a map of pragmas, and the service (with its store)
     /// is cloned for every request.
     options: std::sync::Arc<SqliteConnectOptions>,
-    /// The session check's read path (`fast.rs`).
+    /// Point reads made inline: the session check and a login's reads (`fast.rs`).
     fast: std::sync::Arc<fast::FastReads>,
 }
 
@@ -93,16 +98,19 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
+        // sqlx applies the migrations (and puts the file in WAL mode, which is a property of
+        // the file); then the writer thread takes over.
+        let migrator = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(options.clone())
             .await
             .map_err(|e| OpenError::Unreachable(format!("{}: {e}", path.display())))?;
-        MIGRATOR
-            .run(&writer)
-            .await
-            .map_err(|e| OpenError::Migration(e.to_string()))?;
+        let migrated = MIGRATOR.run(&migrator).await;
+        migrator.close().await;
+        migrated.map_err(|e| OpenError::Migration(e.to_string()))?;
+        let writer = writer::Writer::open(path)
+            .map_err(|e| OpenError::Unreachable(format!("{}: {e}", path.display())))?;
         let readers = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(15))
@@ -110,20 +118,11 @@ impl SqliteStore {
             .await
             .map_err(|e| OpenError::Unreachable(format!("{}: {e}", path.display())))?;
         Ok(Self {
-            writer,
+            writer: std::sync::Arc::new(writer),
             readers,
             options: std::sync::Arc::new(options),
             fast: std::sync::Arc::new(fast::FastReads::new(path)),
         })
-    }
-
-    /// Start a write transaction: `BEGIN IMMEDIATE` takes the write lock now, not at the first
-    /// write, so a transaction that reads then writes cannot fail half-way on a busy snapshot.
-    async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)
     }
 
     /// Run `PRAGMA integrity_check`; `Ok` when SQLite answers `ok`.
@@ -139,7 +138,9 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.fast.close();
         self.readers.close().await;
-        self.writer.close().await;
+        let writer = std::sync::Arc::clone(&self.writer);
+        // Joins the writer thread once its queued writes are done.
+        let _ = tokio::task::spawn_blocking(move || writer.close()).await;
     }
 }
 
@@ -205,26 +206,30 @@ impl AdminStore for SqliteStore {
     }
 
     async fn claim_key_fingerprint(&self, fingerprint: &str) -> StoreResult<KeyCheck> {
-        let mut tx = self.begin().await?;
-        let inserted = sqlx::query("INSERT INTO meta (key, value) VALUES ('key_fingerprint', ?1) ON CONFLICT (key) DO NOTHING")
-            .bind(fingerprint)
-            .execute(&mut *tx)
+        let fingerprint = fingerprint.to_owned();
+        self.writer
+            .run(move |tx| {
+                let inserted = lite::exec(
+                    tx,
+                    "INSERT INTO meta (key, value) VALUES ('key_fingerprint', ?1) ON CONFLICT (key) DO NOTHING",
+                    [&fingerprint],
+                )?;
+                let recorded = lite::one(
+                    tx,
+                    "SELECT value FROM meta WHERE key = 'key_fingerprint'",
+                    [],
+                    lite::first::<String>,
+                )?
+                .ok_or(latchkey_service::StoreError::NotFound)?;
+                Ok(if inserted == 1 {
+                    KeyCheck::Recorded
+                } else if recorded == fingerprint {
+                    KeyCheck::Matches
+                } else {
+                    KeyCheck::Mismatch { recorded }
+                })
+            })
             .await
-            .map_err(map_err)?
-            .rows_affected();
-        let (recorded,): (String,) =
-            sqlx::query_as("SELECT value FROM meta WHERE key = 'key_fingerprint'")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(if inserted == 1 {
-            KeyCheck::Recorded
-        } else if recorded == fingerprint {
-            KeyCheck::Matches
-        } else {
-            KeyCheck::Mismatch { recorded }
-        })
     }
 
     async fn key_fingerprint(&self) -> StoreResult<Option<String>> {
@@ -243,35 +248,45 @@ impl AdminStore for SqliteStore {
         setup: &NewSetupToken,
         audit: &[AuditRecord],
     ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let exists: Option<(String,)> =
-            sqlx::query_as("SELECT slug FROM environments WHERE slug = ?1")
-                .bind(system.slug.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        if exists.is_some() {
-            return Ok(false);
-        }
-        environments::insert(&mut tx, system).await?;
-        users::insert(&mut tx, operator).await?;
-        users::insert_setup_token(&mut tx, setup).await?;
-        for record in audit {
-            audit::insert(&mut tx, record).await?;
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        let (system, operator, setup, audit) = (
+            system.clone(),
+            operator.clone(),
+            setup.clone(),
+            audit.to_vec(),
+        );
+        self.writer
+            .run(move |tx| {
+                let exists = lite::exists(
+                    tx,
+                    "SELECT slug FROM environments WHERE slug = ?1",
+                    [system.slug.as_str()],
+                )?;
+                if exists {
+                    return Ok(false);
+                }
+                environments::insert(tx, &system)?;
+                users::insert(tx, &operator)?;
+                users::insert_setup_token(tx, &setup)?;
+                for record in &audit {
+                    audit::insert(tx, record)?;
+                }
+                Ok(true)
+            })
+            .await
     }
 
     async fn create_environment(&self, env: &Environment, audit: &AuditRecord) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        environments::insert(&mut tx, env).await?;
-        audit::insert(&mut tx, audit).await?;
-        tx.commit().await.map_err(map_err)
+        let (env, audit) = (env.clone(), audit.clone());
+        self.writer
+            .run(move |tx| {
+                environments::insert(tx, &env)?;
+                audit::insert(tx, &audit)
+            })
+            .await
     }
 
     async fn get_environment(&self, slug: &EnvSlug) -> StoreResult<Option<Environment>> {
-        environments::get(&self.readers, slug).await
+        self.fast.read(|c| environments::get(c, slug))
     }
 
     async fn list_environments(&self) -> StoreResult<Vec<Environment>> {
@@ -284,10 +299,13 @@ impl AdminStore for SqliteStore {
         previous: &Environment,
         audit: &AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        environments::update(&mut tx, env, previous).await?;
-        audit::insert(&mut tx, audit).await?;
-        tx.commit().await.map_err(map_err)
+        let (env, previous, audit) = (env.clone(), previous.clone(), audit.clone());
+        self.writer
+            .run(move |tx| {
+                environments::update(tx, &env, &previous)?;
+                audit::insert(tx, &audit)
+            })
+            .await
     }
 
     async fn create_user(
@@ -296,11 +314,14 @@ impl AdminStore for SqliteStore {
         setup: &NewSetupToken,
         audit: &AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        users::insert(&mut tx, user).await?;
-        users::insert_setup_token(&mut tx, setup).await?;
-        audit::insert(&mut tx, audit).await?;
-        tx.commit().await.map_err(map_err)
+        let (user, setup, audit) = (user.clone(), setup.clone(), audit.clone());
+        self.writer
+            .run(move |tx| {
+                users::insert(tx, &user)?;
+                users::insert_setup_token(tx, &setup)?;
+                audit::insert(tx, &audit)
+            })
+            .await
     }
 
     async fn get_user(&self, env: &EnvSlug, id: &str) -> StoreResult<Option<User>> {
@@ -320,32 +341,34 @@ impl AdminStore for SqliteStore {
     }
 
     async fn delete_user(&self, env: &EnvSlug, id: &str, audit: &AuditRecord) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        manage::keep_an_operator(&mut tx, env, id).await?;
-        manage::revoke_tokens_of(&mut tx, id, audit.at).await?;
-        let deleted = sqlx::query("DELETE FROM users WHERE env = ?1 AND id = ?2")
-            .bind(env.as_str())
-            .bind(id)
-            .execute(&mut *tx)
+        let (env, id, audit) = (env.clone(), id.to_owned(), audit.clone());
+        self.writer
+            .run(move |tx| {
+                manage::keep_an_operator(tx, &env, &id)?;
+                manage::revoke_tokens_of(tx, &id, audit.at)?;
+                let deleted = lite::exec(
+                    tx,
+                    "DELETE FROM users WHERE env = ?1 AND id = ?2",
+                    [env.as_str(), &id],
+                )?;
+                if deleted == 0 {
+                    return Ok(false);
+                }
+                audit::insert(tx, &audit)?;
+                Ok(true)
+            })
             .await
-            .map_err(map_err)?
-            .rows_affected();
-        if deleted == 0 {
-            return Ok(false);
-        }
-        audit::insert(&mut tx, audit).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
     }
 
     async fn insert_authenticator(&self, authenticator: &NewAuthenticator) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        authenticators::insert(&mut tx, authenticator).await?;
-        tx.commit().await.map_err(map_err)
+        let authenticator = authenticator.clone();
+        self.writer
+            .run(move |tx| authenticators::insert(tx, &authenticator))
+            .await
     }
 
     async fn list_authenticators(&self, user_id: &str) -> StoreResult<Vec<AuthenticatorRecord>> {
-        authenticators::list(&self.readers, user_id).await
+        self.fast.read(|c| authenticators::list(c, user_id))
     }
 
     async fn advance_totp_step(
@@ -354,16 +377,15 @@ impl AdminStore for SqliteStore {
         step: u64,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let changed = authenticators::advance_step(&mut tx, authenticator_id, step, now).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(changed)
+        let id = authenticator_id.to_owned();
+        self.writer
+            .run(move |tx| authenticators::advance_step(tx, &id, step, now))
+            .await
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await.map_err(map_err)
+        let record = record.clone();
+        self.writer.run(move |tx| audit::insert(tx, &record)).await
     }
 
     async fn list_audit(&self, env: &EnvSlug, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {

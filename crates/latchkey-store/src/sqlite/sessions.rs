@@ -1,34 +1,32 @@
 //! Session rows. Only token hashes are stored.
 
 use latchkey_service::store::{NewSession, SessionRecord, StoreResult};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use rusqlite::{Connection, params};
+use sqlx::SqlitePool;
 
-use super::rows;
+use super::{lite, rows};
 use crate::map_err;
 
 const COLUMNS: &str = "s.id AS s_id, s.user_id AS s_user_id, s.env AS s_env, s.authenticated_at, s.amr, \
      s.created_at AS s_created_at, s.last_seen_at, s.ip, s.user_agent";
 
-pub(super) async fn insert(
-    tx: &mut Transaction<'static, Sqlite>,
-    s: &NewSession,
-) -> StoreResult<()> {
-    sqlx::query(
+pub(super) fn insert(tx: &Connection, s: &NewSession) -> StoreResult<()> {
+    lite::exec(
+        tx,
         "INSERT INTO sessions (id, token_hash, user_id, env, authenticated_at, amr, created_at, \
          last_seen_at, ip, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
-    )
-    .bind(&s.id)
-    .bind(s.token_hash.as_str())
-    .bind(&s.user_id)
-    .bind(s.env.as_str())
-    .bind(s.authenticated_at)
-    .bind(&s.amr)
-    .bind(s.created_at)
-    .bind(s.ip.as_deref())
-    .bind(s.user_agent.as_deref())
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+        params![
+            s.id,
+            s.token_hash.as_str(),
+            s.user_id,
+            s.env.as_str(),
+            s.authenticated_at,
+            s.amr,
+            s.created_at,
+            s.ip,
+            s.user_agent,
+        ],
+    )?;
     Ok(())
 }
 
@@ -45,18 +43,10 @@ pub(super) async fn list(pool: &SqlitePool, user_id: &str) -> StoreResult<Vec<Se
 }
 
 /// End the user's sessions except `keep`; returns how many ended.
-pub(super) async fn end_all(
-    tx: &mut Transaction<'static, Sqlite>,
-    user_id: &str,
-    keep: Option<&str>,
-) -> StoreResult<u64> {
-    Ok(
-        sqlx::query("DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)")
-            .bind(user_id)
-            .bind(keep)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected(),
+pub(super) fn end_all(tx: &Connection, user_id: &str, keep: Option<&str>) -> StoreResult<u64> {
+    lite::exec(
+        tx,
+        "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)",
+        params![user_id, keep],
     )
 }

@@ -6,26 +6,29 @@ use latchkey_core::{
     policy,
 };
 use latchkey_service::store::{Claim, CounterKey, StoreResult};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use rusqlite::{Connection, params};
 
-use crate::map_err;
+use super::lite;
 
 /// The per-IP window: failures are counted per minute.
 const IP_WINDOW: i64 = 60;
 
-pub(super) async fn claim(
-    pool: &SqlitePool,
+const LOCKED_UNTIL: &str =
+    "SELECT locked_until FROM failure_counters WHERE env = ?1 AND kind = ?2 AND subject = ?3";
+
+pub(super) fn claim(
+    tx: &Connection,
     key: &CounterKey,
     settings: &LockoutSettings,
     now: i64,
 ) -> StoreResult<Claim> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
     // A lock that has expired starts a new round; a live lock refuses without counting.
     // The claim of the last attempt a round allows sets the lock at once, provisionally: the
     // attempt's success deletes the row, its failure confirms the lock, and an attempt that is
     // never settled (a client that hangs up, a busy pool, an outage) leaves an ordinary lock
     // that expires, never a counter stuck past its threshold.
-    let row: Option<(i64, i64)> = sqlx::query_as(
+    let row = lite::one(
+        tx,
         "INSERT INTO failure_counters (env, kind, subject, failures, locks, locked_until, updated_at) \
          VALUES (?1, ?2, ?3, 1, 0, CASE WHEN ?5 <= 1 THEN ?4 + ?6 END, ?4) \
          ON CONFLICT (env, kind, subject) DO UPDATE SET \
@@ -37,18 +40,23 @@ pub(super) async fn claim(
            updated_at = ?4 \
          WHERE locked_until IS NULL OR locked_until <= ?4 \
          RETURNING failures, locks",
-    )
-    .bind(key.env.as_str())
-    .bind(key.kind.as_str())
-    .bind(&key.subject)
-    .bind(now)
-    .bind(i64::from(settings.threshold.max(1)))
-    .bind(settings.base_lock.as_secs_i64())
-    .bind(settings.max_lock.as_secs_i64())
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(map_err)?;
-    let claim = if let Some((failures, locks)) = row {
+        params![
+            key.env.as_str(),
+            key.kind.as_str(),
+            key.subject,
+            now,
+            i64::from(settings.threshold.max(1)),
+            settings.base_lock.as_secs_i64(),
+            settings.max_lock.as_secs_i64(),
+        ],
+        |r| {
+            Ok((
+                lite::get::<i64>(r, "failures")?,
+                lite::get::<i64>(r, "locks")?,
+            ))
+        },
+    )?;
+    Ok(if let Some((failures, locks)) = row {
         let attempt = u32::try_from(failures).unwrap_or(u32::MAX);
         let locks = u32::try_from(locks).unwrap_or(u32::MAX);
         if attempt > policy::attempts_allowed(settings, locks) {
@@ -59,117 +67,92 @@ pub(super) async fn claim(
             Claim::Allowed { attempt, locks }
         }
     } else {
-        let until: Option<i64> = sqlx::query_scalar(
-            "SELECT locked_until FROM failure_counters WHERE env = ?1 AND kind = ?2 AND subject = ?3",
-        )
-        .bind(key.env.as_str())
-        .bind(key.kind.as_str())
-        .bind(&key.subject)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let until = locked_until_any(tx, key)?;
         Claim::Refused {
             retry_after: until.map_or(1, |u| (u - now).max(1)),
         }
-    };
-    tx.commit().await.map_err(map_err)?;
-    Ok(claim)
+    })
 }
 
-pub(super) async fn locked_until(
-    pool: &SqlitePool,
+/// The counter's lock end, expired or not.
+fn locked_until_any(conn: &Connection, key: &CounterKey) -> StoreResult<Option<i64>> {
+    Ok(lite::one(
+        conn,
+        LOCKED_UNTIL,
+        params![key.env.as_str(), key.kind.as_str(), key.subject],
+        lite::first::<Option<i64>>,
+    )?
+    .flatten())
+}
+
+/// When the counter's lock ends, if it is locked at `now`.
+pub(super) fn locked_until(
+    conn: &Connection,
     key: &CounterKey,
     now: i64,
 ) -> StoreResult<Option<i64>> {
-    let until: Option<Option<i64>> = sqlx::query_scalar(
-        "SELECT locked_until FROM failure_counters WHERE env = ?1 AND kind = ?2 AND subject = ?3",
-    )
-    .bind(key.env.as_str())
-    .bind(key.kind.as_str())
-    .bind(&key.subject)
-    .fetch_optional(pool)
-    .await
-    .map_err(map_err)?;
-    Ok(until.flatten().filter(|u| *u > now))
+    Ok(locked_until_any(conn, key)?.filter(|u| *u > now))
 }
 
 /// Lock the counter for the length its history asks; returns when the lock ends.
-pub(super) async fn lock(
-    tx: &mut Transaction<'static, Sqlite>,
+pub(super) fn lock(
+    tx: &Connection,
     key: &CounterKey,
     locks: u32,
     settings: &LockoutSettings,
     now: i64,
 ) -> StoreResult<i64> {
     let until = now.saturating_add(policy::lock_seconds(settings, locks));
-    sqlx::query(
+    lite::exec(
+        tx,
         "INSERT INTO failure_counters (env, kind, subject, failures, locks, locked_until, updated_at) \
          VALUES (?1, ?2, ?3, 0, 1, ?4, ?5) \
          ON CONFLICT (env, kind, subject) DO UPDATE SET locks = locks + 1, locked_until = ?4, updated_at = ?5",
-    )
-    .bind(key.env.as_str())
-    .bind(key.kind.as_str())
-    .bind(&key.subject)
-    .bind(until)
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+        params![key.env.as_str(), key.kind.as_str(), key.subject, until, now],
+    )?;
     Ok(until)
 }
 
-pub(super) async fn reset(
-    tx: &mut Transaction<'static, Sqlite>,
-    key: &CounterKey,
-) -> StoreResult<()> {
-    sqlx::query("DELETE FROM failure_counters WHERE env = ?1 AND kind = ?2 AND subject = ?3")
-        .bind(key.env.as_str())
-        .bind(key.kind.as_str())
-        .bind(&key.subject)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+pub(super) fn reset(tx: &Connection, key: &CounterKey) -> StoreResult<()> {
+    lite::exec(
+        tx,
+        "DELETE FROM failure_counters WHERE env = ?1 AND kind = ?2 AND subject = ?3",
+        params![key.env.as_str(), key.kind.as_str(), key.subject],
+    )?;
     Ok(())
 }
 
-pub(super) async fn count_ip(
-    tx: &mut Transaction<'static, Sqlite>,
-    env: &EnvSlug,
-    ip: &str,
-    now: i64,
-) -> StoreResult<()> {
-    sqlx::query(
+pub(super) fn count_ip(tx: &Connection, env: &EnvSlug, ip: &str, now: i64) -> StoreResult<()> {
+    lite::exec(
+        tx,
         "INSERT INTO failure_counters (env, kind, subject, failures, locks, window_start, updated_at) \
          VALUES (?1, 'ip', ?2, 1, 0, ?3, ?3) \
          ON CONFLICT (env, kind, subject) DO UPDATE SET \
            failures = CASE WHEN window_start IS NULL OR window_start <= ?3 - ?4 THEN 1 ELSE failures + 1 END, \
            window_start = CASE WHEN window_start IS NULL OR window_start <= ?3 - ?4 THEN ?3 ELSE window_start END, \
            updated_at = ?3",
-    )
-    .bind(env.as_str())
-    .bind(ip)
-    .bind(now)
-    .bind(IP_WINDOW)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+        params![env.as_str(), ip, now, IP_WINDOW],
+    )?;
     Ok(())
 }
 
-pub(super) async fn ip_failures(
-    pool: &SqlitePool,
+pub(super) fn ip_failures(
+    conn: &Connection,
     env: &EnvSlug,
     ip: &str,
     now: i64,
 ) -> StoreResult<(u32, i64)> {
-    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+    let row = lite::one(
+        conn,
         "SELECT failures, window_start FROM failure_counters WHERE env = ?1 AND kind = 'ip' AND subject = ?2",
-    )
-    .bind(env.as_str())
-    .bind(ip)
-    .fetch_optional(pool)
-    .await
-    .map_err(map_err)?;
+        params![env.as_str(), ip],
+        |r| {
+            Ok((
+                lite::get::<i64>(r, "failures")?,
+                lite::get::<Option<i64>>(r, "window_start")?,
+            ))
+        },
+    )?;
     Ok(match row {
         Some((failures, Some(start))) if start > now - IP_WINDOW => (
             u32::try_from(failures).unwrap_or(u32::MAX),

@@ -2,63 +2,61 @@
 
 use latchkey_core::model::{EnvSlug, Role, User, UserState};
 use latchkey_service::store::{MfaFilter, NewSetupToken, NewUser, StoreResult, UserQuery};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use rusqlite::{Connection, params};
+use sqlx::SqlitePool;
 
-use super::rows::{self, USER_COLUMNS};
+use super::{
+    lite,
+    rows::{self, USER_COLUMNS},
+};
 use crate::map_err;
 
-pub(super) async fn insert(
-    tx: &mut Transaction<'static, Sqlite>,
-    new: &NewUser,
-) -> StoreResult<()> {
+pub(super) fn insert(tx: &Connection, new: &NewUser) -> StoreResult<()> {
     let u = &new.user;
-    sqlx::query(
+    lite::exec(
+        tx,
         "INSERT INTO users (id, env, email, email_norm, name, role, state, mfa_enforced, \
          password_hash, password_change_required, last_login_at, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )
-    .bind(&u.id)
-    .bind(u.env.as_str())
-    .bind(u.email.as_str())
-    .bind(u.email.normalized())
-    .bind(u.name.as_str())
-    .bind(u.role.as_str())
-    .bind(u.state.as_str())
-    .bind(u.mfa_enforced)
-    .bind(new.password_hash.as_deref())
-    .bind(new.password_hash.is_none())
-    .bind(u.last_login_at)
-    .bind(u.created_at)
-    .bind(u.updated_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+        params![
+            u.id,
+            u.env.as_str(),
+            u.email.as_str(),
+            u.email.normalized(),
+            u.name.as_str(),
+            u.role.as_str(),
+            u.state.as_str(),
+            u.mfa_enforced,
+            new.password_hash,
+            new.password_hash.is_none(),
+            u.last_login_at,
+            u.created_at,
+            u.updated_at,
+        ],
+    )?;
     Ok(())
 }
 
 /// Store a setup link's hash, voiding the user's older unused links (SPEC §4.2).
-pub(super) async fn insert_setup_token(
-    tx: &mut Transaction<'static, Sqlite>,
-    t: &NewSetupToken,
-) -> StoreResult<()> {
-    sqlx::query("DELETE FROM setup_tokens WHERE user_id = ?1")
-        .bind(&t.user_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    sqlx::query(
+pub(super) fn insert_setup_token(tx: &Connection, t: &NewSetupToken) -> StoreResult<()> {
+    lite::exec(
+        tx,
+        "DELETE FROM setup_tokens WHERE user_id = ?1",
+        [&t.user_id],
+    )?;
+    lite::exec(
+        tx,
         "INSERT INTO setup_tokens (id, token_hash, user_id, purpose, created_at, expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .bind(&t.id)
-    .bind(t.hash.as_str())
-    .bind(&t.user_id)
-    .bind(t.purpose.as_str())
-    .bind(t.created_at)
-    .bind(t.expires_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+        params![
+            t.id,
+            t.hash.as_str(),
+            t.user_id,
+            t.purpose.as_str(),
+            t.created_at,
+            t.expires_at,
+        ],
+    )?;
     Ok(())
 }
 

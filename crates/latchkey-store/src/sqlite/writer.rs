@@ -1,0 +1,166 @@
+//! Every write to the SQLite file, on one thread that owns the one writing connection.
+//!
+//! SQLite lets one connection write at a time, so the writes of a node are a queue whatever we
+//! do. Through sqlx, each statement of a transaction was handed to a worker thread and its
+//! answer handed back: two thread switches per statement, about thirty per password + TOTP
+//! login, and most of a login's CPU beside argon2 (`BENCHMARKS.md`, "Where a login's time
+//! goes"). Here a whole transaction is one job: it is sent to the writer thread, runs there
+//! from `BEGIN IMMEDIATE` to `COMMIT` with `rusqlite`, and its answer comes back once.
+//!
+//! A job that fails rolls back (the transaction is dropped uncommitted), so nothing is left
+//! half-written. Other processes (the CLI, other nodes on the same file) share the file
+//! through SQLite's own locking; the busy timeout bounds the wait for them.
+
+use std::{
+    path::Path,
+    sync::{Mutex, mpsc},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use latchkey_service::{StoreError, store::StoreResult};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::lite_err;
+
+/// A transaction to run on the writer's connection.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The longest a write waits for another process's write lock.
+const BUSY: Duration = Duration::from_secs(10);
+
+/// The writer thread and the way to it.
+pub(super) struct Writer {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Open the writing connection to an existing, migrated database (WAL is a property of the
+    /// file by then) and start its thread.
+    pub(super) fn open(path: &Path) -> StoreResult<Self> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(lite_err)?;
+        conn.busy_timeout(BUSY).map_err(lite_err)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(lite_err)?;
+        // Every commit is on disk before it is answered (a used TOTP step must stay used).
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(lite_err)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("latchkey-sqlite-writer".into())
+            .spawn(move || {
+                let mut conn = conn;
+                // Ends when the last sender is dropped; the connection closes with the thread,
+                // and the last connection to close checkpoints the WAL.
+                while let Ok(job) = queue.recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
+        Ok(Self {
+            jobs: Mutex::new(Some(jobs)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Run `f` in one `BEGIN IMMEDIATE` transaction on the writer thread: committed when it
+    /// returns `Ok`, rolled back otherwise. `BEGIN IMMEDIATE` takes the write lock first, so a
+    /// transaction that reads then writes never fails half-way on a stale snapshot.
+    pub(super) async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(lite_err)
+                .and_then(|tx| {
+                    let value = f(&tx)?;
+                    tx.commit().map_err(lite_err)?;
+                    Ok(value)
+                });
+            let _ = answer.send(result);
+        });
+        let sent = match self.jobs.lock() {
+            Ok(jobs) => jobs.as_ref().map(|j| j.send(job).is_ok()),
+            Err(_) => None,
+        };
+        if sent != Some(true) {
+            return Err(StoreError::Unavailable("the database is closed".into()));
+        }
+        answered
+            .await
+            .map_err(|_| StoreError::Unavailable("the database writer stopped".into()))?
+    }
+
+    /// Stop taking writes, let the queued ones finish, and close the connection.
+    pub(super) fn close(&self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(path: &Path) -> i64 {
+        Connection::open(path)
+            .and_then(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn a_job_commits_all_or_nothing_and_a_closed_writer_refuses() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("w.db");
+        Connection::open(&path)
+            .and_then(|c| c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER)"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let writer = Writer::open(&path).unwrap_or_else(|e| panic!("{e}"));
+
+        let two = writer
+            .run(|tx| {
+                super::super::lite::exec(tx, "INSERT INTO t VALUES (1), (2)", [])?;
+                Ok(2)
+            })
+            .await;
+        assert_eq!(two.ok(), Some(2));
+        assert_eq!(count(&path), 2);
+
+        // A job that fails after writing leaves nothing of what it wrote.
+        let failed = writer
+            .run(|tx| {
+                super::super::lite::exec(tx, "INSERT INTO t VALUES (3)", [])?;
+                Err::<(), _>(StoreError::Conflict("lost a race"))
+            })
+            .await;
+        assert!(matches!(failed, Err(StoreError::Conflict(_))));
+        assert_eq!(count(&path), 2, "the failed job was rolled back");
+
+        writer.close();
+        let refused = writer.run(|_| Ok(())).await;
+        assert!(
+            matches!(refused, Err(StoreError::Unavailable(_))),
+            "a closed store fails closed: {refused:?}"
+        );
+        assert_eq!(count(&path), 2);
+    }
+}
