@@ -253,8 +253,10 @@ impl Conn {
             self.addr,
             text.len()
         );
-        stream.get_mut().write_all(head.as_bytes())?;
-        stream.get_mut().write_all(text.as_bytes())?;
+        // One write, so the request leaves in one segment and the server reads it at once.
+        let mut request = head.into_bytes();
+        request.extend_from_slice(text.as_bytes());
+        stream.get_mut().write_all(&request)?;
         let mut status_line = String::new();
         stream.read_line(&mut status_line)?;
         let status: u16 = status_line
