@@ -8,10 +8,12 @@
 //! from `BEGIN IMMEDIATE` to `COMMIT` with `rusqlite`, and its answer comes back once.
 //!
 //! A job that fails rolls back (the transaction is dropped uncommitted), so nothing is left
-//! half-written. Other processes (the CLI, other nodes on the same file) share the file
+//! half-written. A job once queued runs to its end even if its caller has gone away (a client
+//! that hangs up): a claimed login attempt stays counted (SECURITY L2). Other processes (the CLI, other nodes on the same file) share the file
 //! through SQLite's own locking; the busy timeout bounds the wait for them.
 
 use std::{
+    panic::AssertUnwindSafe,
     path::Path,
     sync::{Mutex, mpsc},
     thread::JoinHandle,
@@ -63,7 +65,12 @@ impl Writer {
                 // Ends when the last sender is dropped; the connection closes with the thread,
                 // and the last connection to close checkpoints the WAL.
                 while let Ok(job) = queue.recv() {
-                    job(&mut conn);
+                    // A job that panics (a bug) is rolled back as its transaction unwinds, and
+                    // its caller hears "unavailable"; the writer goes on with the next.
+                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+                    if ran.is_err() {
+                        tracing::error!("a database write panicked and was rolled back");
+                    }
                 }
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
