@@ -112,7 +112,7 @@ impl<S: Store> Service<S> {
             subject: user.email.normalized(),
         };
         // A place for the hash first: "busy" must not count against the user's lockout.
-        let admission = self.hashing.admit()?;
+        let admission = self.hashing.admit().await?;
         let claim = self.claim(env, &key, caller).await?;
         let stored = self
             .store

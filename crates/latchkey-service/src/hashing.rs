@@ -2,8 +2,9 @@
 //!
 //! argon2id costs tens of milliseconds of CPU and 19 MiB or more of memory per hash, so it runs
 //! on `workers` threads of its own, started with the pool and never on the async executor. At
-//! most `queue` requests wait or run; past that the caller gets [`Busy`] at once (the API answers
-//! 503 with `Retry-After`), so a burst of logins cannot stall session checks.
+//! most `queue` requests wait or run; past that the caller waits up to [`ADMISSION_WAIT`] for a
+//! place and then gets [`Busy`] (the API answers 503 with `Retry-After`), so a burst of logins
+//! cannot stall session checks.
 //!
 //! Why threads of its own rather than tokio's blocking pool: the allocator keeps a freed hash's
 //! memory in the arena of the thread that used it, and tokio starts a new blocking thread
@@ -14,7 +15,10 @@
 use std::sync::{Arc, Mutex, mpsc};
 
 use latchkey_core::password::{Argon2Hasher, HashCost, PasswordError};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
+
+/// How long a request waits for a place in a full pool before it is refused (503).
+pub const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The pool is saturated; try again shortly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -76,17 +80,27 @@ impl HashPool {
         F: FnOnce(&Argon2Hasher) -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.admit()?.run(f).await
+        self.admit().await?.run(f).await
     }
 
     /// A place in the pool, taken before anything is counted: a login refused because the
-    /// pool is full must not count as an attempt against the user's lockout.
-    pub fn admit(&self) -> Result<Admission, Busy> {
-        let permit = self
-            .admitted
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Busy)?;
+    /// pool is full must not count as an attempt against the user's lockout. When the pool is
+    /// full, the request waits up to [`ADMISSION_WAIT`] for a place (places are handed out in
+    /// the order asked), using no CPU meanwhile, and is refused only then. A burst is absorbed
+    /// instead of refused, and a storm of clients that retry at once, ignoring `Retry-After`,
+    /// can send a few refused requests per second each instead of thousands: the CPU stays
+    /// with the hashes being computed and with session checks (`BENCHMARKS.md`).
+    pub async fn admit(&self) -> Result<Admission, Busy> {
+        let permit = match self.admitted.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(Busy),
+            Err(TryAcquireError::NoPermits) => {
+                tokio::time::timeout(ADMISSION_WAIT, self.admitted.clone().acquire_owned())
+                    .await
+                    .map_err(|_| Busy)?
+                    .map_err(|_| Busy)?
+            }
+        };
         Ok(Admission {
             jobs: self.jobs.clone(),
             permit,

@@ -495,6 +495,45 @@ async fn the_hashing_pool_is_bounded_and_answers_busy_beyond_it() {
     );
 }
 
+/// A full pool makes a request wait a little for a place before refusing it: a place that
+/// frees within the wait is taken (a burst is absorbed), one that does not is refused after
+/// the wait, not at once (a storm that ignores `Retry-After` is paced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_waits_briefly_for_a_place_then_refuses() {
+    use latchkey_service::hashing::ADMISSION_WAIT;
+    let pool = HashPool::new(HashCost::insecure_for_tests(), 1, 1).unwrap();
+    let busy_for = |ms: u64| {
+        move |_: &latchkey_core::password::Argon2Hasher| {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+    };
+    let p = pool.clone();
+    let short = tokio::spawn(async move { p.run(busy_for(60)).await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        pool.run(|_| 7).await,
+        Ok(7),
+        "the place freed within the wait"
+    );
+    assert!(short.await.unwrap().is_ok());
+
+    let p = pool.clone();
+    let long =
+        tokio::spawn(async move { p.run(busy_for(u64::try_from(ADMISSION_WAIT.as_millis()).unwrap() * 3)).await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let asked = std::time::Instant::now();
+    assert!(
+        pool.run(|_| ()).await.is_err(),
+        "refused when no place frees"
+    );
+    assert!(
+        asked.elapsed() >= ADMISSION_WAIT,
+        "refused only after the wait: {:?}",
+        asked.elapsed()
+    );
+    assert!(long.await.unwrap().is_ok());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_caller_that_goes_away_does_not_free_its_hashing_slot() {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -582,7 +621,7 @@ async fn busy_answers_do_not_count_against_the_lockout() {
         .await
         .unwrap();
     // The only place in the pool is taken: every login is "busy", more than the lockout allows.
-    let held = service.hashing().admit().unwrap();
+    let held = service.hashing().admit().await.unwrap();
     for _ in 0..10 {
         let r = service
             .login_password(&anonymous, &slug("dev"), "rosa@example.com", password)
