@@ -9,15 +9,18 @@
 //!
 //! A job that fails rolls back (the transaction is dropped uncommitted), so nothing is left
 //! half-written. A job once queued runs to its end even if its caller has gone away (a client
-//! that hangs up): a claimed login attempt stays counted (SECURITY L2). Other processes (the CLI, other nodes on the same file) share the file
-//! through SQLite's own locking; the busy timeout bounds the wait for them.
+//! that hangs up): a claimed login attempt stays counted (SECURITY L2). A job that waited more
+//! than [`QUEUE_DEADLINE`] for its turn is not run: its caller hears "unavailable" (R2).
+//!
+//! Other processes (the CLI, other nodes on the same file) share the file through SQLite's own
+//! locking; the busy timeout bounds the wait for them.
 
 use std::{
     panic::AssertUnwindSafe,
     path::Path,
     sync::{Mutex, mpsc},
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use latchkey_service::{StoreError, store::StoreResult};
@@ -26,15 +29,24 @@ use tokio::sync::oneshot;
 
 use super::lite_err;
 
-/// A transaction to run on the writer's connection.
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// A transaction to run on the writer's connection, given how long it waited in the queue.
+type Job = Box<dyn FnOnce(&mut Connection, Duration) + Send>;
+
+/// A write that has waited this long for its turn (another process holding the write lock,
+/// each write before it waiting out [`BUSY`]) is answered unavailable without running: the
+/// caller fails closed within a bounded time, and a backlog built up during an outage is not
+/// applied once the database is back (a login attempt nobody is waiting for any more must not
+/// count against a lockout).
+const QUEUE_DEADLINE: Duration = Duration::from_secs(15);
 
 /// The longest a write waits for another process's write lock.
 const BUSY: Duration = Duration::from_secs(10);
 
 /// The writer thread and the way to it.
 pub(super) struct Writer {
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    jobs: Mutex<Option<mpsc::Sender<(Instant, Job)>>>,
+    /// [`QUEUE_DEADLINE`], shorter in tests.
+    deadline: Duration,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -48,6 +60,10 @@ impl Writer {
     /// Open the writing connection to an existing, migrated database (WAL is a property of the
     /// file by then) and start its thread.
     pub(super) fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with_deadline(path, QUEUE_DEADLINE)
+    }
+
+    fn open_with_deadline(path: &Path, deadline: Duration) -> StoreResult<Self> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(lite_err)?;
         conn.busy_timeout(BUSY).map_err(lite_err)?;
@@ -57,17 +73,18 @@ impl Writer {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(lite_err)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<(Instant, Job)>();
         let thread = std::thread::Builder::new()
             .name("latchkey-sqlite-writer".into())
             .spawn(move || {
                 let mut conn = conn;
                 // Ends when the last sender is dropped; the connection closes with the thread,
                 // and the last connection to close checkpoints the WAL.
-                while let Ok(job) = queue.recv() {
+                while let Ok((queued, job)) = queue.recv() {
+                    let waited = queued.elapsed();
                     // A job that panics (a bug) is rolled back as its transaction unwinds, and
                     // its caller hears "unavailable"; the writer goes on with the next.
-                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn, waited)));
                     if ran.is_err() {
                         tracing::error!("a database write panicked and was rolled back");
                     }
@@ -76,6 +93,7 @@ impl Writer {
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),
+            deadline,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -89,7 +107,14 @@ impl Writer {
         F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
+        let deadline = self.deadline;
+        let job: Job = Box::new(move |conn, waited| {
+            if waited > deadline {
+                let _ = answer.send(Err(StoreError::Unavailable(
+                    "the database is busy: a write waited too long for its turn".into(),
+                )));
+                return;
+            }
             let result = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(lite_err)
@@ -101,7 +126,7 @@ impl Writer {
             let _ = answer.send(result);
         });
         let sent = match self.jobs.lock() {
-            Ok(jobs) => jobs.as_ref().map(|j| j.send(job).is_ok()),
+            Ok(jobs) => jobs.as_ref().map(|j| j.send((Instant::now(), job)).is_ok()),
             Err(_) => None,
         };
         if sent != Some(true) {
@@ -169,5 +194,45 @@ mod tests {
             "a closed store fails closed: {refused:?}"
         );
         assert_eq!(count(&path), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_waited_past_the_deadline_is_refused_and_not_applied() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("w.db");
+        let other = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        other
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER)")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let writer = std::sync::Arc::new(
+            Writer::open_with_deadline(&path, Duration::from_millis(300))
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        // Another process holds the write lock for a second.
+        other
+            .execute_batch("BEGIN IMMEDIATE")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let insert = |x: i64| {
+            let w = std::sync::Arc::clone(&writer);
+            tokio::spawn(async move {
+                w.run(move |tx| super::super::lite::exec(tx, "INSERT INTO t VALUES (?1)", [x]))
+                    .await
+            })
+        };
+        let first = insert(1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second = insert(2);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        other
+            .execute_batch("COMMIT")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let first = first.await.unwrap_or_else(|e| panic!("{e}"));
+        let second = second.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first.ok(), Some(1), "the running write waited for the lock");
+        assert!(
+            matches!(second, Err(StoreError::Unavailable(_))),
+            "the queued write outlived its deadline: {second:?}"
+        );
+        assert_eq!(count(&path), 1, "and was not applied");
     }
 }
