@@ -518,8 +518,12 @@ async fn a_full_pool_waits_briefly_for_a_place_then_refuses() {
     assert!(short.await.unwrap().is_ok());
 
     let p = pool.clone();
-    let long =
-        tokio::spawn(async move { p.run(busy_for(u64::try_from(ADMISSION_WAIT.as_millis()).unwrap() * 3)).await });
+    let long = tokio::spawn(async move {
+        p.run(busy_for(
+            u64::try_from(ADMISSION_WAIT.as_millis()).unwrap() * 3,
+        ))
+        .await
+    });
     tokio::time::sleep(Duration::from_millis(20)).await;
     let asked = std::time::Instant::now();
     assert!(

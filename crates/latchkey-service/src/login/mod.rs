@@ -67,10 +67,6 @@ impl<S: Store> Service<S> {
         if email.len() > 320 || email.trim().is_empty() || email.chars().any(char::is_control) {
             return Err(ServiceError::Invalid("enter an email address".into()));
         }
-        // A place for the hash before anything is read or counted: "busy" must not count
-        // against the user's lockout, and under a login storm the refusal must cost next to
-        // nothing, so that session checks keep their share of the CPU (`BENCHMARKS.md`).
-        let admission = self.hashing.admit().await?;
         self.check_ip(&env, caller).await?;
         let key = CounterKey {
             env: env.slug.clone(),
@@ -88,6 +84,9 @@ impl<S: Store> Service<S> {
                 .map_or_else(String::new, |s| s.user.id.clone()),
         };
         self.refuse_if_locked(&second).await?;
+        // A place for the hash before the attempt is counted: "busy" must not count against
+        // the user's lockout. A throttled or locked caller hears 429 first, as SPEC §2 says.
+        let admission = self.hashing.admit().await?;
         let claim = self.claim(&env, &key, caller).await?;
         let stored = subject.as_ref().and_then(|s| s.password_hash.clone());
         // One argon2 run for known and unknown emails alike (P7); a hash weaker than the
