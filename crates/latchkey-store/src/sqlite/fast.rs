@@ -1,4 +1,5 @@
-//! The session check's read, on SQLite, without sqlx's hand-off of every statement to a worker
+//! Point reads on SQLite — the session check's, and a login's (environment, counters, user,
+//! login transaction, authenticators) — without sqlx's hand-off of every statement to a worker
 //! thread and back (two thread switches per query; half the CPU of a check in the profile in
 //! `BENCHMARKS.md`). A small pool of read-only `rusqlite` connections to the same file (the
 //! same bundled SQLite library), used inline on the calling task: an indexed read from the

@@ -2,7 +2,8 @@
 //!
 //! WAL journal, `synchronous=FULL`, foreign keys on, a busy timeout, one writer connection
 //! whose transactions open with `BEGIN IMMEDIATE` (so read-then-write never fails on a stale
-//! snapshot), and a pool of readers. Other processes (the CLI beside a running server) share
+//! snapshot) on a thread of its own (`writer.rs`), point reads inline on read-only connections
+//! (`fast.rs`), and sqlx's pool of readers for lists and counts. Other processes (the CLI beside a running server) share
 //! the file through SQLite's own locking.
 
 mod audit;
