@@ -9,8 +9,7 @@ use rusqlite::{Connection, Params, Row};
 /// A `rusqlite` error as the service sees it, as `crate::map_err` does for sqlx: a duplicate is
 /// a conflict, a missing reference is not found, a broken rule or an unreadable value is
 /// corruption, anything else (a busy or failed database) is unavailable.
-pub(super) fn lite_err(e: rusqlite::Error) -> latchkey_service::StoreError {
-    use latchkey_service::StoreError;
+pub(super) fn lite_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ffi;
     match e {
         rusqlite::Error::SqliteFailure(f, _)

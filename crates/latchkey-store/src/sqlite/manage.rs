@@ -8,8 +8,6 @@ use latchkey_service::{
         StoreResult, UserUpdate,
     },
 };
-use std::sync::LazyLock;
-
 use rusqlite::{Connection, params};
 use sqlx::sqlite::SqliteRow;
 
@@ -71,14 +69,6 @@ fn end_everything(tx: &Connection, user_id: &str) -> StoreResult<u64> {
     logins::end_all(tx, user_id)?;
     Ok(ended)
 }
-
-/// A user's row, read back inside the transaction that changed it.
-static USER_BY_ID: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {} FROM users u WHERE u.env = ?1 AND u.id = ?2",
-        lite::USER_COLUMNS
-    )
-});
 
 fn token(row: &SqliteRow) -> StoreResult<ApiTokenRecord> {
     let env: Option<String> = rows::get(row, "env")?;
@@ -161,7 +151,7 @@ impl ManageStore for SqliteStore {
                 for r in &records {
                     audit::insert(tx, r)?;
                 }
-                let user = lite::one(tx, &USER_BY_ID, [env.as_str(), &id], lite::user)?
+                let user = users::get(tx, &env, &id)?
                     .ok_or(latchkey_service::StoreError::NotFound)?;
                 Ok(Some((user, ended)))
             })

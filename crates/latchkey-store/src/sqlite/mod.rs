@@ -326,7 +326,7 @@ impl AdminStore for SqliteStore {
     }
 
     async fn get_user(&self, env: &EnvSlug, id: &str) -> StoreResult<Option<User>> {
-        users::get(&self.readers, env, id).await
+        self.fast.read(|c| users::get(c, env, id))
     }
 
     async fn find_user_by_email(
@@ -334,7 +334,8 @@ impl AdminStore for SqliteStore {
         env: &EnvSlug,
         email_normalized: &str,
     ) -> StoreResult<Option<User>> {
-        users::find_by_email(&self.readers, env, email_normalized).await
+        self.fast
+            .read(|c| users::find_by_email(c, env, email_normalized))
     }
 
     async fn list_users(&self, env: &EnvSlug, query: &UserQuery) -> StoreResult<Vec<User>> {

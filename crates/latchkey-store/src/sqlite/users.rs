@@ -2,6 +2,8 @@
 
 use latchkey_core::model::{EnvSlug, Role, User, UserState};
 use latchkey_service::store::{MfaFilter, NewSetupToken, NewUser, StoreResult, UserQuery};
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, params};
 use sqlx::SqlitePool;
 
@@ -60,34 +62,24 @@ pub(super) fn insert_setup_token(tx: &Connection, t: &NewSetupToken) -> StoreRes
     Ok(())
 }
 
-pub(super) async fn get(pool: &SqlitePool, env: &EnvSlug, id: &str) -> StoreResult<Option<User>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users u WHERE u.env = ?1 AND u.id = ?2"
-    ));
-    let row = sqlx::query(sql)
-        .bind(env.as_str())
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(map_err)?;
-    row.as_ref().map(rows::user).transpose()
+static BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {USER_COLUMNS} FROM users u WHERE u.env = ?1 AND u.id = ?2"));
+
+static BY_EMAIL: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {USER_COLUMNS} FROM users u WHERE u.env = ?1 AND u.email_norm = ?2")
+});
+
+/// A user by id, in `env` (a point read, inline or inside a write).
+pub(super) fn get(conn: &Connection, env: &EnvSlug, id: &str) -> StoreResult<Option<User>> {
+    lite::one(conn, &BY_ID, [env.as_str(), id], lite::user)
 }
 
-pub(super) async fn find_by_email(
-    pool: &SqlitePool,
+pub(super) fn find_by_email(
+    conn: &Connection,
     env: &EnvSlug,
     email_norm: &str,
 ) -> StoreResult<Option<User>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users u WHERE u.env = ?1 AND u.email_norm = ?2"
-    ));
-    let row = sqlx::query(sql)
-        .bind(env.as_str())
-        .bind(email_norm)
-        .fetch_optional(pool)
-        .await
-        .map_err(map_err)?;
-    row.as_ref().map(rows::user).transpose()
+    lite::one(conn, &BY_EMAIL, [env.as_str(), email_norm], lite::user)
 }
 
 pub(super) async fn list(
