@@ -55,6 +55,20 @@ pub enum KeyCheck {
     Mismatch { recorded: String },
 }
 
+impl KeyCheck {
+    /// The answer of a claim that inserted `fingerprint` unless one was recorded (`inserted`
+    /// tells whether it was), and then read back what is recorded.
+    pub fn after_claim(inserted: bool, recorded: String, fingerprint: &str) -> Self {
+        if inserted {
+            Self::Recorded
+        } else if recorded == fingerprint {
+            Self::Matches
+        } else {
+            Self::Mismatch { recorded }
+        }
+    }
+}
+
 /// Why a setup link was issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetupPurpose {

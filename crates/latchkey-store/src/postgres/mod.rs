@@ -128,13 +128,7 @@ impl AdminStore for PgStore {
                 .await
                 .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        Ok(if inserted == 1 {
-            KeyCheck::Recorded
-        } else if recorded == fingerprint {
-            KeyCheck::Matches
-        } else {
-            KeyCheck::Mismatch { recorded }
-        })
+        Ok(KeyCheck::after_claim(inserted == 1, recorded, fingerprint))
     }
 
     async fn key_fingerprint(&self) -> StoreResult<Option<String>> {

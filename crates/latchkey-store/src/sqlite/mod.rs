@@ -222,13 +222,7 @@ impl AdminStore for SqliteStore {
                     lite::first::<String>,
                 )?
                 .ok_or(latchkey_service::StoreError::NotFound)?;
-                Ok(if inserted == 1 {
-                    KeyCheck::Recorded
-                } else if recorded == fingerprint {
-                    KeyCheck::Matches
-                } else {
-                    KeyCheck::Mismatch { recorded }
-                })
+                Ok(KeyCheck::after_claim(inserted == 1, recorded, &fingerprint))
             })
             .await
     }
