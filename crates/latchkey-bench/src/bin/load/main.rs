@@ -9,11 +9,14 @@
 //!
 //! Every loop is bounded in count and time, and every request goes to 127.0.0.1.
 
+mod cpu;
+mod http;
+mod server;
+
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::{SocketAddr, TcpStream},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    net::SocketAddr,
+    path::PathBuf,
+    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -27,6 +30,12 @@ use latchkey_core::{
     totp::{TotpParams, TotpSecret, code_at},
 };
 use serde_json::{Value, json};
+
+use crate::{
+    cpu::CpuSample,
+    http::Conn,
+    server::{cli, start, start_tls},
+};
 
 const PASSWORD: &str = "benchmark passphrase for load";
 
@@ -97,191 +106,6 @@ fn parse_args() -> anyhow::Result<Args> {
         );
     }
     Ok(args)
-}
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(bin: &Path, dir: &Path, db: Option<&str>) -> anyhow::Result<Server> {
-    serve(bin, dir, db, &["--listen", "127.0.0.1:0"], "http")
-}
-
-/// `latchkey serve` with `args`, in `dir`; returns once it says where it listens.
-fn serve(
-    bin: &Path,
-    dir: &Path,
-    db: Option<&str>,
-    args: &[&str],
-    scheme: &str,
-) -> anyhow::Result<Server> {
-    let mut command = Command::new(bin);
-    if let Some(url) = db {
-        command.env("LATCHKEY_DATABASE", url);
-    }
-    let mut child = command
-        .current_dir(dir)
-        .arg("serve")
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot start {}", bin.display()))?;
-    let out = child.stdout.take().context("no stdout")?;
-    let prefix = format!("Listening on {scheme}://");
-    for line in BufReader::new(out).lines() {
-        let line = line?;
-        if let Some(addr) = line.strip_prefix(prefix.as_str()) {
-            return Ok(Server {
-                child,
-                addr: addr.parse()?,
-            });
-        }
-    }
-    bail!("the server exited before listening")
-}
-
-/// A second server on the same database, speaking HTTPS with a fresh self-signed certificate
-/// (made with `openssl`).
-fn start_tls(bin: &Path, dir: &Path, db: Option<&str>) -> anyhow::Result<Server> {
-    let made = Command::new("openssl")
-        .current_dir(dir)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "tls-key.pem",
-            "-out",
-            "tls-cert.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .output()
-        .context("openssl is needed for --tls")?;
-    if !made.status.success() {
-        bail!("openssl: {}", String::from_utf8_lossy(&made.stderr));
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let (listen, url) = (
-        format!("127.0.0.1:{port}"),
-        format!("https://127.0.0.1:{port}"),
-    );
-    serve(
-        bin,
-        dir,
-        db,
-        &[
-            "--listen",
-            &listen,
-            "--public-url",
-            &url,
-            "--tls-cert",
-            "tls-cert.pem",
-            "--tls-key",
-            "tls-key.pem",
-        ],
-        "https",
-    )
-}
-
-fn cli(bin: &Path, dir: &Path, db: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
-    let mut command = Command::new(bin);
-    if let Some(url) = db {
-        command.env("LATCHKEY_DATABASE", url);
-    }
-    let out = command.current_dir(dir).args(args).output()?;
-    if !out.status.success() {
-        bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// A keep-alive HTTP/1.1 connection (one per thread).
-struct Conn {
-    addr: SocketAddr,
-    stream: Option<BufReader<TcpStream>>,
-}
-
-impl Conn {
-    fn new(addr: SocketAddr) -> Self {
-        Self { addr, stream: None }
-    }
-
-    fn post(&mut self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        for _ in 0..2 {
-            if self.stream.is_none() {
-                let s = TcpStream::connect(self.addr)?;
-                s.set_nodelay(true)?;
-                s.set_read_timeout(Some(Duration::from_secs(30)))?;
-                self.stream = Some(BufReader::new(s));
-            }
-            match self.try_post(path, body) {
-                Ok(r) => return Ok(r),
-                Err(_) => self.stream = None,
-            }
-        }
-        bail!("request to {path} failed twice")
-    }
-
-    fn try_post(&mut self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let stream = self.stream.as_mut().context("not connected")?;
-        let text = body.to_string();
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            self.addr,
-            text.len()
-        );
-        // One write, so the request leaves in one segment and the server reads it at once.
-        let mut request = head.into_bytes();
-        request.extend_from_slice(text.as_bytes());
-        stream.get_mut().write_all(&request)?;
-        let mut status_line = String::new();
-        stream.read_line(&mut status_line)?;
-        let status: u16 = status_line
-            .split_whitespace()
-            .nth(1)
-            .context("no status")?
-            .parse()?;
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            stream.read_line(&mut line)?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse()?;
-            }
-        }
-        let mut buf = vec![0u8; length];
-        stream.read_exact(&mut buf)?;
-        Ok((status, serde_json::from_slice(&buf).unwrap_or(Value::Null)))
-    }
 }
 
 fn now() -> i64 {
@@ -676,6 +500,7 @@ fn main() -> anyhow::Result<()> {
             .collect();
     let users = Arc::new(users);
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu_before = CpuSample::take(server.child.id());
     let started = Instant::now();
     let workers: Vec<_> = (0..args.threads)
         .map(|_| {
@@ -705,6 +530,7 @@ fn main() -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_before.per_unit(&CpuSample::take(server.child.id()), args.logins);
     let logins_per_sec = f64::from(u32::try_from(args.logins).unwrap_or(u32::MAX)) / elapsed;
     let hash_time = f64::midpoint(single_before, single_hash(&hasher, &pw));
     let core_count = f64::from(u32::try_from(cores).unwrap_or(1));
@@ -744,6 +570,21 @@ fn main() -> anyhow::Result<()> {
     results.insert("argon2_bound".into(), json!(bound));
     results.insert("logins_per_sec".into(), json!(logins_per_sec));
     results.insert("logins_vs_bound".into(), json!(logins_per_sec / bound));
+    println!(
+        "CPU per login (ms, all cores): {}",
+        cpu.iter()
+            .map(|(k, ms)| format!("{k} {ms:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    results.insert(
+        "login_cpu_ms".into(),
+        json!(
+            cpu.into_iter()
+                .map(|(k, ms)| (k, json!(ms)))
+                .collect::<serde_json::Map<String, Value>>()
+        ),
+    );
 
     // A session for the session-check figure.
     let mut conn = Conn::new(server.addr);
