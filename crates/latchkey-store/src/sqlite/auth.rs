@@ -12,7 +12,9 @@ use latchkey_service::{
 };
 use rusqlite::params;
 
-use super::{SqliteStore, audit, credentials, lite, logins, sessions, throttle};
+use super::{
+    SqliteStore, audit, credentials, lite, logins, sessions, throttle, writer::Durability,
+};
 
 impl AuthStore for SqliteStore {
     async fn login_subject(
@@ -67,8 +69,11 @@ impl AuthStore for SqliteStore {
         now: i64,
     ) -> StoreResult<Claim> {
         let (key, settings) = (key.clone(), *settings);
+        // On disk with the attempt's verdict, which is written (synced) before it is answered.
         self.writer
-            .run(move |tx| throttle::claim(tx, &key, &settings, now))
+            .run_with(Durability::WithNextSync, move |tx| {
+                throttle::claim(tx, &key, &settings, now)
+            })
             .await
     }
 
@@ -323,5 +328,64 @@ impl AuthStore for SqliteStore {
     async fn has_recovery_code(&self, user_id: &str, hash: &TokenHash) -> StoreResult<bool> {
         self.fast
             .read(|c| credentials::has_code(c, user_id, hash.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A claim commits without waiting for the disk; every write that settles it (the verdict,
+    /// a reset) commits synced, and so flushes the claim with it before anything is answered.
+    #[tokio::test]
+    async fn a_claim_is_flushed_by_the_synced_write_that_settles_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("latchkey.db");
+        let store = SqliteStore::open_path(&path)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        rusqlite::Connection::open(&path)
+            .and_then(|c| {
+                c.execute_batch(
+                    "INSERT INTO environments (slug, name, mfa_policy, session_max_age, created_at, updated_at)
+                         VALUES ('shop', 'Shop', 'optional', 86400, 1, 1)",
+                )
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let key = CounterKey {
+            env: EnvSlug::parse("shop").unwrap_or_else(|e| panic!("{e}")),
+            kind: CounterKind::Password,
+            subject: "dan@example.com".into(),
+        };
+        let settings = LockoutSettings::default();
+        let claim = store
+            .claim_attempt(&key, &settings, 100)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(claim, Claim::Allowed { attempt: 1, .. }));
+        assert_eq!(store.writer.last_commit(), Some(Durability::WithNextSync));
+        store
+            .record_failure(&Failure {
+                key: &key,
+                claim,
+                settings: &settings,
+                user_id: None,
+                ip: Some("192.0.2.1"),
+                now: 100,
+                audit: &[],
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.writer.last_commit(), Some(Durability::Synced));
+        store
+            .claim_attempt(&key, &settings, 101)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .reset_counter(&key)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.writer.last_commit(), Some(Durability::Synced));
+        store.close().await;
     }
 }

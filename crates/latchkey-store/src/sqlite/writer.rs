@@ -18,7 +18,11 @@
 use std::{
     panic::AssertUnwindSafe,
     path::Path,
-    sync::{Mutex, mpsc},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU8, Ordering},
+        mpsc,
+    },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -29,8 +33,25 @@ use tokio::sync::oneshot;
 
 use super::lite_err;
 
-/// A transaction to run on the writer's connection, given how long it waited in the queue.
-type Job = Box<dyn FnOnce(&mut Connection, Duration) + Send>;
+/// A transaction to run on the writer's connection, given the durability the connection is
+/// set to and how long the job waited in the queue.
+type Job = Box<dyn FnOnce(&mut Connection, &mut Durability, Duration) + Send>;
+
+/// When a commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Durability {
+    /// Before it is answered (`synchronous = FULL`): every write whose answer the client acts
+    /// on — a used TOTP step, a session, a lock, a revocation.
+    Synced = 1,
+    /// With the next synced commit (`synchronous = NORMAL`: the WAL is not flushed at this
+    /// commit). The WAL is one file written in order, so flushing it for any later commit
+    /// flushes this one too; a crash of the process loses nothing, only a crash of the machine
+    /// before the next synced commit does. For a claimed login attempt
+    /// ([`super::throttle::claim`]): every answer that follows a claim — the verdict, a lock —
+    /// is a synced write of its own, so no attempt is answered before its claim is on disk.
+    WithNextSync = 2,
+}
 
 /// A write that has waited this long for its turn (another process holding the write lock,
 /// each write before it waiting out [`BUSY`]) is answered unavailable without running: the
@@ -48,6 +69,8 @@ pub(super) struct Writer {
     /// [`QUEUE_DEADLINE`], shorter in tests.
     deadline: Duration,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The durability of the last commit (`Durability as u8`, 0 before any), for tests.
+    last_commit: Arc<AtomicU8>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -69,7 +92,8 @@ impl Writer {
         conn.busy_timeout(BUSY).map_err(lite_err)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(lite_err)?;
-        // Every commit is on disk before it is answered (a used TOTP step must stay used).
+        // A commit is on disk before it is answered (a used TOTP step must stay used), unless
+        // its job says otherwise (`Durability`).
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(lite_err)?;
         conn.set_prepared_statement_cache_capacity(64);
@@ -78,13 +102,17 @@ impl Writer {
             .name("latchkey-sqlite-writer".into())
             .spawn(move || {
                 let mut conn = conn;
+                // What the connection was opened with, above.
+                let mut durability = Durability::Synced;
                 // Ends when the last sender is dropped; the connection closes with the thread,
                 // and the last connection to close checkpoints the WAL.
                 while let Ok((queued, job)) = queue.recv() {
                     let waited = queued.elapsed();
                     // A job that panics (a bug) is rolled back as its transaction unwinds, and
                     // its caller hears "unavailable"; the writer goes on with the next.
-                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn, waited)));
+                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        job(&mut conn, &mut durability, waited);
+                    }));
                     if ran.is_err() {
                         tracing::error!("a database write panicked and was rolled back");
                     }
@@ -95,6 +123,7 @@ impl Writer {
             jobs: Mutex::new(Some(jobs)),
             deadline,
             thread: Mutex::new(Some(thread)),
+            last_commit: Arc::new(AtomicU8::new(0)),
         })
     }
 
@@ -106,14 +135,36 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
     {
+        self.run_with(Durability::Synced, f).await
+    }
+
+    /// [`Writer::run`], committed with the given [`Durability`].
+    pub(super) async fn run_with<T, F>(&self, wanted: Durability, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
         let (answer, answered) = oneshot::channel();
-        let deadline = self.deadline;
-        let job: Job = Box::new(move |conn, waited| {
+        let (deadline, last_commit) = (self.deadline, Arc::clone(&self.last_commit));
+        let job: Job = Box::new(move |conn, durability, waited| {
             if waited > deadline {
                 let _ = answer.send(Err(StoreError::Unavailable(
                     "the database is busy: a write waited too long for its turn".into(),
                 )));
                 return;
+            }
+            if *durability != wanted {
+                let level = match wanted {
+                    Durability::Synced => "FULL",
+                    Durability::WithNextSync => "NORMAL",
+                };
+                // A job never runs at a level it did not ask for: if the switch fails, it is
+                // refused, and the connection keeps the level it had.
+                if let Err(e) = conn.pragma_update(None, "synchronous", level) {
+                    let _ = answer.send(Err(lite_err(e)));
+                    return;
+                }
+                *durability = wanted;
             }
             let result = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -121,6 +172,7 @@ impl Writer {
                 .and_then(|tx| {
                     let value = f(&tx)?;
                     tx.commit().map_err(lite_err)?;
+                    last_commit.store(wanted as u8, Ordering::Relaxed);
                     Ok(value)
                 });
             let _ = answer.send(result);
@@ -135,6 +187,16 @@ impl Writer {
         answered
             .await
             .map_err(|_| StoreError::Unavailable("the database writer stopped".into()))?
+    }
+
+    /// The durability the last committed job asked for.
+    #[cfg(test)]
+    pub(super) fn last_commit(&self) -> Option<Durability> {
+        match self.last_commit.load(Ordering::Relaxed) {
+            x if x == Durability::Synced as u8 => Some(Durability::Synced),
+            x if x == Durability::WithNextSync as u8 => Some(Durability::WithNextSync),
+            _ => None,
+        }
     }
 
     /// Stop taking writes, let the queued ones finish, and close the connection.
@@ -159,14 +221,20 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    #[tokio::test]
-    async fn a_job_commits_all_or_nothing_and_a_closed_writer_refuses() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.path().join("w.db");
+    /// A WAL database with one table `t`, and a writer on it.
+    fn table_and_writer(dir: &Path) -> (std::path::PathBuf, Writer) {
+        let path = dir.join("w.db");
         Connection::open(&path)
             .and_then(|c| c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER)"))
             .unwrap_or_else(|e| panic!("{e}"));
         let writer = Writer::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        (path, writer)
+    }
+
+    #[tokio::test]
+    async fn a_job_commits_all_or_nothing_and_a_closed_writer_refuses() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (path, writer) = table_and_writer(dir.path());
 
         let two = writer
             .run(|tx| {
@@ -194,6 +262,39 @@ mod tests {
             "a closed store fails closed: {refused:?}"
         );
         assert_eq!(count(&path), 2);
+    }
+
+    /// `synchronous` as the job's transaction sees it: 2 is FULL, 1 is NORMAL.
+    fn level(tx: &Transaction<'_>) -> StoreResult<i64> {
+        tx.query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .map_err(lite_err)
+    }
+
+    #[tokio::test]
+    async fn each_job_commits_at_the_durability_it_asked_for() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (path, writer) = table_and_writer(dir.path());
+        let at = |d: Durability| {
+            let writer = &writer;
+            async move { writer.run_with(d, level).await.ok() }
+        };
+        // Synced by default; a job that may wait for the next sync gets NORMAL, and the next
+        // synced job FULL again, whatever ran before it (a used TOTP step is on disk when
+        // answered: SECURITY T4).
+        assert_eq!(writer.run(level).await.ok(), Some(2));
+        assert_eq!(at(Durability::WithNextSync).await, Some(1));
+        assert_eq!(at(Durability::WithNextSync).await, Some(1));
+        assert_eq!(writer.run(level).await.ok(), Some(2));
+        assert_eq!(at(Durability::Synced).await, Some(2));
+        // What a job wrote at either level is committed and visible to every connection.
+        let wrote = writer
+            .run_with(Durability::WithNextSync, |tx| {
+                super::super::lite::exec(tx, "INSERT INTO t VALUES (1)", [])
+            })
+            .await;
+        assert_eq!(wrote.ok(), Some(1));
+        assert_eq!(count(&path), 1);
+        writer.close();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
