@@ -13,7 +13,10 @@ use serde_json::json;
 
 use crate::{
     AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
-    store::{Claim, CounterKey, CounterKind, Failure, NewRecoveryCode, Proof, Store, conflict},
+    store::{
+        AuthenticatorRecord, Claim, CounterKey, CounterKind, Failure, NewRecoveryCode, Proof,
+        Store, conflict,
+    },
 };
 
 /// Recovery codes issued at once (SPEC §1).
@@ -215,22 +218,19 @@ impl<S: Store> Service<S> {
         input: &ParsedFactor,
     ) -> ServiceResult<Result<Proof, Refusal>> {
         match input {
-            ParsedFactor::Code(code) => {
+            ParsedFactor::Code {
+                code,
+                authenticators,
+            } => {
                 let now = self.now();
                 let mut replay = false;
-                for a in self
-                    .store
-                    .list_authenticators(&user.id)
-                    .await?
-                    .into_iter()
-                    .filter(|a| a.confirmed_at.is_some())
-                {
+                for a in authenticators {
                     let secret = open_secret(&self.keyring, &a.secret_sealed, &a.id)?;
                     if let Some(step) =
                         totp::verify(&secret, &a.params, code, now, a.last_step, env.totp_window)
                     {
                         return Ok(Ok(Proof::Totp {
-                            authenticator_id: a.id,
+                            authenticator_id: a.id.clone(),
                             step,
                         }));
                     }
@@ -265,14 +265,15 @@ impl<S: Store> Service<S> {
     ) -> ServiceResult<ParsedFactor> {
         match input {
             FactorInput::Code(text) => {
-                let mut digits: Vec<Digits> = Vec::new();
-                for a in self
+                let authenticators: Vec<AuthenticatorRecord> = self
                     .store
                     .list_authenticators(&user.id)
                     .await?
-                    .iter()
+                    .into_iter()
                     .filter(|a| a.confirmed_at.is_some())
-                {
+                    .collect();
+                let mut digits: Vec<Digits> = Vec::new();
+                for a in &authenticators {
                     if !digits.contains(&a.params.digits()) {
                         digits.push(a.params.digits());
                     }
@@ -280,7 +281,11 @@ impl<S: Store> Service<S> {
                 if digits.is_empty() {
                     digits.push(Digits::Six);
                 }
-                Ok(ParsedFactor::Code(parse_code(text, &digits)?))
+                let code = parse_code(text, &digits)?;
+                Ok(ParsedFactor::Code {
+                    code,
+                    authenticators,
+                })
             }
             FactorInput::RecoveryCode(text) => {
                 Ok(ParsedFactor::RecoveryCode(parse_recovery_code(text)?))
@@ -396,7 +401,13 @@ pub(crate) struct Fresh {
 /// A second factor after parsing.
 #[derive(Debug, Clone)]
 pub enum ParsedFactor {
-    Code(TotpCode),
+    /// A TOTP code, with the user's confirmed authenticators it is checked against: read once,
+    /// before the attempt is claimed. A step another request uses in between is caught by the
+    /// write that consumes it (a conditional update), and counted as a replay (SECURITY T4).
+    Code {
+        code: TotpCode,
+        authenticators: Vec<AuthenticatorRecord>,
+    },
     RecoveryCode(RecoveryCode),
 }
 
