@@ -284,7 +284,8 @@ impl<S: Store> Service<S> {
             Outcome::Success,
             Some(json!({"authenticator": id, "label": label}).to_string()),
         )];
-        self.store
+        let confirmed = self
+            .store
             .confirm_authenticator(&Confirmation {
                 user_id: &user.id,
                 authenticator_id: id,
@@ -294,7 +295,16 @@ impl<S: Store> Service<S> {
                 now: self.now(),
                 audit: &audit,
             })
-            .await?;
+            .await;
+        match confirmed {
+            Ok(()) => {}
+            Err(e @ (crate::StoreError::Conflict(_) | crate::StoreError::NotFound)) => {
+                return Err(self
+                    .refused_after_claim(env, &key, claim, user, caller, e.into())
+                    .await);
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(minted.map(|(shown, _)| shown))
     }
 

@@ -336,7 +336,37 @@ impl<S: Store> Service<S> {
                     .await?;
                 Err(ServiceError::InvalidCode)
             }
+            Err(e @ (crate::StoreError::Conflict(_) | crate::StoreError::NotFound)) => Err(self
+                .refused_after_claim(env, &fresh.key, fresh.claim, user, caller, e.into())
+                .await),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A claimed attempt whose factor was right but whose write was refused for another reason
+    /// (the login expired or was ended by a lock meanwhile, the authenticator went away, the
+    /// policy forbids the change): settled as a failed attempt, a synced write, before `refusal`
+    /// is answered. The claim is on disk before anything tells the caller the factor was right
+    /// (`docs/SECURITY.md`, R1), and the lock a concurrent failure set is never undone.
+    pub(crate) async fn refused_after_claim(
+        &self,
+        env: &Environment,
+        key: &CounterKey,
+        claim: Claim,
+        user: &User,
+        caller: &Caller,
+        refusal: ServiceError,
+    ) -> ServiceError {
+        let reason = match &refusal {
+            ServiceError::LoginExpired => "login_expired",
+            _ => "refused",
+        };
+        match self
+            .fail_attempt(env, key, claim, Some(user), caller, reason)
+            .await
+        {
+            Ok(()) => refusal,
+            Err(e) => e,
         }
     }
 

@@ -270,6 +270,68 @@ fn of_twelve_concurrent_submissions_of_one_code_exactly_one_wins() {
     assert!(answers.iter().all(|r| matches!(r.status, 200 | 401 | 429)));
 }
 
+/// Two submissions of one right code on one login, both claimed before either is written: the
+/// one that loses the login to the other hears `login_expired`, which tells it the code was
+/// right, so its attempt is settled as a failure (a synced write) before that answer: its
+/// claim is on disk with it (`docs/SECURITY.md`, R1).
+#[test]
+fn a_right_code_that_loses_its_login_to_a_race_is_settled_as_a_failure() {
+    let (dir, server) = setup("required");
+    let alice = invite_and_enrol(&server, dir.path(), "prod", "alice@example.com", PASSWORD);
+    let lt = login_token(&password_login(&server, "prod", &alice.email, PASSWORD));
+    wait_for_fresh_step();
+    let code = code_from_uri(&alice.uri, now() + 30);
+    let failures = || {
+        common::audit_types(dir.path(), "prod")
+            .iter()
+            .filter(|t| *t == "login.failed")
+            .count()
+    };
+    assert_eq!(failures(), 0);
+    // Another process holds the write lock, so both submissions queue at their claim.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut other = rt.block_on(async {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c
+    });
+    let addr = server.addr;
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let body = json!({"login_token": lt, "code": code}).to_string();
+            thread::spawn(move || {
+                common::request(
+                    addr,
+                    "POST",
+                    "/api/v1/environments/prod/login/mfa",
+                    &[("content-type", "application/json")],
+                    Some(body.as_bytes()),
+                )
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(700));
+    rt.block_on(async {
+        sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    });
+    let mut answers: Vec<_> = handles
+        .into_iter()
+        .map(|h| {
+            let r = h.join().unwrap();
+            (r.status, r.code())
+        })
+        .collect();
+    answers.sort();
+    assert_eq!(answers[0].0, 200, "{answers:?}");
+    assert_eq!(answers[1].1, "login_expired", "{answers:?}");
+    assert_eq!(failures(), 1, "the losing attempt is recorded");
+}
+
 #[test]
 fn wrong_codes_lock_the_account_and_the_right_code_is_refused_while_locked() {
     let (dir, server) = setup("required");

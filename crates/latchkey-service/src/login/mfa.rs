@@ -106,6 +106,9 @@ impl<S: Store> Service<S> {
                     .await?;
                 Err(ServiceError::InvalidCode)
             }
+            Err(e @ ServiceError::LoginExpired) => Err(self
+                .refused_after_claim(env, &key, claim, user, caller, e)
+                .await),
             Err(e) => Err(e),
         }
     }
@@ -209,29 +212,39 @@ impl<S: Store> Service<S> {
             ),
             self.login_succeeded(env, user, &amr, caller),
         ];
-        self.write_step(LoginWrite {
-            now: self.now(),
-            user_id: user.id.clone(),
-            from: Some((txn.id.clone(), Step::MfaSetupRequired)),
-            next: decision.next,
-            password: None,
-            rehash: None,
-            proof: None,
-            new_authenticator: Some(NewAuthenticator {
-                id: authenticator_id,
+        let written = self
+            .write_step(LoginWrite {
+                now: self.now(),
                 user_id: user.id.clone(),
-                label,
-                secret_sealed: sealed,
-                params,
-                confirmed_at: Some(self.now()),
-                last_step: Some(step),
-                created_at: self.now(),
-            }),
-            new_recovery_codes: Some(stored_codes),
-            reset_counters: vec![key],
-            audit,
-        })
-        .await?;
+                from: Some((txn.id.clone(), Step::MfaSetupRequired)),
+                next: decision.next,
+                password: None,
+                rehash: None,
+                proof: None,
+                new_authenticator: Some(NewAuthenticator {
+                    id: authenticator_id,
+                    user_id: user.id.clone(),
+                    label,
+                    secret_sealed: sealed,
+                    params,
+                    confirmed_at: Some(self.now()),
+                    last_step: Some(step),
+                    created_at: self.now(),
+                }),
+                new_recovery_codes: Some(stored_codes),
+                reset_counters: vec![key.clone()],
+                audit,
+            })
+            .await;
+        match written {
+            Ok(()) => {}
+            Err(e @ ServiceError::LoginExpired) => {
+                return Err(self
+                    .refused_after_claim(env, &key, claim, user, caller, e)
+                    .await);
+            }
+            Err(e) => return Err(e),
+        }
         let mut answer = decision.answer;
         answer.recovery_codes = Some(codes);
         if let Some(u) = answer.user.as_mut() {

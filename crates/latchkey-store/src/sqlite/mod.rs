@@ -1,6 +1,7 @@
 //! The SQLite store: the embedded default for one node (DESIGN §9).
 //!
-//! WAL journal, `synchronous=FULL`, foreign keys on, a busy timeout, one writer connection
+//! WAL journal, `synchronous=FULL` (but for a login attempt's claim, flushed by the synced
+//! write that settles it: `writer::Durability`), foreign keys on, a busy timeout, one writer connection
 //! whose transactions open with `BEGIN IMMEDIATE` (so read-then-write never fails on a stale
 //! snapshot) on a thread of its own (`writer.rs`), point reads inline on read-only connections
 //! (`fast.rs`), and sqlx's pool of readers for lists and counts. Other processes (the CLI beside a running server) share

@@ -48,8 +48,10 @@ pub(super) enum Durability {
     /// commit). The WAL is one file written in order, so flushing it for any later commit
     /// flushes this one too; a crash of the process loses nothing, only a crash of the machine
     /// before the next synced commit does. For a claimed login attempt
-    /// ([`super::throttle::claim`]): every answer that follows a claim — the verdict, a lock —
-    /// is a synced write of its own, so no attempt is answered before its claim is on disk.
+    /// ([`super::throttle::claim`]): the service settles every claim it allowed with a synced
+    /// write that changes rows (a success resets the counter, anything else records a failed
+    /// attempt) before it says anything about the factor, so no verdict goes out before its
+    /// claim is on disk. A refused claim changes nothing, or only sets a lock that fails closed.
     WithNextSync = 2,
 }
 
