@@ -245,14 +245,7 @@ fn of_twelve_concurrent_submissions_of_one_code_exactly_one_wins() {
             let (barrier, code) = (std::sync::Arc::clone(&barrier), code.clone());
             thread::spawn(move || {
                 barrier.wait();
-                let body = json!({"login_token": lt, "code": code}).to_string();
-                common::request(
-                    addr,
-                    "POST",
-                    "/api/v1/environments/prod/login/mfa",
-                    &[("content-type", "application/json")],
-                    Some(body.as_bytes()),
-                )
+                common::post_mfa_code(addr, "prod", &lt, &code)
             })
         })
         .collect();
@@ -303,16 +296,8 @@ fn a_right_code_that_loses_its_login_to_a_race_is_settled_as_a_failure() {
     let addr = server.addr;
     let handles: Vec<_> = (0..2)
         .map(|_| {
-            let body = json!({"login_token": lt, "code": code}).to_string();
-            thread::spawn(move || {
-                common::request(
-                    addr,
-                    "POST",
-                    "/api/v1/environments/prod/login/mfa",
-                    &[("content-type", "application/json")],
-                    Some(body.as_bytes()),
-                )
-            })
+            let (lt, code) = (lt.clone(), code.clone());
+            thread::spawn(move || common::post_mfa_code(addr, "prod", &lt, &code))
         })
         .collect();
     thread::sleep(Duration::from_millis(700));

@@ -134,15 +134,7 @@ fn two_nodes_share_replay_lockout_sessions_and_enforcement() {
             let (barrier, code) = (Arc::clone(&barrier), code.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                let body = json!({"login_token": lt, "code": code}).to_string();
-                common::request(
-                    addr,
-                    "POST",
-                    "/api/v1/environments/prod/login/mfa",
-                    &[("content-type", "application/json")],
-                    Some(body.as_bytes()),
-                )
-                .status
+                common::post_mfa_code(addr, "prod", &lt, &code).status
             })
         })
         .collect();

@@ -213,6 +213,18 @@ pub fn request(
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
+/// A code for a login's second-factor step in `env`, sent to `addr` (from any thread).
+pub fn post_mfa_code(addr: SocketAddr, env: &str, login_token: &str, code: &str) -> Response {
+    let body = serde_json::json!({"login_token": login_token, "code": code}).to_string();
+    request(
+        addr,
+        "POST",
+        &format!("/api/v1/environments/{env}/login/mfa"),
+        &[("content-type", "application/json")],
+        Some(body.as_bytes()),
+    )
+}
+
 /// The same, for a server that may be gone (`None` when the connection is refused).
 pub fn try_request(
     addr: SocketAddr,
