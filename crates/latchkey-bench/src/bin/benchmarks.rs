@@ -263,6 +263,12 @@ fn main() -> anyhow::Result<()> {
     );
     let _ = writeln!(
         md,
+        "| during those logins: CPU per login beside argon2 (server runtime and writer, driver, interrupts), and argon2's share of all the machine's time | {} ms; **{}** | |",
+        cell(&field(&small, "login_cpu_beside_hash_ms"), 2),
+        cell(&field(&small, "login_hashing_share"), 3)
+    );
+    let _ = writeln!(
+        md,
         "| `GET /healthz` req/s | {} | |",
         cell(&field(&small, "healthz_rps"), 0)
     );
