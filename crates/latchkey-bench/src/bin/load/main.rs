@@ -9,14 +9,15 @@
 //!
 //! Every loop is bounded in count and time, and every request goes to 127.0.0.1.
 
+mod argon;
+mod client;
 mod cpu;
 mod http;
+mod measure;
 mod server;
 
 use std::{
-    net::SocketAddr,
     path::PathBuf,
-    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -25,15 +26,15 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use latchkey_core::{
-    password::{Argon2Hasher, HashCost, Password},
-    totp::{TotpParams, TotpSecret, code_at},
-};
+use latchkey_core::password::{Argon2Hasher, HashCost, Password};
 use serde_json::{Value, json};
 
 use crate::{
+    argon::{parallel_hash, single_hash},
+    client::{enrol, login},
     cpu::CpuSample,
     http::Conn,
+    measure::{proc_kib, storm, wrk},
     server::{cli, start, start_tls},
 };
 
@@ -106,269 +107,6 @@ fn parse_args() -> anyhow::Result<Args> {
         );
     }
     Ok(args)
-}
-
-fn now() -> i64 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    i64::try_from(secs).unwrap_or(0)
-}
-
-struct User {
-    email: String,
-    secret: TotpSecret,
-    /// The last step used, so each login uses a later one.
-    last_step: i64,
-}
-
-fn enrol(conn: &mut Conn, token: &str, email: &str) -> anyhow::Result<User> {
-    let base = "/api/v1/environments/bench";
-    let (_, r) = conn.post(&format!("{base}/setup-link"), &json!({"token": token}))?;
-    let lt = r["login_token"]
-        .as_str()
-        .context("no login token")?
-        .to_owned();
-    conn.post(
-        &format!("{base}/login/password"),
-        &json!({"login_token": lt, "new_password": PASSWORD}),
-    )?;
-    let (_, offer) = conn.post(
-        &format!("{base}/login/mfa/setup"),
-        &json!({"login_token": lt}),
-    )?;
-    let b32 = offer["secret"].as_str().context("no secret")?;
-    let bytes = decode_base32(b32).context("bad base32")?;
-    let secret = TotpSecret::from_bytes(bytes);
-    let t = now();
-    let code = code_at(&secret, &TotpParams::default(), t);
-    let (status, _) = conn.post(
-        &format!("{base}/login/mfa/setup/confirm"),
-        &json!({"login_token": lt, "code": code, "label": "bench"}),
-    )?;
-    if status != 200 {
-        bail!("enrolment failed with {status}");
-    }
-    Ok(User {
-        email: email.to_owned(),
-        secret,
-        last_step: t / 30,
-    })
-}
-
-fn decode_base32(s: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut out = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = u32::try_from(ALPHABET.iter().position(|a| *a == c)?).ok()?;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((buffer >> bits) & 0xff).ok()?);
-        }
-    }
-    Some(out)
-}
-
-/// One password + TOTP login; the code is for the step after the user's last one.
-fn login(conn: &mut Conn, user: &mut User) -> anyhow::Result<()> {
-    let base = "/api/v1/environments/bench";
-    let (status, r) = conn.post(
-        &format!("{base}/login"),
-        &json!({"email": user.email, "password": PASSWORD}),
-    )?;
-    if status != 200 {
-        bail!("password step: {status} {r}");
-    }
-    let lt = r["login_token"]
-        .as_str()
-        .context("no login token")?
-        .to_owned();
-    let step = (now() / 30).max(user.last_step + 1);
-    if step > now() / 30 + 1 {
-        bail!("user {} has no fresh step left in the window", user.email);
-    }
-    user.last_step = step;
-    let code = code_at(&user.secret, &TotpParams::default(), step * 30);
-    let (status, r) = conn.post(
-        &format!("{base}/login/mfa"),
-        &json!({"login_token": lt, "code": code}),
-    )?;
-    if status != 200 {
-        bail!("code step: {status} {r}");
-    }
-    Ok(())
-}
-
-/// Seconds per hash, one at a time: the median of fifteen.
-fn single_hash(hasher: &Argon2Hasher, pw: &Password) -> f64 {
-    let mut times: Vec<f64> = (0..15)
-        .map(|_| {
-            let t = Instant::now();
-            let _ = hasher.hash(pw);
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    median(&mut times)
-}
-
-/// Seconds per hash with `cores` threads hashing at once (eight hashes each, after one to
-/// warm each thread's memory).
-fn parallel_hash(hasher: &Argon2Hasher, pw: &Password, cores: usize) -> anyhow::Result<f64> {
-    let rounds = 8;
-    let barrier = Arc::new(std::sync::Barrier::new(cores + 1));
-    let threads: Vec<_> = (0..cores)
-        .map(|_| {
-            let (hasher, pw, barrier) = (hasher.clone(), pw.clone(), Arc::clone(&barrier));
-            std::thread::spawn(move || {
-                let _ = hasher.hash(&pw);
-                barrier.wait();
-                for _ in 0..rounds {
-                    let _ = hasher.hash(&pw);
-                }
-            })
-        })
-        .collect();
-    barrier.wait();
-    let started = Instant::now();
-    for t in threads {
-        t.join()
-            .map_err(|_| anyhow::anyhow!("a hashing thread panicked"))?;
-    }
-    Ok(started.elapsed().as_secs_f64() / f64::from(rounds))
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-/// What `wrk` measured.
-struct WrkResult {
-    rps: f64,
-    p99_ms: f64,
-    non2xx: Option<String>,
-}
-
-impl std::fmt::Display for WrkResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.2} req/s, p99 {:.2}ms", self.rps, self.p99_ms)?;
-        if let Some(n) = &self.non2xx {
-            write!(f, " ({n})")?;
-        }
-        Ok(())
-    }
-}
-
-/// `12.3us`, `4.5ms`, `1.2s` → milliseconds.
-fn millis(text: &str) -> Option<f64> {
-    let (n, scale) = if let Some(v) = text.strip_suffix("us") {
-        (v, 1e-3)
-    } else if let Some(v) = text.strip_suffix("ms") {
-        (v, 1.0)
-    } else if let Some(v) = text.strip_suffix('s') {
-        (v, 1e3)
-    } else {
-        return None;
-    };
-    n.parse::<f64>().ok().map(|v| v * scale)
-}
-
-fn wrk(
-    base: &str,
-    path: &str,
-    header: Option<&str>,
-    seconds: u32,
-    connections: u32,
-) -> Option<WrkResult> {
-    let mut cmd = Command::new("wrk");
-    cmd.args([
-        "-t2",
-        &format!("-c{connections}"),
-        &format!("-d{seconds}s"),
-        "--latency",
-    ]);
-    if let Some(h) = header {
-        cmd.args(["-H", h]);
-    }
-    let out = cmd.arg(format!("{base}{path}")).output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let rps = text
-        .lines()
-        .find(|l| l.starts_with("Requests/sec"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    let p99 = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("99%"))?
-        .split_whitespace()
-        .nth(1)?;
-    let non2xx = text
-        .lines()
-        .find(|l| l.contains("Non-2xx"))
-        .map(|l| l.trim().to_owned());
-    Some(WrkResult {
-        rps,
-        p99_ms: millis(p99)?,
-        non2xx,
-    })
-}
-
-/// A line of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
-fn proc_kib(pid: u32, key: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// The storm: `n` clients, each on its own connection, send password logins for `seconds`;
-/// returns the answers by status.
-fn storm(
-    addr: SocketAddr,
-    n: usize,
-    seconds: u32,
-    emails: &[String],
-) -> std::collections::BTreeMap<u16, usize> {
-    let deadline = Instant::now() + Duration::from_secs(u64::from(seconds));
-    let emails = Arc::new(emails.to_vec());
-    let workers: Vec<_> = (0..n)
-        .map(|i| {
-            let emails = Arc::clone(&emails);
-            std::thread::spawn(move || {
-                let mut seen = std::collections::BTreeMap::new();
-                let mut conn = Conn::new(addr);
-                let email = &emails[i % emails.len()];
-                while Instant::now() < deadline {
-                    let status = conn
-                        .post(
-                            "/api/v1/environments/bench/login",
-                            &json!({"email": email, "password": PASSWORD}),
-                        )
-                        .map_or(0, |(s, _)| s);
-                    *seen.entry(status).or_insert(0usize) += 1;
-                }
-                seen
-            })
-        })
-        .collect();
-    let mut all = std::collections::BTreeMap::new();
-    for w in workers {
-        if let Ok(seen) = w.join() {
-            for (k, v) in seen {
-                *all.entry(k).or_insert(0) += v;
-            }
-        }
-    }
-    all
 }
 
 #[allow(clippy::too_many_lines)] // one straight script: set up, storm, measure
@@ -610,25 +348,7 @@ fn main() -> anyhow::Result<()> {
     let mut user = users[users.len() - 1]
         .lock()
         .map_err(|_| anyhow::anyhow!("poisoned"))?;
-    let (_, r) = conn.post(
-        "/api/v1/environments/bench/login",
-        &json!({"email": user.email, "password": PASSWORD}),
-    )?;
-    let lt = r["login_token"]
-        .as_str()
-        .context("no login token")?
-        .to_owned();
-    let step = (now() / 30).max(user.last_step + 1);
-    user.last_step = step;
-    let code = code_at(&user.secret, &TotpParams::default(), step * 30);
-    let (_, r) = conn.post(
-        "/api/v1/environments/bench/login/mfa",
-        &json!({"login_token": lt, "code": code}),
-    )?;
-    let token = r["session"]["token"]
-        .as_str()
-        .context("no session")?
-        .to_owned();
+    let token = login(&mut conn, &mut user)?;
     drop(user);
     if args.hold > 0 {
         println!("HOLD http://{} {token} {pid}", server.addr);
