@@ -181,7 +181,8 @@ impl<S: Store> Service<S> {
                 .store
                 .consume_proof(&user.id, &fresh.proof, self.now())
                 .await;
-            self.settle(env, user, caller, &fresh, consumed).await?;
+            self.settle(env, user, caller, fresh.claimed(), consumed)
+                .await?;
         }
         let secret = TotpSecret::generate()?;
         let id = self.new_id();
@@ -296,15 +297,8 @@ impl<S: Store> Service<S> {
                 audit: &audit,
             })
             .await;
-        match confirmed {
-            Ok(()) => {}
-            Err(e @ (crate::StoreError::Conflict(_) | crate::StoreError::NotFound)) => {
-                return Err(self
-                    .refused_after_claim(env, &key, claim, user, caller, e.into())
-                    .await);
-            }
-            Err(e) => return Err(e.into()),
-        }
+        self.settle(env, user, caller, (&key, claim), confirmed)
+            .await?;
         Ok(minted.map(|(shown, _)| shown))
     }
 
@@ -346,7 +340,10 @@ impl<S: Store> Service<S> {
             .store
             .remove_authenticator(&user.id, id, keep_one, &fresh.proof, self.now(), &record)
             .await;
-        match self.settle(env, user, caller, &fresh, removed).await {
+        match self
+            .settle(env, user, caller, fresh.claimed(), removed)
+            .await
+        {
             Err(ServiceError::Conflict(c)) if c == conflict::LAST_AUTHENTICATOR => {
                 Err(last_one_refusal())
             }
@@ -384,7 +381,8 @@ impl<S: Store> Service<S> {
             .store
             .replace_recovery_codes(&user.id, &stored, &fresh.proof, self.now(), &record)
             .await;
-        self.settle(env, user, caller, &fresh, replaced).await?;
+        self.settle(env, user, caller, fresh.claimed(), replaced)
+            .await?;
         Ok(shown)
     }
 }

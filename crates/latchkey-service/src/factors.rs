@@ -317,14 +317,15 @@ impl<S: Store> Service<S> {
         }
     }
 
-    /// Finish a write that consumed a fresh factor: a lost race for the step or the code is
-    /// counted and answered like any wrong code (SECURITY T4, T5).
+    /// Finish a write made under the claim on `key` after its factor was found right: a lost
+    /// race for the step or the code is counted and answered like any wrong code (SECURITY T4,
+    /// T5), and any other refusal is counted too before it is answered.
     pub(crate) async fn settle<T>(
         &self,
         env: &Environment,
         user: &User,
         caller: &Caller,
-        fresh: &Fresh,
+        (key, claim): (&CounterKey, Claim),
         result: Result<T, crate::StoreError>,
     ) -> ServiceResult<T> {
         match result {
@@ -332,12 +333,12 @@ impl<S: Store> Service<S> {
             Err(crate::StoreError::Conflict(c))
                 if c == conflict::TOTP_STEP || c == conflict::RECOVERY_CODE =>
             {
-                self.fail_attempt(env, &fresh.key, fresh.claim, Some(user), caller, "replay")
+                self.fail_attempt(env, key, claim, Some(user), caller, "replay")
                     .await?;
                 Err(ServiceError::InvalidCode)
             }
             Err(e @ (crate::StoreError::Conflict(_) | crate::StoreError::NotFound)) => Err(self
-                .refused_after_claim(env, &fresh.key, fresh.claim, user, caller, e.into())
+                .refused_after_claim(env, key, claim, user, caller, e.into())
                 .await),
             Err(e) => Err(e.into()),
         }
@@ -426,6 +427,13 @@ pub(crate) struct Fresh {
     pub proof: Proof,
     claim: Claim,
     key: CounterKey,
+}
+
+impl Fresh {
+    /// The counter and the claim the factor was checked under, for [`Service::settle`].
+    pub(crate) fn claimed(&self) -> (&CounterKey, Claim) {
+        (&self.key, self.claim)
+    }
 }
 
 /// A second factor after parsing.

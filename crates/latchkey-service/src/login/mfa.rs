@@ -97,20 +97,9 @@ impl<S: Store> Service<S> {
             reset_counters: vec![key.clone()],
             audit,
         };
-        match self.write_step(write).await {
-            Ok(()) => Ok(decision.answer),
-            Err(ServiceError::InvalidCode) => {
-                // Another request accepted this step or used this code first (SECURITY T4):
-                // answered and counted like any wrong code (T5).
-                self.fail_attempt(env, &key, claim, Some(user), caller, "replay")
-                    .await?;
-                Err(ServiceError::InvalidCode)
-            }
-            Err(e @ ServiceError::LoginExpired) => Err(self
-                .refused_after_claim(env, &key, claim, user, caller, e)
-                .await),
-            Err(e) => Err(e),
-        }
+        self.write_claimed_step(env, user, caller, (&key, claim), write)
+            .await?;
+        Ok(decision.answer)
     }
 
     /// `POST /environments/{env}/login/mfa/setup`: offer a fresh 160-bit secret. Asking again
@@ -212,39 +201,30 @@ impl<S: Store> Service<S> {
             ),
             self.login_succeeded(env, user, &amr, caller),
         ];
-        let written = self
-            .write_step(LoginWrite {
-                now: self.now(),
+        let write = LoginWrite {
+            now: self.now(),
+            user_id: user.id.clone(),
+            from: Some((txn.id.clone(), Step::MfaSetupRequired)),
+            next: decision.next,
+            password: None,
+            rehash: None,
+            proof: None,
+            new_authenticator: Some(NewAuthenticator {
+                id: authenticator_id,
                 user_id: user.id.clone(),
-                from: Some((txn.id.clone(), Step::MfaSetupRequired)),
-                next: decision.next,
-                password: None,
-                rehash: None,
-                proof: None,
-                new_authenticator: Some(NewAuthenticator {
-                    id: authenticator_id,
-                    user_id: user.id.clone(),
-                    label,
-                    secret_sealed: sealed,
-                    params,
-                    confirmed_at: Some(self.now()),
-                    last_step: Some(step),
-                    created_at: self.now(),
-                }),
-                new_recovery_codes: Some(stored_codes),
-                reset_counters: vec![key.clone()],
-                audit,
-            })
-            .await;
-        match written {
-            Ok(()) => {}
-            Err(e @ ServiceError::LoginExpired) => {
-                return Err(self
-                    .refused_after_claim(env, &key, claim, user, caller, e)
-                    .await);
-            }
-            Err(e) => return Err(e),
-        }
+                label,
+                secret_sealed: sealed,
+                params,
+                confirmed_at: Some(self.now()),
+                last_step: Some(step),
+                created_at: self.now(),
+            }),
+            new_recovery_codes: Some(stored_codes),
+            reset_counters: vec![key.clone()],
+            audit,
+        };
+        self.write_claimed_step(env, user, caller, (&key, claim), write)
+            .await?;
         let mut answer = decision.answer;
         answer.recovery_codes = Some(codes);
         if let Some(u) = answer.user.as_mut() {

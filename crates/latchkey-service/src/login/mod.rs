@@ -442,6 +442,31 @@ impl<S: Store> Service<S> {
         })
     }
 
+    /// Write a step that consumes an attempt claimed under `key` whose factor was found right.
+    /// Another request that accepted this step or used this code first (SECURITY T4) is answered
+    /// and counted like any wrong code (T5); a login ended meanwhile is counted too, since the
+    /// answer shows the factor was right. Either is recorded before it is answered.
+    pub(crate) async fn write_claimed_step(
+        &self,
+        env: &Environment,
+        user: &User,
+        caller: &Caller,
+        (key, claim): (&CounterKey, crate::store::Claim),
+        write: LoginWrite,
+    ) -> ServiceResult<()> {
+        match self.write_step(write).await {
+            Err(ServiceError::InvalidCode) => {
+                self.fail_attempt(env, key, claim, Some(user), caller, "replay")
+                    .await?;
+                Err(ServiceError::InvalidCode)
+            }
+            Err(e @ ServiceError::LoginExpired) => Err(self
+                .refused_after_claim(env, key, claim, user, caller, e)
+                .await),
+            other => other,
+        }
+    }
+
     pub(crate) fn login_succeeded(
         &self,
         env: &Environment,
