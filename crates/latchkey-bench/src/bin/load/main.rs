@@ -317,17 +317,14 @@ fn main() -> anyhow::Result<()> {
     );
     // Hashing's share of the machine during the logins: the ratio to the bound without the
     // drift of the hash time between the bound's measurement and the logins.
-    let hashing = cpu
-        .iter()
-        .find(|(k, _)| k == "server hashing")
-        .map_or(0.0, |(_, ms)| *ms);
+    let ms_of = |kind: &str| {
+        cpu.iter()
+            .find(|(k, _)| k == kind)
+            .map_or(0.0, |(_, ms)| *ms)
+    };
+    let hashing = ms_of("server hashing");
     let all: f64 = cpu.iter().map(|(_, ms)| ms).sum();
-    let beside = all
-        - hashing
-        - cpu
-            .iter()
-            .find(|(k, _)| k == "idle")
-            .map_or(0.0, |(_, ms)| *ms);
+    let beside = all - hashing - ms_of("idle");
     results.insert("login_cpu_beside_hash_ms".into(), json!(beside));
     results.insert(
         "login_hashing_share".into(),
