@@ -11,7 +11,7 @@ use latchkey_service::{
 use rusqlite::{Connection, params};
 use std::sync::LazyLock;
 
-use super::{audit, authenticators, credentials, lite, sessions, throttle};
+use super::{audit, authenticators, credentials, lite, sessions, sessions::OF_USER, throttle};
 use crate::corrupt;
 
 static SUBJECT: LazyLock<String> = LazyLock::new(|| {
@@ -107,24 +107,26 @@ pub(super) fn insert(tx: &Connection, t: &NewLoginTxn) -> StoreResult<()> {
     Ok(())
 }
 
+/// Through the partial index of migration 0002 (`setup_token_id = ?` implies `IS NOT NULL`).
+pub(super) const END_FROM_LINK: &str = "DELETE FROM login_transactions WHERE setup_token_id = ?1";
+pub(super) static EXPIRE_ALL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE login_transactions AS s SET expires_at = ?2 WHERE {OF_USER} AND s.expires_at > ?2"
+    )
+});
+pub(super) static END_ALL: LazyLock<String> =
+    LazyLock::new(|| format!("DELETE FROM login_transactions AS s WHERE {OF_USER}"));
+
 /// Expire every pending login transaction of a user now (a lockout): the rows stay so a
 /// step on one of them can still be told apart from an unknown token.
 pub(super) fn expire_all(tx: &Connection, user_id: &str, now: i64) -> StoreResult<()> {
-    lite::exec(
-        tx,
-        "UPDATE login_transactions SET expires_at = ?2 WHERE user_id = ?1 AND expires_at > ?2",
-        params![user_id, now],
-    )?;
+    lite::exec(tx, &EXPIRE_ALL, params![user_id, now])?;
     Ok(())
 }
 
 /// End every pending login transaction of a user.
 pub(super) fn end_all(tx: &Connection, user_id: &str) -> StoreResult<u64> {
-    lite::exec(
-        tx,
-        "DELETE FROM login_transactions WHERE user_id = ?1",
-        [user_id],
-    )
+    lite::exec(tx, &END_ALL, [user_id])
 }
 
 pub(super) fn setup_token(
@@ -163,11 +165,7 @@ pub(super) fn begin_setup(tx: &Connection, t: &NewLoginTxn, now: i64) -> StoreRe
     if !valid {
         return Err(StoreError::Conflict(conflict::SETUP_LINK));
     }
-    lite::exec(
-        tx,
-        "DELETE FROM login_transactions WHERE setup_token_id = ?1",
-        [setup_id],
-    )?;
+    lite::exec(tx, END_FROM_LINK, [setup_id])?;
     insert(tx, t)
 }
 

@@ -17,6 +17,8 @@ mod fast;
 mod lite;
 mod logins;
 pub mod manage;
+#[cfg(test)]
+mod plans;
 mod rows;
 mod sessions;
 mod throttle;

@@ -3,6 +3,7 @@
 use latchkey_service::store::{NewSession, SessionRecord, StoreResult};
 use rusqlite::{Connection, params};
 use sqlx::SqlitePool;
+use std::sync::LazyLock;
 
 use super::{lite, rows};
 use crate::map_err;
@@ -30,11 +31,18 @@ pub(super) fn insert(tx: &Connection, s: &NewSession) -> StoreResult<()> {
     Ok(())
 }
 
+/// The rows of user `?1` in a table aliased `s` that has an `(env, user_id)` index: a row's env
+/// is its user's (the foreign key), and the env makes that index usable (migration 0002).
+pub(super) const OF_USER: &str = "s.env = (SELECT env FROM users WHERE id = ?1) AND s.user_id = ?1";
+
+pub(super) static LIST: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM sessions s WHERE {OF_USER} ORDER BY s.id"));
+pub(super) static END_ALL: LazyLock<String> = LazyLock::new(|| {
+    format!("DELETE FROM sessions AS s WHERE {OF_USER} AND (?2 IS NULL OR s.id <> ?2)")
+});
+
 pub(super) async fn list(pool: &SqlitePool, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM sessions s WHERE s.user_id = ?1 ORDER BY s.id"
-    ));
-    let found = sqlx::query(sql)
+    let found = sqlx::query(sqlx::AssertSqlSafe(LIST.as_str()))
         .bind(user_id)
         .fetch_all(pool)
         .await
@@ -44,9 +52,5 @@ pub(super) async fn list(pool: &SqlitePool, user_id: &str) -> StoreResult<Vec<Se
 
 /// End the user's sessions except `keep`; returns how many ended.
 pub(super) fn end_all(tx: &Connection, user_id: &str, keep: Option<&str>) -> StoreResult<u64> {
-    lite::exec(
-        tx,
-        "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)",
-        params![user_id, keep],
-    )
+    lite::exec(tx, &END_ALL, params![user_id, keep])
 }
