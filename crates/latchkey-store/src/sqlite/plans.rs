@@ -34,10 +34,14 @@ async fn statements_on_a_users_rows_search_an_index() {
         (logins::EXPIRE_ALL.as_str(), "login_transactions_env_user"),
         (logins::END_ALL.as_str(), "login_transactions_env_user"),
         (logins::END_FROM_LINK, "login_transactions_setup"),
-        // The foreign key's cascade when a user goes.
+        // The foreign keys' cascades when a user goes.
         (
             "DELETE FROM sessions WHERE env = ?1 AND user_id = ?2",
             "sessions_env_user",
+        ),
+        (
+            "DELETE FROM login_transactions WHERE env = ?1 AND user_id = ?2",
+            "login_transactions_env_user",
         ),
     ] {
         let plan = plan(&conn, sql);
@@ -51,4 +55,18 @@ async fn statements_on_a_users_rows_search_an_index() {
             "{sql}: {plan:?}"
         );
     }
+    // And the indexes that migration dropped, which would otherwise serve some of these, are gone.
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name || ': ' || sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .unwrap_or_else(|e| panic!("{e}"));
+    for gone in ["sessions_user:", "login_transactions_user:"] {
+        assert!(!indexes.iter().any(|i| i.starts_with(gone)), "{indexes:?}");
+    }
+    assert!(
+        indexes
+            .iter()
+            .any(|i| i.starts_with("login_transactions_setup:") && i.contains("IS NOT NULL")),
+        "{indexes:?}"
+    );
 }
