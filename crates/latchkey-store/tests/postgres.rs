@@ -93,6 +93,41 @@ static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 
 store_suite!(fresh());
 
+/// Migration 0002 left one index per purpose on a login's rows: `(env, user_id)` for a user's
+/// rows, and the setup-link index only where a login has one.
+#[tokio::test]
+async fn a_logins_rows_carry_only_the_indexes_they_need() {
+    let Some((store, guard)) = fresh().await else {
+        return;
+    };
+    drop(store);
+    let url = admin_url()
+        .rsplit_once('/')
+        .map(|(server, _)| format!("{server}/{}", guard.name));
+    let mut c = PgConnection::connect(&url.unwrap()).await.unwrap();
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes \
+         WHERE tablename IN ('sessions', 'login_transactions')",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    let def = |name: &str| {
+        indexes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.as_str())
+    };
+    assert_eq!(def("sessions_user"), None, "{indexes:?}");
+    assert_eq!(def("login_transactions_user"), None, "{indexes:?}");
+    assert!(def("sessions_env_user").is_some(), "{indexes:?}");
+    assert!(def("login_transactions_env_user").is_some(), "{indexes:?}");
+    assert!(
+        def("login_transactions_setup").is_some_and(|d| d.contains("IS NOT NULL")),
+        "{indexes:?}"
+    );
+}
+
 /// Say why a test skips, past the test harness's output capture, so it shows in a normal run.
 fn say(message: &str) {
     use std::io::Write as _;

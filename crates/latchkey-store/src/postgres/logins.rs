@@ -10,8 +10,9 @@ use latchkey_service::{
 };
 use sqlx::{PgPool, Postgres, Transaction};
 
-use super::{audit, authenticators, credentials, rows, sessions, throttle};
+use super::{audit, authenticators, credentials, rows, sessions, sessions::OF_USER, throttle};
 use crate::{corrupt, map_err};
+use std::sync::LazyLock;
 
 pub(super) async fn subject(
     pool: &PgPool,
@@ -124,6 +125,14 @@ pub(super) async fn insert(
     Ok(())
 }
 
+static EXPIRE_ALL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE login_transactions AS s SET expires_at = $2 WHERE {OF_USER} AND s.expires_at > $2"
+    )
+});
+static END_ALL: LazyLock<String> =
+    LazyLock::new(|| format!("DELETE FROM login_transactions AS s WHERE {OF_USER}"));
+
 /// Expire every pending login transaction of a user now (a lockout): the rows stay so a
 /// step on one of them can still be told apart from an unknown token.
 pub(super) async fn expire_all(
@@ -131,14 +140,12 @@ pub(super) async fn expire_all(
     user_id: &str,
     now: i64,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE login_transactions SET expires_at = $2 WHERE user_id = $1 AND expires_at > $2",
-    )
-    .bind(user_id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+    sqlx::query(sqlx::AssertSqlSafe(EXPIRE_ALL.as_str()))
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
     Ok(())
 }
 
@@ -147,14 +154,12 @@ pub(super) async fn end_all(
     tx: &mut Transaction<'static, Postgres>,
     user_id: &str,
 ) -> StoreResult<u64> {
-    Ok(
-        sqlx::query("DELETE FROM login_transactions WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected(),
-    )
+    Ok(sqlx::query(sqlx::AssertSqlSafe(END_ALL.as_str()))
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected())
 }
 
 pub(super) async fn setup_token(

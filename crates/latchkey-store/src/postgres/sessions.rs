@@ -55,9 +55,17 @@ pub(super) async fn by_token(pool: &PgPool, token_hash: &str) -> StoreResult<Opt
     }))
 }
 
+/// The rows of user `$1` in a table aliased `s` that has an `(env, user_id)` index: a row's env
+/// is its user's (the foreign key), and the env makes that index usable (migration 0002).
+pub(super) const OF_USER: &str = "s.env = (SELECT env FROM users WHERE id = $1) AND s.user_id = $1";
+
+static END_ALL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("DELETE FROM sessions AS s WHERE {OF_USER} AND ($2 IS NULL OR s.id <> $2)")
+});
+
 pub(super) async fn list(pool: &PgPool, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM sessions s WHERE s.user_id = $1 ORDER BY s.id"
+        "SELECT {COLUMNS} FROM sessions s WHERE {OF_USER} ORDER BY s.id"
     ));
     let found = sqlx::query(sql)
         .bind(user_id)
@@ -73,13 +81,11 @@ pub(super) async fn end_all(
     user_id: &str,
     keep: Option<&str>,
 ) -> StoreResult<u64> {
-    Ok(
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)")
-            .bind(user_id)
-            .bind(keep)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected(),
-    )
+    Ok(sqlx::query(sqlx::AssertSqlSafe(END_ALL.as_str()))
+        .bind(user_id)
+        .bind(keep)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected())
 }
