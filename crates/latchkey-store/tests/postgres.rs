@@ -27,6 +27,17 @@ struct Fresh {
     name: String,
 }
 
+impl Fresh {
+    /// The test database's URL: the admin URL with its database replaced.
+    fn url(&self) -> String {
+        let base = admin_url();
+        match base.rsplit_once('/') {
+            Some((server, _db)) => format!("{server}/{}", self.name),
+            None => panic!("LATCHKEY_TEST_POSTGRES_URL must name a database: {base}"),
+        }
+    }
+}
+
 impl Drop for Fresh {
     fn drop(&mut self) {
         let name = self.name.clone();
@@ -69,13 +80,8 @@ async fn fresh() -> Option<(PgStore, Fresh)> {
     let name = format!("latchkey_test_{}", uuid_like());
     let sql = sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""));
     sqlx::query(sql).execute(&mut admin).await.unwrap();
-    let guard = Fresh { name: name.clone() };
-    let base = admin_url();
-    let url = match base.rsplit_once('/') {
-        Some((server, _db)) => format!("{server}/{name}"),
-        None => panic!("LATCHKEY_TEST_POSTGRES_URL must name a database: {base}"),
-    };
-    let store = PgStore::open(&url, 8).await.unwrap();
+    let guard = Fresh { name };
+    let store = PgStore::open(&guard.url(), 8).await.unwrap();
     Some((store, guard))
 }
 
@@ -101,10 +107,7 @@ async fn a_logins_rows_carry_only_the_indexes_they_need() {
         return;
     };
     drop(store);
-    let url = admin_url()
-        .rsplit_once('/')
-        .map(|(server, _)| format!("{server}/{}", guard.name));
-    let mut c = PgConnection::connect(&url.unwrap()).await.unwrap();
+    let mut c = PgConnection::connect(&guard.url()).await.unwrap();
     let indexes: Vec<(String, String)> = sqlx::query_as(
         "SELECT indexname::text, indexdef FROM pg_indexes \
          WHERE tablename IN ('sessions', 'login_transactions')",
