@@ -14,8 +14,8 @@ use serde_json::json;
 use crate::{
     AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
     store::{
-        AuthenticatorRecord, Claim, CounterKey, CounterKind, Failure, NewRecoveryCode, Proof,
-        Store, conflict,
+        AuthenticatorRecord, Claim, CounterKey, CounterKind, Failure, FailureAudit,
+        NewRecoveryCode, Proof, Store, conflict,
     },
 };
 
@@ -96,6 +96,63 @@ pub(crate) fn open_secret(
         .map_err(|e| ServiceError::Internal(format!("cannot open a TOTP secret: {e}")))
 }
 
+/// A confirmed authenticator with its secret opened, to check a code against.
+pub(crate) struct OpenedAuthenticator {
+    id: String,
+    secret: TotpSecret,
+    params: TotpParams,
+    last_step: Option<u64>,
+}
+
+/// Open the secrets of `authenticators` (each sealed under its id).
+pub(crate) fn open_authenticators(
+    keyring: &Keyring,
+    authenticators: &[AuthenticatorRecord],
+) -> ServiceResult<Vec<OpenedAuthenticator>> {
+    authenticators
+        .iter()
+        .map(|a| {
+            Ok(OpenedAuthenticator {
+                id: a.id.clone(),
+                secret: open_secret(keyring, &a.secret_sealed, &a.id)?,
+                params: a.params,
+                last_step: a.last_step,
+            })
+        })
+        .collect()
+}
+
+/// Check a TOTP code against the authenticators at `now`: the step to burn, or why it is
+/// refused (a code of a step already used is a replay, answered like a wrong one: T5).
+pub(crate) fn check_code(
+    authenticators: &[OpenedAuthenticator],
+    code: TotpCode,
+    now: i64,
+    window: u8,
+) -> Result<Proof, Refusal> {
+    let mut replay = false;
+    for a in authenticators {
+        if let Some(step) = totp::verify(&a.secret, &a.params, &code, now, a.last_step, window) {
+            return Ok(Proof::Totp {
+                authenticator_id: a.id.clone(),
+                step,
+            });
+        }
+        replay |= a.last_step.is_some()
+            && totp::verify(&a.secret, &a.params, &code, now, None, window).is_some();
+    }
+    Err(if replay {
+        Refusal::Replay
+    } else {
+        Refusal::Wrong
+    })
+}
+
+/// Tell the operator a failure locked a counter (names only: SECURITY G2).
+pub(crate) fn warn_locked(env: &Environment, key: &CounterKey) {
+    tracing::warn!(env = %env.slug, counter = key.kind.as_str(), "account locked after repeated failures");
+}
+
 /// The second-factor counter of a user.
 pub(crate) fn second_factor_key(env: &Environment, user: &User) -> CounterKey {
     CounterKey {
@@ -118,24 +175,40 @@ impl<S: Store> Service<S> {
             .claim_attempt(key, &env.lockout, self.now())
             .await?;
         if let Claim::Refused { retry_after } = claim {
-            if let Some(ip) = &caller.origin.ip {
-                let record = self.audit(
-                    &env.slug,
-                    caller,
-                    AuditType::LoginFailed,
-                    None,
-                    Outcome::Failure,
-                    Some(json!({"reason": "locked", "counter": key.kind.as_str()}).to_string()),
-                );
-                self.store
-                    .record_ip_failure(&env.slug, ip, self.now(), Some(&record))
-                    .await?;
-            }
-            return Err(ServiceError::TooManyAttempts {
-                retry_after: u64::try_from(retry_after).unwrap_or(1).max(1),
-            });
+            return Err(self.refused_claim(env, key, caller, retry_after).await);
         }
         Ok(claim)
+    }
+
+    /// The answer to a refused claim (429 with `Retry-After`), after counting it against the
+    /// client's IP with its audit record.
+    pub(crate) async fn refused_claim(
+        &self,
+        env: &Environment,
+        key: &CounterKey,
+        caller: &Caller,
+        retry_after: i64,
+    ) -> ServiceError {
+        if let Some(ip) = &caller.origin.ip {
+            let record = self.audit(
+                &env.slug,
+                caller,
+                AuditType::LoginFailed,
+                None,
+                Outcome::Failure,
+                Some(json!({"reason": "locked", "counter": key.kind.as_str()}).to_string()),
+            );
+            if let Err(e) = self
+                .store
+                .record_ip_failure(&env.slug, ip, self.now(), Some(&record))
+                .await
+            {
+                return e.into();
+            }
+        }
+        ServiceError::TooManyAttempts {
+            retry_after: u64::try_from(retry_after).unwrap_or(1).max(1),
+        }
     }
 
     /// 429 while `key` is locked; reads only.
@@ -160,24 +233,7 @@ impl<S: Store> Service<S> {
         reason: &str,
     ) -> ServiceResult<()> {
         let target = user.map(|u| u.id.as_str());
-        let audit = [
-            self.audit(
-                &env.slug,
-                caller,
-                AuditType::LoginFailed,
-                target,
-                Outcome::Failure,
-                Some(json!({"reason": reason, "counter": key.kind.as_str()}).to_string()),
-            ),
-            self.audit(
-                &env.slug,
-                caller,
-                AuditType::LoginLocked,
-                target,
-                Outcome::Failure,
-                Some(json!({"counter": key.kind.as_str()}).to_string()),
-            ),
-        ];
+        let audit = self.failure_audit(env, key, target, caller)(reason);
         let outcome = self
             .store
             .record_failure(&Failure {
@@ -191,9 +247,41 @@ impl<S: Store> Service<S> {
             })
             .await?;
         if outcome.locked_until.is_some() {
-            tracing::warn!(env = %env.slug, counter = key.kind.as_str(), "account locked after repeated failures");
+            warn_locked(env, key);
         }
         Ok(())
+    }
+
+    /// The audit records of a failed attempt on `key`, for its reason: `login.failed`, and
+    /// `login.locked`, which the store keeps only when the failure locks the counter.
+    pub(crate) fn failure_audit(
+        &self,
+        env: &Environment,
+        key: &CounterKey,
+        target: Option<&str>,
+        caller: &Caller,
+    ) -> FailureAudit {
+        let (recorder, env, caller) = (self.recorder.clone(), env.slug.clone(), caller.clone());
+        let (kind, target) = (key.kind.as_str(), target.map(str::to_owned));
+        Box::new(move |reason| {
+            let record = |audit_type, detail: serde_json::Value| {
+                recorder.audit(
+                    &env,
+                    &caller,
+                    audit_type,
+                    target.as_deref(),
+                    Outcome::Failure,
+                    Some(detail.to_string()),
+                )
+            };
+            vec![
+                record(
+                    AuditType::LoginFailed,
+                    json!({"reason": reason, "counter": kind}),
+                ),
+                record(AuditType::LoginLocked, json!({"counter": kind})),
+            ]
+        })
     }
 
     /// Refuse a client whose failures this minute reached the environment's limit (L7).
@@ -221,29 +309,12 @@ impl<S: Store> Service<S> {
             ParsedFactor::Code {
                 code,
                 authenticators,
-            } => {
-                let now = self.now();
-                let mut replay = false;
-                for a in authenticators {
-                    let secret = open_secret(&self.keyring, &a.secret_sealed, &a.id)?;
-                    if let Some(step) =
-                        totp::verify(&secret, &a.params, code, now, a.last_step, env.totp_window)
-                    {
-                        return Ok(Ok(Proof::Totp {
-                            authenticator_id: a.id.clone(),
-                            step,
-                        }));
-                    }
-                    replay |= a.last_step.is_some()
-                        && totp::verify(&secret, &a.params, code, now, None, env.totp_window)
-                            .is_some();
-                }
-                Ok(Err(if replay {
-                    Refusal::Replay
-                } else {
-                    Refusal::Wrong
-                }))
-            }
+            } => Ok(check_code(
+                &open_authenticators(&self.keyring, authenticators)?,
+                *code,
+                self.now(),
+                env.totp_window,
+            )),
             ParsedFactor::RecoveryCode(code) => {
                 // Codes are keyed by the sealing key: try the current key, then older ones.
                 for pepper in self.recovery_peppers() {

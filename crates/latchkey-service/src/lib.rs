@@ -94,8 +94,55 @@ pub struct Service<S> {
     keyring: Arc<Keyring>,
     hashing: HashPool,
     config: Arc<ServiceConfig>,
+    recorder: Recorder,
+}
+
+/// Makes ids and audit records. Cheap to clone into a closure that runs elsewhere: the failure
+/// records of a step attempt are made inside the store's transaction, and only if it fails.
+#[derive(Clone)]
+pub(crate) struct Recorder {
+    clock: Arc<dyn Clock>,
     /// Keeps ids made in the same millisecond in creation order.
     ids: Arc<std::sync::Mutex<uuid::ContextV7>>,
+}
+
+impl Recorder {
+    /// A new id: `UUIDv7`, so ids sort by creation time (cursor pagination relies on it).
+    pub(crate) fn new_id(&self) -> String {
+        let millis = u64::try_from(self.clock.now_millis()).unwrap_or(0);
+        let nanos = u32::try_from((millis % 1000) * 1_000_000).unwrap_or(0);
+        let context = self
+            .ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ts = uuid::Timestamp::from_unix(&*context, millis / 1000, nanos);
+        uuid::Uuid::new_v7(ts).to_string()
+    }
+
+    /// An audit record stamped now.
+    pub(crate) fn audit(
+        &self,
+        env: &EnvSlug,
+        caller: &Caller,
+        kind: AuditType,
+        target: Option<&str>,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) -> AuditRecord {
+        let Caller { actor, origin } = caller;
+        AuditRecord {
+            id: self.new_id(),
+            env: env.clone(),
+            at: self.clock.now(),
+            kind: kind.as_str().to_owned(),
+            actor: actor.audit_name(),
+            target: target.map(str::to_owned),
+            ip: origin.ip.clone(),
+            user_agent: origin.user_agent.clone(),
+            outcome,
+            detail,
+        }
+    }
 }
 
 impl<S: Store> Service<S> {
@@ -123,12 +170,15 @@ impl<S: Store> Service<S> {
         }
         let hashing = HashPool::new(config.hash_cost, config.hash_workers, config.hash_queue)?;
         Ok(Self {
+            recorder: Recorder {
+                clock: Arc::clone(&clock),
+                ids: Arc::new(std::sync::Mutex::new(uuid::ContextV7::new())),
+            },
             store,
             clock,
             keyring: Arc::new(keyring),
             hashing,
             config: Arc::new(config),
-            ids: Arc::new(std::sync::Mutex::new(uuid::ContextV7::new())),
         })
     }
 
@@ -170,14 +220,7 @@ impl<S: Store> Service<S> {
 
     /// A new id: `UUIDv7`, so ids sort by creation time (cursor pagination relies on it).
     pub fn new_id(&self) -> String {
-        let millis = u64::try_from(self.clock.now_millis()).unwrap_or(0);
-        let nanos = u32::try_from((millis % 1000) * 1_000_000).unwrap_or(0);
-        let context = self
-            .ids
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let ts = uuid::Timestamp::from_unix(&*context, millis / 1000, nanos);
-        uuid::Uuid::new_v7(ts).to_string()
+        self.recorder.new_id()
     }
 
     /// A setup link for `user_id` in `env`, valid for `ttl`.
@@ -225,18 +268,7 @@ impl<S: Store> Service<S> {
         outcome: Outcome,
         detail: Option<String>,
     ) -> AuditRecord {
-        let Caller { actor, origin } = caller;
-        AuditRecord {
-            id: self.new_id(),
-            env: env.clone(),
-            at: self.now(),
-            kind: kind.as_str().to_owned(),
-            actor: actor.audit_name(),
-            target: target.map(str::to_owned),
-            ip: origin.ip.clone(),
-            user_agent: origin.user_agent.clone(),
-            outcome,
-            detail,
-        }
+        self.recorder
+            .audit(env, caller, kind, target, outcome, detail)
     }
 }

@@ -13,7 +13,7 @@ use latchkey_service::{
         Confirmation, CounterKey, EnforceCounts, EnvStats, Failure, FailureOutcome, KeyCheck,
         LoginSubject, LoginTxnView, LoginWrite, ManageStore, NewApiToken, NewAuthenticator,
         NewLoginTxn, NewRecoveryCode, NewSetupToken, NewUser, Proof, SessionRecord, SessionView,
-        SetupTokenView, StoreResult, UserQuery, UserUpdate,
+        SetupTokenView, StepAttempt, StepOutcome, StoreResult, UserQuery, UserUpdate,
     },
 };
 
@@ -97,6 +97,7 @@ forward!(AuthStore {
     fn begin_setup_login(&self, txn: &NewLoginTxn, now: i64) -> StoreResult<()>;
     fn claim_attempt(&self, key: &CounterKey, settings: &LockoutSettings, now: i64) -> StoreResult<Claim>;
     fn record_failure(&self, failure: &Failure<'_>) -> StoreResult<FailureOutcome>;
+    fn attempt_step(&self, attempt: StepAttempt) -> StoreResult<StepOutcome>;
     fn locked_until(&self, key: &CounterKey, now: i64) -> StoreResult<Option<i64>>;
     fn reset_counter(&self, key: &CounterKey) -> StoreResult<()>;
     fn ip_failures(&self, env: &EnvSlug, ip: &str, now: i64) -> StoreResult<(u32, i64)>;

@@ -3,7 +3,7 @@
 
 use latchkey_core::{
     login::Step,
-    model::EnvSlug,
+    model::{EnvSlug, Environment, User},
     totp::{self, TotpSecret},
 };
 use serde_json::json;
@@ -11,8 +11,14 @@ use serde_json::json;
 use super::LoginAnswer;
 use crate::{
     AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
-    factors::{FactorInput, MfaOffer, ParsedFactor, parse_code, parse_label},
-    store::{LoginWrite, NewAuthenticator, Proof, Store},
+    factors::{
+        FactorInput, MfaOffer, ParsedFactor, Refusal, check_code, open_authenticators, parse_code,
+        parse_label,
+    },
+    store::{
+        AttemptFacts, CounterKey, Judge, LoginWrite, NewAuthenticator, StepAttempt, StepOutcome,
+        Store,
+    },
 };
 
 /// Setting up a first authenticator inside a login is only for a user who still has none and
@@ -54,15 +60,6 @@ impl<S: Store> Service<S> {
         let (env, user) = (&txn.environment, &txn.user);
         let parsed = self.parse_factor(user, factor).await?;
         let key = crate::factors::second_factor_key(env, user);
-        let claim = self.claim(env, &key, caller).await?;
-        let proof = match self.evaluate_factor(env, user, &parsed).await? {
-            Ok(proof) => proof,
-            Err(refusal) => {
-                self.fail_attempt(env, &key, claim, Some(user), caller, refusal.as_str())
-                    .await?;
-                return Err(ServiceError::InvalidCode);
-            }
-        };
         let method = if matches!(parsed, ParsedFactor::RecoveryCode(_)) {
             "rec"
         } else {
@@ -74,7 +71,7 @@ impl<S: Store> Service<S> {
         );
         let decision = self.decide(env, user, Step::Authenticated, &amr, Some(&txn), caller)?;
         let mut audit = vec![self.login_succeeded(env, user, &amr, caller)];
-        if let Proof::RecoveryCode { .. } = proof {
+        if method == "rec" {
             audit.push(self.audit(
                 &env.slug,
                 caller,
@@ -84,22 +81,92 @@ impl<S: Store> Service<S> {
                 None,
             ));
         }
-        let write = LoginWrite {
+        let mut write = LoginWrite {
             now: self.now(),
             user_id: user.id.clone(),
             from: Some((txn.id.clone(), Step::MfaRequired)),
             next: decision.next,
             password: None,
             rehash: None,
-            proof: Some(proof),
+            proof: None,
             new_authenticator: None,
             new_recovery_codes: None,
             reset_counters: vec![key.clone()],
             audit,
         };
-        self.write_claimed_step(env, user, caller, (&key, claim), write)
-            .await?;
+        match &parsed {
+            ParsedFactor::Code {
+                code,
+                authenticators,
+            } => {
+                let opened = open_authenticators(&self.keyring, authenticators)?;
+                let (code, now, window) = (*code, self.now(), env.totp_window);
+                let judge = move || {
+                    write.proof =
+                        Some(check_code(&opened, code, now, window).map_err(Refusal::as_str)?);
+                    Ok(write)
+                };
+                self.attempt_code_step(env, user, caller, key, Box::new(judge))
+                    .await?;
+            }
+            // A recovery code is looked up before it is consumed, which a judge inside the
+            // store's transaction cannot do: claimed, checked and settled in three calls.
+            ParsedFactor::RecoveryCode(_) => {
+                let claim = self.claim(env, &key, caller).await?;
+                match self.evaluate_factor(env, user, &parsed).await? {
+                    Ok(proof) => write.proof = Some(proof),
+                    Err(refusal) => {
+                        self.fail_attempt(env, &key, claim, Some(user), caller, refusal.as_str())
+                            .await?;
+                        return Err(ServiceError::InvalidCode);
+                    }
+                }
+                self.write_claimed_step(env, user, caller, (&key, claim), write)
+                    .await?;
+            }
+        }
         Ok(decision.answer)
+    }
+
+    /// Claim an attempt on `key`, judge it with `judge` and settle it, in one call to the
+    /// store (one transaction on SQLite): the step's write if the code is right; otherwise a
+    /// counted failure (SECURITY L1), also when the write loses a race for the step (T4, T5)
+    /// or the login ended meanwhile.
+    async fn attempt_code_step(
+        &self,
+        env: &Environment,
+        user: &User,
+        caller: &Caller,
+        key: CounterKey,
+        judge: Judge,
+    ) -> ServiceResult<()> {
+        let attempt = StepAttempt {
+            failure_audit: self.failure_audit(env, &key, Some(&user.id), caller),
+            facts: AttemptFacts {
+                key: key.clone(),
+                settings: env.lockout,
+                user_id: user.id.clone(),
+                ip: caller.origin.ip.clone(),
+                now: self.now(),
+            },
+            judge,
+        };
+        match self.store.attempt_step(attempt).await? {
+            StepOutcome::Written => Ok(()),
+            StepOutcome::Refused { retry_after } => {
+                Err(self.refused_claim(env, &key, caller, retry_after).await)
+            }
+            StepOutcome::Failed {
+                conflict,
+                locked_until,
+                ..
+            } => {
+                if locked_until.is_some() {
+                    crate::factors::warn_locked(env, &key);
+                }
+                Err(conflict.map_or(ServiceError::InvalidCode, super::conflict_error))
+            }
+        }
     }
 
     /// `POST /environments/{env}/login/mfa/setup`: offer a fresh 160-bit secret. Asking again
@@ -174,14 +241,7 @@ impl<S: Store> Service<S> {
         let params = totp::TotpParams::default();
         let code = parse_code(code, &[params.digits()])?;
         let key = crate::factors::second_factor_key(env, user);
-        let claim = self.claim(env, &key, caller).await?;
         let secret = crate::factors::open_secret(&self.keyring, sealed, &pending_aad(&txn.id))?;
-        let Some(step) = totp::verify(&secret, &params, &code, self.now(), None, env.totp_window)
-        else {
-            self.fail_attempt(env, &key, claim, Some(user), caller, "invalid_code")
-                .await?;
-            return Err(ServiceError::InvalidCode);
-        };
         let authenticator_id = self.new_id();
         let sealed = self
             .keyring
@@ -201,29 +261,40 @@ impl<S: Store> Service<S> {
             ),
             self.login_succeeded(env, user, &amr, caller),
         ];
-        let write = LoginWrite {
-            now: self.now(),
+        let now = self.now();
+        let mut authenticator = NewAuthenticator {
+            id: authenticator_id,
+            user_id: user.id.clone(),
+            label,
+            secret_sealed: sealed,
+            params,
+            confirmed_at: Some(now),
+            last_step: None,
+            created_at: now,
+        };
+        let mut write = LoginWrite {
+            now,
             user_id: user.id.clone(),
             from: Some((txn.id.clone(), Step::MfaSetupRequired)),
             next: decision.next,
             password: None,
             rehash: None,
             proof: None,
-            new_authenticator: Some(NewAuthenticator {
-                id: authenticator_id,
-                user_id: user.id.clone(),
-                label,
-                secret_sealed: sealed,
-                params,
-                confirmed_at: Some(self.now()),
-                last_step: Some(step),
-                created_at: self.now(),
-            }),
+            new_authenticator: None,
             new_recovery_codes: Some(stored_codes),
             reset_counters: vec![key.clone()],
             audit,
         };
-        self.write_claimed_step(env, user, caller, (&key, claim), write)
+        let window = env.totp_window;
+        // The confirming code's step is burnt with the new authenticator (SECURITY T4).
+        let judge = move || {
+            let step =
+                totp::verify(&secret, &params, &code, now, None, window).ok_or("invalid_code")?;
+            authenticator.last_step = Some(step);
+            write.new_authenticator = Some(authenticator);
+            Ok(write)
+        };
+        self.attempt_code_step(env, user, caller, key, Box::new(judge))
             .await?;
         let mut answer = decision.answer;
         answer.recovery_codes = Some(codes);

@@ -51,6 +51,18 @@ pub(crate) struct Decision {
     pub answer: LoginAnswer,
 }
 
+/// What the client hears when a step's write fails on `conflict`: a code another request
+/// used first is answered like a wrong code (SECURITY T5).
+pub(crate) fn conflict_error(conflict: &str) -> ServiceError {
+    if conflict == conflict::SETUP_LINK {
+        ServiceError::LinkExpired
+    } else if conflict == conflict::TOTP_STEP || conflict == conflict::RECOVERY_CODE {
+        ServiceError::InvalidCode
+    } else {
+        ServiceError::LoginExpired
+    }
+}
+
 impl<S: Store> Service<S> {
     /// `POST /environments/{env}/login`: check the password, then open the next step.
     #[tracing::instrument(skip_all, fields(env = %env))]
@@ -433,11 +445,7 @@ impl<S: Store> Service<S> {
     /// Write a step, mapping lost races to what the client should hear.
     pub(crate) async fn write_step(&self, write: LoginWrite) -> ServiceResult<()> {
         self.store.write_login(&write).await.map_err(|e| match e {
-            StoreError::Conflict(c) if c == conflict::SETUP_LINK => ServiceError::LinkExpired,
-            StoreError::Conflict(c) if c == conflict::TOTP_STEP || c == conflict::RECOVERY_CODE => {
-                ServiceError::InvalidCode
-            }
-            StoreError::Conflict(_) => ServiceError::LoginExpired,
+            StoreError::Conflict(c) => conflict_error(c),
             other => other.into(),
         })
     }

@@ -329,6 +329,18 @@ pub trait AuthStore: Clone + Send + Sync + 'static {
         failure: &Failure<'_>,
     ) -> impl Future<Output = StoreResult<FailureOutcome>> + Send;
 
+    /// Claim an attempt on `attempt.key`, judge it, and settle it: the judge's write and the
+    /// counter's reset if it is right, a recorded failure ([`Self::record_failure`]) if it is
+    /// wrong or its write fails on a condition (the write's changes rolled back). The judge
+    /// runs only if the claim allowed the attempt. SQLite does it all in one transaction; the
+    /// default composes the three calls ([`super::attempt::composed`]).
+    fn attempt_step(
+        &self,
+        attempt: super::StepAttempt,
+    ) -> impl Future<Output = StoreResult<super::StepOutcome>> + Send {
+        async move { super::attempt::composed(self, attempt).await }
+    }
+
     /// When the counter's lock ends, if it is locked now. Reads only: nothing is counted.
     fn locked_until(
         &self,

@@ -16,9 +16,11 @@ use latchkey_core::{
 
 use crate::audit::AuditRecord;
 
+mod attempt;
 mod auth;
 mod manage;
 
+pub use attempt::*;
 pub use auth::*;
 pub use manage::*;
 

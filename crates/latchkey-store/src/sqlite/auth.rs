@@ -5,9 +5,9 @@ use latchkey_core::{model::EnvSlug, model::LockoutSettings, token::TokenHash};
 use latchkey_service::{
     AuditRecord, StoreError,
     store::{
-        AuthStore, Claim, Confirmation, CounterKey, CounterKind, Failure, FailureOutcome,
-        LoginSubject, LoginTxnView, LoginWrite, NewLoginTxn, NewRecoveryCode, Proof, SessionRecord,
-        SessionView, SetupTokenView, StoreResult,
+        AuthStore, Claim, Confirmation, CounterKey, Failure, FailureOutcome, LoginSubject,
+        LoginTxnView, LoginWrite, NewLoginTxn, NewRecoveryCode, Proof, SessionRecord, SessionView,
+        SetupTokenView, StepAttempt, StepOutcome, StoreResult,
     },
 };
 use rusqlite::params;
@@ -80,34 +80,30 @@ impl AuthStore for SqliteStore {
     async fn record_failure(&self, f: &Failure<'_>) -> StoreResult<FailureOutcome> {
         let (key, settings, claim, now) = (f.key.clone(), *f.settings, f.claim, f.now);
         let (user_id, ip) = (f.user_id.map(str::to_owned), f.ip.map(str::to_owned));
-        let records = f.audit.to_vec();
+        let audit = f.audit.to_vec();
         self.writer
             .run(move |tx| {
-                let mut locked_until = None;
-                if let Claim::Allowed { attempt, locks } = claim
-                    && attempt >= latchkey_core::policy::attempts_allowed(&settings, locks)
-                {
-                    locked_until = Some(throttle::lock(tx, &key, locks, &settings, now)?);
-                    // A lock ends the pending logins (SECURITY L4): after it, the password again.
-                    let user = match (key.kind, user_id) {
-                        (_, Some(id)) => Some(id),
-                        (CounterKind::Password, None) => None,
-                        (CounterKind::SecondFactor, None) => Some(key.subject.clone()),
-                    };
-                    if let Some(user) = user {
-                        logins::expire_all(tx, &user, now)?;
-                    }
-                }
-                if let Some(ip) = &ip {
-                    throttle::count_ip(tx, &key.env, ip, now)?;
-                }
-                for record in &records {
-                    if locked_until.is_some() || record.kind != "login.locked" {
-                        audit::insert(tx, record)?;
-                    }
-                }
-                Ok(FailureOutcome { locked_until })
+                throttle::record_failure(
+                    tx,
+                    &Failure {
+                        key: &key,
+                        claim,
+                        settings: &settings,
+                        user_id: user_id.as_deref(),
+                        ip: ip.as_deref(),
+                        now,
+                        audit: &audit,
+                    },
+                )
             })
+            .await
+    }
+
+    async fn attempt_step(&self, attempt: StepAttempt) -> StoreResult<StepOutcome> {
+        // Claim, judge and settle in one job and one synced commit: a code step costs one
+        // hand-off to the writer and back, not two (`BENCHMARKS.md`).
+        self.writer
+            .run(move |tx| logins::attempt(tx, attempt))
             .await
     }
 
@@ -334,6 +330,7 @@ impl AuthStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use latchkey_service::store::CounterKind;
 
     /// A claim commits without waiting for the disk; every write that settles it (the verdict,
     /// a reset) commits synced, and so flushes the claim with it before anything is answered.

@@ -4,8 +4,8 @@ use latchkey_core::{login::Step, model::EnvSlug};
 use latchkey_service::{
     StoreError,
     store::{
-        LoginNext, LoginSubject, LoginTxnView, LoginWrite, NewLoginTxn, SetupTokenView,
-        StoreResult, conflict,
+        Claim, LoginNext, LoginSubject, LoginTxnView, LoginWrite, NewLoginTxn, SetupTokenView,
+        StepAttempt, StepOutcome, StoreResult, conflict, conflict_reason,
     },
 };
 use rusqlite::{Connection, params};
@@ -264,4 +264,46 @@ pub(super) fn write(tx: &Connection, w: &LoginWrite) -> StoreResult<()> {
         audit::insert(tx, record)?;
     }
     Ok(())
+}
+
+/// Claim, judge and settle one attempt in the writer's transaction (`AuthStore::attempt_step`).
+/// The judge runs after the claim, so of N concurrent attempts only those the round allows are
+/// judged (SECURITY L2). A right factor's write runs under a savepoint: if one of its
+/// conditions fails (a step or code used meanwhile, a login ended), what it wrote is rolled
+/// back and the attempt is recorded as a failure instead, in the same commit (T4, T5).
+pub(super) fn attempt(tx: &Connection, a: StepAttempt) -> StoreResult<StepOutcome> {
+    let StepAttempt {
+        facts,
+        judge,
+        failure_audit,
+    } = a;
+    let claim = throttle::claim(tx, &facts.key, &facts.settings, facts.now)?;
+    if let Claim::Refused { retry_after } = claim {
+        return Ok(StepOutcome::Refused { retry_after });
+    }
+    let (reason, conflict) = match judge() {
+        Err(reason) => (reason, None),
+        Ok(w) => {
+            lite::exec(tx, "SAVEPOINT step", [])?;
+            match write(tx, &w) {
+                Ok(()) => {
+                    lite::exec(tx, "RELEASE step", [])?;
+                    return Ok(StepOutcome::Written);
+                }
+                Err(StoreError::Conflict(c)) => {
+                    lite::exec(tx, "ROLLBACK TO step", [])?;
+                    lite::exec(tx, "RELEASE step", [])?;
+                    (conflict_reason(c), Some(c))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let audit = failure_audit(reason);
+    let outcome = throttle::record_failure(tx, &facts.failure(claim, &audit))?;
+    Ok(StepOutcome::Failed {
+        reason,
+        conflict,
+        locked_until: outcome.locked_until,
+    })
 }

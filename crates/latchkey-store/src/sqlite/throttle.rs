@@ -5,10 +5,12 @@ use latchkey_core::{
     model::{EnvSlug, LockoutSettings},
     policy,
 };
-use latchkey_service::store::{Claim, CounterKey, StoreResult};
+use latchkey_service::store::{
+    Claim, CounterKey, CounterKind, Failure, FailureOutcome, StoreResult,
+};
 use rusqlite::{Connection, params};
 
-use super::lite;
+use super::{audit, lite, logins};
 
 /// The per-IP window: failures are counted per minute.
 const IP_WINDOW: i64 = 60;
@@ -92,6 +94,36 @@ pub(super) fn locked_until(
     now: i64,
 ) -> StoreResult<Option<i64>> {
     Ok(locked_until_any(conn, key)?.filter(|u| *u > now))
+}
+
+/// Record a failed attempt claimed under `f.claim`: the last attempt a round allows locks the
+/// counter and ends the user's pending logins (SECURITY L4); the client's IP is counted; the
+/// `login.locked` record is kept only with a lock.
+pub(super) fn record_failure(tx: &Connection, f: &Failure<'_>) -> StoreResult<FailureOutcome> {
+    let mut locked_until = None;
+    if let Claim::Allowed { attempt, locks } = f.claim
+        && attempt >= policy::attempts_allowed(f.settings, locks)
+    {
+        locked_until = Some(lock(tx, f.key, locks, f.settings, f.now)?);
+        // A lock ends the pending logins (SECURITY L4): after it, the password again.
+        let user = match (f.key.kind, f.user_id) {
+            (_, Some(id)) => Some(id),
+            (CounterKind::Password, None) => None,
+            (CounterKind::SecondFactor, None) => Some(f.key.subject.as_str()),
+        };
+        if let Some(user) = user {
+            logins::expire_all(tx, user, f.now)?;
+        }
+    }
+    if let Some(ip) = f.ip {
+        count_ip(tx, &f.key.env, ip, f.now)?;
+    }
+    for record in f.audit {
+        if locked_until.is_some() || record.kind != "login.locked" {
+            audit::insert(tx, record)?;
+        }
+    }
+    Ok(FailureOutcome { locked_until })
 }
 
 /// Lock the counter for the length its history asks; returns when the lock ends.

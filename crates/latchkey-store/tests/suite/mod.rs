@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+mod attempts;
+
+pub use attempts::*;
+
 use std::sync::Arc;
 
 use latchkey_core::{
@@ -97,7 +101,7 @@ pub fn authenticator(id: &str, user_id: &str, confirmed: bool) -> NewAuthenticat
     }
 }
 
-fn ok<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
+pub fn ok<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("{e:?}"))
 }
 
@@ -117,7 +121,12 @@ pub async fn seed<S: Store>(store: &S) {
         .await);
 }
 
-async fn add_user<S: Store>(store: &S, env: &str, n: u32, email: &str) -> Result<(), StoreError> {
+pub async fn add_user<S: Store>(
+    store: &S,
+    env: &str,
+    n: u32,
+    email: &str,
+) -> Result<(), StoreError> {
     let u = user(env, n, email);
     let (_, s) = setup(n, &u.user.id);
     store
@@ -587,63 +596,6 @@ pub async fn backup_is_a_readable_copy<S: Store>(
     target
 }
 
-pub async fn an_abandoned_attempt_never_locks_for_good<S: Store>(store: S) {
-    use latchkey_core::model::LockoutSettings;
-    use latchkey_service::store::{Claim, CounterKey, CounterKind};
-    seed(&store).await;
-    let key = CounterKey {
-        env: slug("prod"),
-        kind: CounterKind::Password,
-        subject: "victim@example.com".into(),
-    };
-    let settings = LockoutSettings::default();
-    // Five attempts claimed and never settled (clients that hung up, a busy pool).
-    for n in 1..=5 {
-        assert!(
-            matches!(ok(store.claim_attempt(&key, &settings, T0).await), Claim::Allowed { attempt, .. } if attempt == n)
-        );
-    }
-    assert!(matches!(
-        ok(store.claim_attempt(&key, &settings, T0).await),
-        Claim::Refused { .. }
-    ));
-    // It is an ordinary lock: over when its time is up.
-    assert_eq!(ok(store.locked_until(&key, T0).await), Some(T0 + 60));
-    assert_eq!(ok(store.locked_until(&key, T0 + 60).await), None);
-    assert!(matches!(
-        ok(store.claim_attempt(&key, &settings, T0 + 60).await),
-        Claim::Allowed { .. }
-    ));
-}
-
-pub async fn concurrent_claims_evaluate_at_most_the_threshold<S: Store>(store: S) {
-    use latchkey_core::model::LockoutSettings;
-    use latchkey_service::store::{Claim, CounterKey, CounterKind};
-    seed(&store).await;
-    let key = CounterKey {
-        env: slug("prod"),
-        kind: CounterKind::SecondFactor,
-        subject: id(1),
-    };
-    let store = Arc::new(store);
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let (s, k) = (Arc::clone(&store), key.clone());
-            tokio::spawn(async move { s.claim_attempt(&k, &LockoutSettings::default(), T0).await })
-        })
-        .collect();
-    let mut allowed = 0;
-    for t in tasks {
-        if matches!(ok(ok(t.await)), Claim::Allowed { .. }) {
-            allowed += 1;
-        }
-    }
-    assert_eq!(
-        allowed, 5,
-        "of 50 concurrent guesses exactly the threshold are evaluated (L2)"
-    );
-}
-
 pub async fn purging_removes_only_what_is_over<S: Store>(store: S) {
     use latchkey_service::store::NewSession;
     seed(&store).await;
@@ -866,6 +818,9 @@ macro_rules! store_suite {
             audit_is_listed_newest_first_with_filters,
             an_abandoned_attempt_never_locks_for_good,
             concurrent_claims_evaluate_at_most_the_threshold,
+            a_step_attempt_is_claimed_judged_and_settled_at_once,
+            a_right_code_that_loses_its_race_is_counted_and_writes_nothing,
+            concurrent_step_attempts_judge_at_most_the_threshold,
             purging_removes_only_what_is_over,
             concurrent_demotions_keep_an_operator,
             concurrent_removals_keep_the_last_authenticator,
