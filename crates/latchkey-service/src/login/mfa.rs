@@ -153,6 +153,7 @@ impl<S: Store> Service<S> {
         };
         match self.store.attempt_step(attempt).await? {
             StepOutcome::Written => Ok(()),
+            StepOutcome::Unsettled(error) => Err(crate::StoreError::Unavailable(error).into()),
             StepOutcome::Refused { retry_after } => {
                 Err(self.refused_claim(env, &key, caller, retry_after).await)
             }

@@ -69,7 +69,7 @@ impl std::fmt::Debug for StepAttempt {
 }
 
 /// How an attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepOutcome {
     /// The counter is locked or the round's attempts are used up: nothing was judged.
     Refused { retry_after: i64 },
@@ -83,6 +83,10 @@ pub enum StepOutcome {
         conflict: Option<&'static str>,
         locked_until: Option<i64>,
     },
+    /// The factor was right but its write failed for a reason other than a condition (the
+    /// database failed): the write is rolled back, the claim stays counted, as an attempt
+    /// abandoned mid-way does, and the caller answers unavailable. The text is for the log.
+    Unsettled(String),
 }
 
 /// The audit reason of a right factor whose write failed on `conflict`: a code another request

@@ -332,8 +332,11 @@ pub trait AuthStore: Clone + Send + Sync + 'static {
     /// Claim an attempt on `attempt.key`, judge it, and settle it: the judge's write and the
     /// counter's reset if it is right, a recorded failure ([`Self::record_failure`]) if it is
     /// wrong or its write fails on a condition (the write's changes rolled back). The judge
-    /// runs only if the claim allowed the attempt. SQLite does it all in one transaction; the
-    /// default composes the three calls ([`super::attempt::composed`]).
+    /// runs only if the claim allowed the attempt, and a judged attempt always stays counted:
+    /// if the write fails otherwise, the claim is kept without it
+    /// ([`super::StepOutcome::Unsettled`] on SQLite; an error after the claim's own commit in
+    /// the default). SQLite does it all in one transaction; the default composes the three
+    /// calls ([`super::attempt::composed`]).
     fn attempt_step(
         &self,
         attempt: super::StepAttempt,

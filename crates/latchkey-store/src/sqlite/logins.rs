@@ -270,7 +270,8 @@ pub(super) fn write(tx: &Connection, w: &LoginWrite) -> StoreResult<()> {
 /// The judge runs after the claim, so of N concurrent attempts only those the round allows are
 /// judged (SECURITY L2). A right factor's write runs under a savepoint: if one of its
 /// conditions fails (a step or code used meanwhile, a login ended), what it wrote is rolled
-/// back and the attempt is recorded as a failure instead, in the same commit (T4, T5).
+/// back and the attempt is recorded as a failure instead, in the same commit (T4, T5); if it
+/// fails otherwise, it is rolled back and the claim alone is committed.
 pub(super) fn attempt(tx: &Connection, a: StepAttempt) -> StoreResult<StepOutcome> {
     let StepAttempt {
         facts,
@@ -290,12 +291,15 @@ pub(super) fn attempt(tx: &Connection, a: StepAttempt) -> StoreResult<StepOutcom
                     lite::exec(tx, "RELEASE step", [])?;
                     return Ok(StepOutcome::Written);
                 }
-                Err(StoreError::Conflict(c)) => {
+                Err(e) => {
                     lite::exec(tx, "ROLLBACK TO step", [])?;
                     lite::exec(tx, "RELEASE step", [])?;
-                    (conflict_reason(c), Some(c))
+                    match e {
+                        StoreError::Conflict(c) => (conflict_reason(c), Some(c)),
+                        // The claim is committed without the write: the attempt stays counted.
+                        other => return Ok(StepOutcome::Unsettled(other.to_string())),
+                    }
                 }
-                Err(e) => return Err(e),
             }
         }
     };

@@ -146,6 +146,26 @@ fn attempt(
     }
 }
 
+/// A pending login of user 1 at the second factor, `txn-1`, for five minutes; its token.
+async fn pending_login<S: Store>(store: &S) -> latchkey_core::token::Token {
+    let token = latchkey_core::token::Token::generate().unwrap_or_else(|e| panic!("{e}"));
+    let mut begin = right_code(9, 0);
+    (begin.proof, begin.reset_counters, begin.audit) = (None, Vec::new(), Vec::new());
+    begin.next = LoginNext::Begin(NewLoginTxn {
+        id: "txn-1".into(),
+        token_hash: token.hash(),
+        user_id: id(1),
+        env: slug("prod"),
+        state: Step::MfaRequired,
+        amr: "pwd".into(),
+        setup_token_id: None,
+        created_at: T0,
+        expires_at: T0 + 300,
+    });
+    ok(store.write_login(&begin).await);
+    token
+}
+
 /// The next claim on the second-factor counter: which attempt of its round it is.
 async fn next_claim<S: Store>(store: &S) -> Claim {
     ok(store
@@ -215,7 +235,9 @@ pub async fn a_step_attempt_is_claimed_judged_and_settled_at_once<S: Store>(stor
         "the success reset the counter"
     );
 
-    // Failures up to the threshold lock the counter, and the lock is audited.
+    // Failures up to the threshold lock the counter, and the lock is audited and ends the
+    // user's pending logins (L4).
+    let token = pending_login(&store).await;
     let mut last = None;
     for _ in 0..4 {
         last = Some(ok(store
@@ -227,6 +249,11 @@ pub async fn a_step_attempt_is_claimed_judged_and_settled_at_once<S: Store>(stor
         "the fifth attempt of the round locks: {last:?}"
     );
     assert_eq!(records(&store, "login.locked").await.len(), 1);
+    let pending = ok(store.login_txn(&token.hash(), T0).await);
+    assert!(
+        pending.is_some_and(|t| t.expires_at <= T0),
+        "the lock expired the pending login"
+    );
 
     // While locked, nothing is judged, even a right code.
     let before = judged.load(Ordering::SeqCst);
@@ -256,21 +283,7 @@ pub async fn a_right_code_that_loses_its_race_is_counted_and_writes_nothing<S: S
         StepOutcome::Written
     );
     // A pending login at the second factor, which the next write consumes first.
-    let token = latchkey_core::token::Token::generate().unwrap_or_else(|e| panic!("{e}"));
-    let mut begin = right_code(9, 0);
-    (begin.proof, begin.reset_counters, begin.audit) = (None, Vec::new(), Vec::new());
-    begin.next = LoginNext::Begin(NewLoginTxn {
-        id: "txn-1".into(),
-        token_hash: token.hash(),
-        user_id: id(1),
-        env: slug("prod"),
-        state: Step::MfaRequired,
-        amr: "pwd".into(),
-        setup_token_id: None,
-        created_at: T0,
-        expires_at: T0 + 300,
-    });
-    ok(store.write_login(&begin).await);
+    let token = pending_login(&store).await;
     // The same step again, as another request judged before the first wrote it (T4): the
     // write's condition fails after it consumed the login, everything it wrote is rolled
     // back, and a failure is recorded instead.
@@ -310,6 +323,71 @@ pub async fn a_right_code_that_loses_its_race_is_counted_and_writes_nothing<S: S
         matches!(next_claim(&store).await, Claim::Allowed { attempt: 2, .. }),
         "the replay counts as a failure"
     );
+    assert_eq!(
+        ok(store.ip_failures(&slug("prod"), "192.0.2.7", T0).await).0,
+        1,
+        "and against the client's IP"
+    );
+
+    // A write that fails on its very last statement (an audit id already used) after opening
+    // its session: all of it is rolled back, and the failure recorded.
+    let used_id = failed[0].id.clone();
+    let late = ok(store
+        .attempt_step(attempt(&judged, move || {
+            let mut w = right_code(3, 101);
+            w.audit[0].id = used_id;
+            Ok(w)
+        }))
+        .await);
+    assert!(
+        matches!(
+            late,
+            StepOutcome::Failed {
+                reason: "login_expired",
+                conflict: Some(_),
+                ..
+            }
+        ),
+        "{late:?}"
+    );
+    assert_eq!(
+        ok(store.list_sessions(&id(1)).await).len(),
+        1,
+        "no session s3"
+    );
+    assert_eq!(
+        ok(store.list_authenticators(&id(1)).await)[0].last_step,
+        Some(100),
+        "the step of the rolled-back write is not burnt"
+    );
+
+    // A write that fails for another reason (its session names no user): rolled back, and the
+    // attempt stays counted — a judged attempt is never forgotten.
+    let broken = store
+        .attempt_step(attempt(&judged, || {
+            let mut w = right_code(4, 102);
+            if let LoginNext::Authenticate(s) = &mut w.next {
+                s.user_id = "nobody".into();
+            }
+            Ok(w)
+        }))
+        .await;
+    assert!(
+        !matches!(
+            broken,
+            Ok(StepOutcome::Written | StepOutcome::Failed { .. })
+        ),
+        "{broken:?}"
+    );
+    assert_eq!(ok(store.list_sessions(&id(1)).await).len(), 1);
+    assert_eq!(
+        ok(store.list_authenticators(&id(1)).await)[0].last_step,
+        Some(100)
+    );
+    assert!(
+        matches!(next_claim(&store).await, Claim::Allowed { attempt: 5, .. }),
+        "claims 2 (replay), 3 (late failure), 4 (broken write) and this one"
+    );
 }
 
 pub async fn concurrent_step_attempts_judge_at_most_the_threshold<S: Store>(store: S) {
@@ -331,7 +409,7 @@ pub async fn concurrent_step_attempts_judge_at_most_the_threshold<S: Store>(stor
                 locks += usize::from(locked_until.is_some());
             }
             StepOutcome::Refused { .. } => refused += 1,
-            StepOutcome::Written => panic!("no code was right"),
+            other => panic!("no code was right: {other:?}"),
         }
     }
     assert_eq!(
