@@ -103,7 +103,10 @@ impl AuthStore for SqliteStore {
         // Claim, judge and settle in one job and one synced commit: a code step costs one
         // hand-off to the writer and back, not two (`BENCHMARKS.md`).
         self.writer
-            .run(move |tx| logins::attempt(tx, attempt))
+            .run_or_redo(
+                move |tx| logins::attempt(tx, attempt),
+                |tx, redo| logins::settle_after_rollback(tx, redo),
+            )
             .await
     }
 

@@ -4,14 +4,17 @@ use latchkey_core::{login::Step, model::EnvSlug};
 use latchkey_service::{
     StoreError,
     store::{
-        Claim, LoginNext, LoginSubject, LoginTxnView, LoginWrite, NewLoginTxn, SetupTokenView,
-        StepAttempt, StepOutcome, StoreResult, conflict, conflict_reason,
+        AttemptFacts, Claim, FailureAudit, LoginNext, LoginSubject, LoginTxnView, LoginWrite,
+        NewLoginTxn, SetupTokenView, StepAttempt, StepOutcome, StoreResult, conflict,
+        conflict_reason,
     },
 };
 use rusqlite::{Connection, params};
 use std::sync::LazyLock;
 
-use super::{audit, authenticators, credentials, lite, sessions, sessions::OF_USER, throttle};
+use super::{
+    audit, authenticators, credentials, lite, sessions, sessions::OF_USER, throttle, writer::End,
+};
 use crate::corrupt;
 
 static SUBJECT: LazyLock<String> = LazyLock::new(|| {
@@ -268,11 +271,15 @@ pub(super) fn write(tx: &Connection, w: &LoginWrite) -> StoreResult<()> {
 
 /// Claim, judge and settle one attempt in the writer's transaction (`AuthStore::attempt_step`).
 /// The judge runs after the claim, so of N concurrent attempts only those the round allows are
-/// judged (SECURITY L2). A right factor's write runs under a savepoint: if one of its
-/// conditions fails (a step or code used meanwhile, a login ended), what it wrote is rolled
-/// back and the attempt is recorded as a failure instead, in the same commit (T4, T5); if it
-/// fails otherwise, it is rolled back and the claim alone is committed.
-pub(super) fn attempt(tx: &Connection, a: StepAttempt) -> StoreResult<StepOutcome> {
+/// judged (SECURITY L2). If a right factor's write fails — one of its conditions (a step or
+/// code used meanwhile, a login ended: T4, T5) or anything else — the whole transaction is
+/// rolled back and [`settle_after_rollback`] runs next, in the same writer job.
+///
+/// A rollback rather than a savepoint: a savepoint journals every page the write touches
+/// (about 18), which spilled past SQLite's 64 KiB into a temporary file at every login, and
+/// the only compile-time remedy (`SQLITE_STMTJRNL_SPILL`) broke large statements. A lost race
+/// is rare; it costs a second commit, the common path nothing.
+pub(super) fn attempt(tx: &Connection, a: StepAttempt) -> StoreResult<End<StepOutcome, Redo>> {
     let StepAttempt {
         facts,
         judge,
@@ -280,34 +287,60 @@ pub(super) fn attempt(tx: &Connection, a: StepAttempt) -> StoreResult<StepOutcom
     } = a;
     let claim = throttle::claim(tx, &facts.key, &facts.settings, facts.now)?;
     if let Claim::Refused { retry_after } = claim {
+        return Ok(End::Commit(StepOutcome::Refused { retry_after }));
+    }
+    let reason = match judge() {
+        Ok(w) => {
+            return Ok(match write(tx, &w) {
+                Ok(()) => End::Commit(StepOutcome::Written),
+                Err(error) => End::Rollback(Redo {
+                    facts,
+                    failure_audit,
+                    error,
+                }),
+            });
+        }
+        Err(reason) => reason,
+    };
+    let audit = failure_audit(reason);
+    let outcome = throttle::record_failure(tx, &facts.failure(claim, &audit))?;
+    Ok(End::Commit(StepOutcome::Failed {
+        reason,
+        conflict: None,
+        locked_until: outcome.locked_until,
+    }))
+}
+
+/// A right factor whose write failed, to settle after the rollback.
+pub(super) struct Redo {
+    facts: AttemptFacts,
+    failure_audit: FailureAudit,
+    error: StoreError,
+}
+
+/// Claim the attempt again (the rollback took the first claim with it; no write of this node
+/// came in between) and settle it: a failed condition is a failed attempt; any other failure
+/// leaves the claim alone, counted, as an attempt abandoned mid-way does. A claim refused now
+/// (another process locked the counter in between) answers as locked.
+pub(super) fn settle_after_rollback(tx: &Connection, redo: Redo) -> StoreResult<StepOutcome> {
+    let Redo {
+        facts,
+        failure_audit,
+        error,
+    } = redo;
+    let claim = throttle::claim(tx, &facts.key, &facts.settings, facts.now)?;
+    if let Claim::Refused { retry_after } = claim {
         return Ok(StepOutcome::Refused { retry_after });
     }
-    let (reason, conflict) = match judge() {
-        Err(reason) => (reason, None),
-        Ok(w) => {
-            lite::exec(tx, "SAVEPOINT step", [])?;
-            match write(tx, &w) {
-                Ok(()) => {
-                    lite::exec(tx, "RELEASE step", [])?;
-                    return Ok(StepOutcome::Written);
-                }
-                Err(e) => {
-                    lite::exec(tx, "ROLLBACK TO step", [])?;
-                    lite::exec(tx, "RELEASE step", [])?;
-                    match e {
-                        StoreError::Conflict(c) => (conflict_reason(c), Some(c)),
-                        // The claim is committed without the write: the attempt stays counted.
-                        other => return Ok(StepOutcome::Unsettled(other.to_string())),
-                    }
-                }
-            }
-        }
+    let StoreError::Conflict(conflict) = error else {
+        return Ok(StepOutcome::Unsettled(error.to_string()));
     };
+    let reason = conflict_reason(conflict);
     let audit = failure_audit(reason);
     let outcome = throttle::record_failure(tx, &facts.failure(claim, &audit))?;
     Ok(StepOutcome::Failed {
         reason,
-        conflict,
+        conflict: Some(conflict),
         locked_until: outcome.locked_until,
     })
 }

@@ -16,6 +16,7 @@
 //! locking; the busy timeout bounds the wait for them.
 
 use std::{
+    convert::Infallible,
     panic::AssertUnwindSafe,
     path::Path,
     sync::{
@@ -64,6 +65,28 @@ const QUEUE_DEADLINE: Duration = Duration::from_secs(15);
 
 /// The longest a write waits for another process's write lock.
 const BUSY: Duration = Duration::from_secs(10);
+
+/// How a transaction ends: committed with its value, or rolled back, with what to do next.
+pub(super) enum End<T, R> {
+    Commit(T),
+    Rollback(R),
+}
+
+/// Run `f` in one `BEGIN IMMEDIATE` transaction on `conn`: committed when it ends with
+/// [`End::Commit`], rolled back (dropped uncommitted) on [`End::Rollback`] or an error.
+fn transaction<T, R>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Transaction<'_>) -> StoreResult<End<T, R>>,
+) -> StoreResult<End<T, R>> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(lite_err)?;
+    let end = f(&tx)?;
+    if matches!(end, End::Commit(_)) {
+        tx.commit().map_err(lite_err)?;
+    }
+    Ok(end)
+}
 
 /// The writer thread and the way to it.
 pub(super) struct Writer {
@@ -146,6 +169,47 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
     {
+        self.job(wanted, move |conn| {
+            match transaction(conn, |tx| f(tx).map(End::<T, Infallible>::Commit))? {
+                End::Commit(v) => Ok(v),
+                End::Rollback(never) => match never {},
+            }
+        })
+        .await
+    }
+
+    /// Run `f` in one transaction (synced), as [`Writer::run`]; if it ends with
+    /// [`End::Rollback`], everything it wrote is rolled back and `then` runs in a fresh
+    /// transaction, in the same job: no other write of this node comes in between.
+    pub(super) async fn run_or_redo<T, R, F, G>(&self, f: F, then: G) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> StoreResult<End<T, R>> + Send + 'static,
+        G: FnOnce(&Transaction<'_>, R) -> StoreResult<T> + Send + 'static,
+    {
+        self.job(Durability::Synced, move |conn| {
+            match transaction(conn, f)? {
+                End::Commit(v) => Ok(v),
+                End::Rollback(redo) => {
+                    match transaction(conn, |tx| then(tx, redo).map(End::<T, Infallible>::Commit))?
+                    {
+                        End::Commit(v) => Ok(v),
+                        End::Rollback(never) => match never {},
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Queue `body` for the writer thread, at the durability it asks for, and wait for its
+    /// answer.
+    async fn job<T, B>(&self, wanted: Durability, body: B) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        B: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
         let (answer, answered) = oneshot::channel();
         let (deadline, last_commit) = (self.deadline, Arc::clone(&self.last_commit));
         let job: Job = Box::new(move |conn, durability, waited| {
@@ -168,15 +232,10 @@ impl Writer {
                 }
                 *durability = wanted;
             }
-            let result = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(lite_err)
-                .and_then(|tx| {
-                    let value = f(&tx)?;
-                    tx.commit().map_err(lite_err)?;
-                    last_commit.store(wanted as u8, Ordering::Relaxed);
-                    Ok(value)
-                });
+            let result = body(conn);
+            if result.is_ok() {
+                last_commit.store(wanted as u8, Ordering::Relaxed);
+            }
             let _ = answer.send(result);
         });
         let sent = match self.jobs.lock() {
@@ -264,6 +323,42 @@ mod tests {
             "a closed store fails closed: {refused:?}"
         );
         assert_eq!(count(&path), 2);
+    }
+
+    #[tokio::test]
+    async fn a_job_can_roll_back_and_redo_in_a_fresh_transaction() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (path, writer) = table_and_writer(dir.path());
+        let insert = |tx: &Transaction<'_>, x: i64| {
+            super::super::lite::exec(tx, "INSERT INTO t VALUES (?1)", [x])
+        };
+        // Committed at once: `then` does not run.
+        let kept = writer
+            .run_or_redo(
+                move |tx| insert(tx, 1).map(End::<_, i64>::Commit),
+                |_, _| Ok(0),
+            )
+            .await;
+        assert_eq!(kept.ok(), Some(1));
+        // Rolled back: nothing of the first transaction stays, and the second commits.
+        let redone = writer
+            .run_or_redo(
+                move |tx| {
+                    insert(tx, 2)?;
+                    Ok(End::<u64, i64>::Rollback(3))
+                },
+                move |tx, x| insert(tx, x),
+            )
+            .await;
+        assert_eq!(redone.ok(), Some(1));
+        let rows: Vec<i64> = Connection::open(&path)
+            .and_then(|c| {
+                let mut s = c.prepare("SELECT x FROM t ORDER BY x")?;
+                s.query_map([], |r| r.get(0))?.collect()
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rows, [1, 3]);
+        writer.close();
     }
 
     /// `synchronous` as the job's transaction sees it: 2 is FULL, 1 is NORMAL.
