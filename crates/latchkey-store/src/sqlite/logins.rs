@@ -302,13 +302,25 @@ pub(super) fn attempt(tx: &Connection, a: StepAttempt) -> StoreResult<End<StepOu
         }
         Err(reason) => reason,
     };
+    failed(tx, &facts, claim, &failure_audit, reason, None).map(End::Commit)
+}
+
+/// Record the attempt claimed under `claim` as failed for `reason`.
+fn failed(
+    tx: &Connection,
+    facts: &AttemptFacts,
+    claim: Claim,
+    failure_audit: &FailureAudit,
+    reason: &'static str,
+    conflict: Option<&'static str>,
+) -> StoreResult<StepOutcome> {
     let audit = failure_audit(reason);
     let outcome = throttle::record_failure(tx, &facts.failure(claim, &audit))?;
-    Ok(End::Commit(StepOutcome::Failed {
+    Ok(StepOutcome::Failed {
         reason,
-        conflict: None,
+        conflict,
         locked_until: outcome.locked_until,
-    }))
+    })
 }
 
 /// A right factor whose write failed, to settle after the rollback.
@@ -336,11 +348,5 @@ pub(super) fn settle_after_rollback(tx: &Connection, redo: Redo) -> StoreResult<
         return Ok(StepOutcome::Unsettled(error.to_string()));
     };
     let reason = conflict_reason(conflict);
-    let audit = failure_audit(reason);
-    let outcome = throttle::record_failure(tx, &facts.failure(claim, &audit))?;
-    Ok(StepOutcome::Failed {
-        reason,
-        conflict: Some(conflict),
-        locked_until: outcome.locked_until,
-    })
+    failed(tx, &facts, claim, &failure_audit, reason, Some(conflict))
 }

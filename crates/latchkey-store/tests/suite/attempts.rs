@@ -146,6 +146,15 @@ fn attempt(
     }
 }
 
+/// The environments, user 1 and their confirmed authenticator `auth-1`.
+async fn user_with_authenticator<S: Store>(store: &S) {
+    seed(store).await;
+    ok(add_user(store, "prod", 1, "a@example.com").await);
+    ok(store
+        .insert_authenticator(&authenticator("auth-1", &id(1), true))
+        .await);
+}
+
 /// A pending login of user 1 at the second factor, `txn-1`, for five minutes; its token.
 async fn pending_login<S: Store>(store: &S) -> latchkey_core::token::Token {
     let token = latchkey_core::token::Token::generate().unwrap_or_else(|e| panic!("{e}"));
@@ -187,11 +196,7 @@ async fn records<S: Store>(store: &S, kind: &str) -> Vec<AuditRecord> {
 }
 
 pub async fn a_step_attempt_is_claimed_judged_and_settled_at_once<S: Store>(store: S) {
-    seed(&store).await;
-    ok(add_user(&store, "prod", 1, "a@example.com").await);
-    ok(store
-        .insert_authenticator(&authenticator("auth-1", &id(1), true))
-        .await);
+    user_with_authenticator(&store).await;
     let judged = Arc::new(AtomicUsize::new(0));
 
     // A wrong code: judged once, counted, audited with its reason; nothing else written.
@@ -270,11 +275,7 @@ pub async fn a_step_attempt_is_claimed_judged_and_settled_at_once<S: Store>(stor
 }
 
 pub async fn a_right_code_that_loses_its_race_is_counted_and_writes_nothing<S: Store>(store: S) {
-    seed(&store).await;
-    ok(add_user(&store, "prod", 1, "a@example.com").await);
-    ok(store
-        .insert_authenticator(&authenticator("auth-1", &id(1), true))
-        .await);
+    user_with_authenticator(&store).await;
     let judged = Arc::new(AtomicUsize::new(0));
     assert_eq!(
         ok(store
