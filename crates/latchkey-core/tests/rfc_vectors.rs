@@ -2,11 +2,9 @@
 //! every row of RFC 6238 Appendix B (through `code_at`, `TotpParams::step_at` and `verify`
 //! at window 0) and every row of RFC 4226 Appendix D (through `hotp`).
 //!
-//! The vectors are read at test time from the shared reference files `rfc6238.tsv` and
-//! `rfc4226.tsv` (never copied into the repository). Their folder is `$LATCHKEY_VECTORS_DIR`
-//! if set, else `shared/vectors` beside the repository's checkout. If the folder is missing
-//! the tests are skipped with a message, unless `LATCHKEY_REQUIRE_VECTORS=1`, which makes a
-//! missing folder a failure (CI should set it).
+//! The vectors are the published tables, kept as `rfc6238.tsv` and `rfc4226.tsv` in
+//! `tests/vectors/` beside this file (a copy in the repository, so a clone tests on its own;
+//! `tests/vectors/README.md` says where each row comes from). A missing or short file fails.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,30 +18,9 @@ const RFC6238_ROWS: usize = 18;
 /// Rows of RFC 4226 Appendix D: counters 0..=9.
 const RFC4226_ROWS: usize = 10;
 
-/// The vectors folder, or `None` (after saying so on stderr) when it is absent and not required.
-fn vectors_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("LATCHKEY_VECTORS_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/vectors"
-        )),
-    };
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let required = std::env::var("LATCHKEY_REQUIRE_VECTORS").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "RFC vectors not found at {} and LATCHKEY_REQUIRE_VECTORS=1; \
-         set LATCHKEY_VECTORS_DIR to the folder holding rfc6238.tsv and rfc4226.tsv",
-        dir.display()
-    );
-    say(&format!(
-        "skipping: RFC vectors not found at {}; set LATCHKEY_VECTORS_DIR",
-        dir.display()
-    ));
-    None
+/// The folder holding the vector files.
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"))
 }
 
 /// A parsed TSV: the data rows as maps from header name to field, plus the raw count of
@@ -117,7 +94,7 @@ fn parse_code(s: &str, digits: Digits) -> TotpCode {
 
 #[test]
 fn rfc6238_appendix_b() {
-    let Some(dir) = vectors_dir() else { return };
+    let dir = vectors_dir();
     let table = read_table(
         &dir.join("rfc6238.tsv"),
         &["unix_time", "step_hex", "algorithm", "seed_hex", "expected"],
@@ -205,7 +182,7 @@ fn rfc6238_appendix_b() {
 
 #[test]
 fn rfc4226_appendix_d() {
-    let Some(dir) = vectors_dir() else { return };
+    let dir = vectors_dir();
     let table = read_table(
         &dir.join("rfc4226.tsv"),
         &["counter", "key_hex", "expected"],
@@ -246,10 +223,4 @@ fn rfc4226_appendix_d() {
         "RFC 4226 mismatches:\n{}",
         failures.join("\n")
     );
-}
-
-/// Say why a test skips, past the test harness's output capture, so it shows in a normal run.
-fn say(message: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "{message}");
 }
