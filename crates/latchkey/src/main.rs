@@ -41,6 +41,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // The server's signal handlers come first: a SIGTERM during start-up (migrations, the first
+    // operator) must end it with status 0, not kill it half-way (SECURITY R7).
+    let stop = match cli.command {
+        Command::Serve(_) => Some(commands::serve::shutdown_signal()?),
+        _ => None,
+    };
     let (listen, operator_email, tls_cert, tls_key) = match &cli.command {
         Command::Serve(args) => (
             args.listen.clone(),
@@ -68,7 +74,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let create = matches!(cli.command, Command::Serve(_) | Command::Migrate);
     let ctx = context::open(settings, create).await?;
     match cli.command {
-        Command::Serve(_) => commands::serve::run(ctx).await,
+        Command::Serve(_) => {
+            let stop = stop.ok_or_else(|| anyhow::anyhow!("no signal handler was registered"))?;
+            commands::serve::run(ctx, stop).await
+        }
         Command::Migrate => {
             println!("The database schema is up to date.");
             Ok(())

@@ -427,3 +427,48 @@ fn configuration_layers_file_then_environment_then_flags() {
         "{from_flag}"
     );
 }
+
+/// SECURITY R4, R7: a supervisor may stop the service the moment it starts. A SIGTERM sent as
+/// soon as the first start prints the operator's link — before the server says it listens —
+/// ends the process gracefully with status 0 (the handlers are registered before anything
+/// else), three first starts in a row.
+#[test]
+fn sigterm_during_start_up_ends_the_server_with_status_zero() {
+    use std::io::BufRead as _;
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = latchkey(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(out).lines();
+        let first = lines.next().unwrap().unwrap();
+        assert!(first.starts_with("Operator setup link"), "{first}");
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        // Drain stdout so the server never blocks on a full pipe, then wait for its end.
+        let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the server did not stop within 30 s of SIGTERM at start-up");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let rest = drain.join().unwrap();
+        assert!(
+            status.success(),
+            "status {status:?} after SIGTERM at start-up; stdout after the link: {rest:?}"
+        );
+    }
+}

@@ -1,11 +1,17 @@
 //! `latchkey serve`: first-start bootstrap, then the HTTP server until SIGTERM or SIGINT.
+//! [`shutdown_signal`] registers the signal handlers; `main` calls it before anything else.
 
 use latchkey_web::{App, WebConfig, router};
 
 use super::fail;
 use crate::{context::Context, keys::KeySource};
 
-pub async fn run(ctx: Context) -> anyhow::Result<()> {
+/// `stop` resolves at SIGTERM or SIGINT; `main` registers it before anything else happens, so
+/// a signal at any moment after start ends the server gracefully.
+pub async fn run(
+    ctx: Context,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let Context {
         settings,
         service,
@@ -48,8 +54,8 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     println!("Listening on {scheme}://{addr}");
     let purger = tokio::spawn(purge_periodically(service.clone()));
     match tls {
-        Some(config) => app.run_tls_until_stopped(config, shutdown_signal()).await?,
-        None => app.run_until_stopped(shutdown_signal()).await?,
+        Some(config) => app.run_tls_until_stopped(config, stop).await?,
+        None => app.run_until_stopped(stop).await?,
     }
     purger.abort();
     service.store().close().await;
@@ -71,25 +77,26 @@ async fn purge_periodically(service: latchkey_service::Service<latchkey_store::A
     }
 }
 
-/// Resolves at SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers the SIGINT and SIGTERM handlers now, and returns a future that resolves at the
+/// first of them. Registering is done before the server says it listens, so a supervisor that
+/// stops a service the moment it starts gets a graceful stop (status 0), not the default action
+/// of a signal nobody handles yet. A signal that arrives before the server listens is kept,
+/// and the server stops as soon as it starts.
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| anyhow::anyhow!("cannot handle SIGTERM: {e}"))?;
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| anyhow::anyhow!("cannot handle SIGINT: {e}"))?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing requests in flight");
+    })
 }
