@@ -148,11 +148,6 @@ pub(crate) fn check_code(
     })
 }
 
-/// Tell the operator a failure locked a counter (names only: SECURITY G2).
-pub(crate) fn warn_locked(env: &Environment, key: &CounterKey) {
-    tracing::warn!(env = %env.slug, counter = key.kind.as_str(), "account locked after repeated failures");
-}
-
 /// The second-factor counter of a user.
 pub(crate) fn second_factor_key(env: &Environment, user: &User) -> CounterKey {
     CounterKey {
@@ -163,6 +158,12 @@ pub(crate) fn second_factor_key(env: &Environment, user: &User) -> CounterKey {
 }
 
 impl<S: Store> Service<S> {
+    /// Tell the operator a failure locked a counter (names only: SECURITY G2), and count it.
+    pub(crate) fn locked(&self, env: &Environment, key: &CounterKey) {
+        tracing::warn!(env = %env.slug, counter = key.kind.as_str(), "account locked after repeated failures");
+        self.metrics().lockout(&env.slug, key.kind);
+    }
+
     /// Claim an attempt, or answer 429 without evaluating anything (SECURITY L1, L2).
     pub(crate) async fn claim(
         &self,
@@ -247,7 +248,7 @@ impl<S: Store> Service<S> {
             })
             .await?;
         if outcome.locked_until.is_some() {
-            warn_locked(env, key);
+            self.locked(env, key);
         }
         Ok(())
     }

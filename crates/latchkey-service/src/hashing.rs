@@ -12,10 +12,16 @@
 //! (864 MiB peak RSS for 500 concurrent logins, `BENCHMARKS.md`). With a fixed set of threads
 //! the memory is bounded by `workers` × the argon2 memory.
 
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicU64, Ordering::Relaxed},
+    mpsc,
+};
 
 use latchkey_core::password::{Argon2Hasher, HashCost, PasswordError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
+
+use crate::metrics::PoolState;
 
 /// How long a request waits for a place in a full pool before it is refused (503).
 pub const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
@@ -32,6 +38,12 @@ type Job = Box<dyn FnOnce(&Argon2Hasher) + Send + 'static>;
 pub struct HashPool {
     jobs: mpsc::Sender<(Job, OwnedSemaphorePermit)>,
     admitted: Arc<Semaphore>,
+    /// Places in all (`queue`).
+    places: usize,
+    workers: usize,
+    /// Hashes being computed now, and requests refused since start (for `/metrics`).
+    running: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
     cost: HashCost,
 }
 
@@ -44,8 +56,10 @@ impl HashPool {
         let hasher = Arc::new(Argon2Hasher::new(cost)?);
         let (tx, rx) = mpsc::channel::<(Job, OwnedSemaphorePermit)>();
         let rx = Arc::new(Mutex::new(rx));
+        let running = Arc::new(AtomicU64::new(0));
         for n in 0..workers {
             let (rx, hasher) = (Arc::clone(&rx), Arc::clone(&hasher));
+            let running = Arc::clone(&running);
             let spawned = std::thread::Builder::new()
                 .name(format!("latchkey-hash-{n}"))
                 .spawn(move || {
@@ -56,18 +70,47 @@ impl HashPool {
                             Err(_) => return,
                         };
                         let Ok((job, _admission)) = next else { return };
+                        running.fetch_add(1, Relaxed);
                         job(&hasher);
+                        running.fetch_sub(1, Relaxed);
                     }
                 });
             if spawned.is_err() {
                 return Err(PasswordError::Hashing);
             }
         }
+        let places = queue.max(workers);
         Ok(Self {
             jobs: tx,
-            admitted: Arc::new(Semaphore::new(queue.max(workers))),
+            admitted: Arc::new(Semaphore::new(places)),
+            places,
+            workers,
+            running,
+            refused: Arc::new(AtomicU64::new(0)),
             cost,
         })
+    }
+
+    /// Count a refusal.
+    fn refuse(&self) -> Busy {
+        self.refused.fetch_add(1, Relaxed);
+        Busy
+    }
+
+    /// Threads, hashes running and waiting now, and refusals since start.
+    pub fn state(&self) -> PoolState {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let admitted = count(
+            self.places
+                .saturating_sub(self.admitted.available_permits()),
+        );
+        let busy = self.running.load(Relaxed);
+        PoolState {
+            workers: count(self.workers),
+            busy,
+            queued: admitted.saturating_sub(busy),
+            refused: self.refused.load(Relaxed),
+        }
     }
 
     pub fn cost(&self) -> HashCost {
@@ -93,12 +136,14 @@ impl HashPool {
     pub async fn admit(&self) -> Result<Admission, Busy> {
         let permit = match self.admitted.clone().try_acquire_owned() {
             Ok(permit) => permit,
-            Err(TryAcquireError::Closed) => return Err(Busy),
+            Err(TryAcquireError::Closed) => return Err(self.refuse()),
             Err(TryAcquireError::NoPermits) => {
-                tokio::time::timeout(ADMISSION_WAIT, self.admitted.clone().acquire_owned())
+                match tokio::time::timeout(ADMISSION_WAIT, self.admitted.clone().acquire_owned())
                     .await
-                    .map_err(|_| Busy)?
-                    .map_err(|_| Busy)?
+                {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_)) | Err(_) => return Err(self.refuse()),
+                }
             }
         };
         Ok(Admission {

@@ -15,6 +15,7 @@ pub mod error;
 pub mod factors;
 pub mod hashing;
 pub mod login;
+pub mod metrics;
 pub mod session;
 pub mod store;
 pub mod users;
@@ -95,6 +96,7 @@ pub struct Service<S> {
     hashing: HashPool,
     config: Arc<ServiceConfig>,
     recorder: Recorder,
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// Makes ids and audit records. Cheap to clone into a closure that runs elsewhere: the failure
@@ -179,6 +181,7 @@ impl<S: Store> Service<S> {
             keyring: Arc::new(keyring),
             hashing,
             config: Arc::new(config),
+            metrics: Arc::new(metrics::Metrics::new()),
         })
     }
 
@@ -200,6 +203,17 @@ impl<S: Store> Service<S> {
 
     pub fn hashing(&self) -> &HashPool {
         &self.hashing
+    }
+
+    /// This process's counters (`GET /metrics`).
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+
+    /// The Prometheus text of this process's counters, the hashing pool and the store.
+    pub fn render_metrics(&self) -> String {
+        self.metrics
+            .render(self.hashing.state(), self.store.latency())
     }
 
     /// The database answers (for `/readyz`).

@@ -1,5 +1,6 @@
-//! Sessions (SPEC §3, §5.2; SECURITY S1–S6): checking a presented token against the
-//! environment's current lifetime rules, logout, and a user's own list of sessions.
+//! Sessions (SPEC §3, §5.2; SECURITY S1–S6): the [`Principal`] a live session yields, checking
+//! a presented token against the environment's current lifetime rules, logout, a user's own
+//! sessions (list, end one), and purging rows nobody can use any more.
 
 use latchkey_core::{
     model::{Environment, User, UserState},
@@ -10,15 +11,28 @@ use serde_json::json;
 
 use crate::{
     AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
+    metrics::SessionCheck,
     store::{SessionRecord, Store},
 };
+
+/// Why a session check refused: the session ended at this check, or another error.
+enum Ended {
+    Now,
+    Error(ServiceError),
+}
+
+impl<E: Into<ServiceError>> From<E> for Ended {
+    fn from(e: E) -> Self {
+        Self::Error(e.into())
+    }
+}
 
 /// Last-seen times are written at most this often (less often than a quarter of the idle
 /// timeout), so a session check is usually a read.
 const TOUCH_EVERY: i64 = 60;
 
 /// A user authenticated by a live session. Only [`Service::authenticate`] makes one, so a use
-/// case that takes it cannot run for an anonymous caller (DESIGN §3).
+/// case that takes it cannot run for an anonymous caller (ARCHITECTURE, Conventions 3).
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: User,
@@ -43,6 +57,30 @@ impl<S: Store> Service<S> {
     /// user who is no longer active is `unauthenticated`. The rules are read from the
     /// environment now, so a change of `session_max_age` applies at the next check.
     pub async fn authenticate(&self, token: &str) -> ServiceResult<Principal> {
+        let (check, result) = self.check_session(token).await;
+        self.metrics().session_check(check);
+        result
+    }
+
+    /// [`Self::authenticate`], and how the check ended (for `/metrics`).
+    async fn check_session(&self, token: &str) -> (SessionCheck, ServiceResult<Principal>) {
+        let outcome = self.check_session_inner(token).await;
+        let check = match &outcome {
+            Ok(_) => SessionCheck::Valid,
+            Err(Ended::Now) => SessionCheck::Expired,
+            Err(Ended::Error(ServiceError::Unavailable(_) | ServiceError::Internal(_))) => {
+                SessionCheck::Unavailable
+            }
+            Err(Ended::Error(_)) => SessionCheck::Unknown,
+        };
+        let result = outcome.map_err(|e| match e {
+            Ended::Now => ServiceError::Unauthenticated,
+            Ended::Error(e) => e,
+        });
+        (check, result)
+    }
+
+    async fn check_session_inner(&self, token: &str) -> Result<Principal, Ended> {
         let token = Token::parse(token).ok_or(ServiceError::Unauthenticated)?;
         // The store's futures are boxed: a store future (PostgreSQL's above all) is kilobytes,
         // and inline it would make every handler's future as large, copied on each move (a
@@ -72,7 +110,7 @@ impl<S: Store> Service<S> {
                 Some(json!({"session": s.id, "reason": reason}).to_string()),
             );
             Box::pin(self.store.end_session(&view.user.id, &s.id, Some(&record))).await?;
-            return Err(ServiceError::Unauthenticated);
+            return Err(Ended::Now);
         }
         // Often enough that the idle timeout is accurate to a quarter of itself.
         let every = view

@@ -1,6 +1,9 @@
 //! `AnyStore`: the backend chosen at start-up from the database URL (`sqlite://…` or
 //! `postgres://…`), so the binary and the web layer are built once, over one store type.
-//! Every method forwards to the backend; nothing here has rules of its own.
+//! Every method forwards to the backend and records how long it took (`/metrics`' store
+//! latency histograms, one per operation); nothing here has rules of its own.
+
+use std::{sync::Arc, time::Instant};
 
 use latchkey_core::{
     model::{EnvSlug, Environment, LockoutSettings, User},
@@ -8,6 +11,7 @@ use latchkey_core::{
 };
 use latchkey_service::{
     AuditRecord,
+    metrics::StoreLatency,
     store::{
         AdminStore, ApiTokenRecord, AuditQuery, AuthStore, AuthenticatorRecord, Claim,
         Confirmation, CounterKey, EnforceCounts, EnvStats, Failure, FailureOutcome, KeyCheck,
@@ -19,9 +23,15 @@ use latchkey_service::{
 
 use crate::{PgStore, SqliteStore, sqlite::OpenError};
 
-/// One of the backends.
+/// One of the backends, and the latency of its operations.
 #[derive(Debug, Clone)]
-pub enum AnyStore {
+pub struct AnyStore {
+    backend: Backend,
+    latency: Arc<StoreLatency>,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
     Sqlite(Box<SqliteStore>),
     Postgres(PgStore),
 }
@@ -30,38 +40,48 @@ impl AnyStore {
     /// Open the database a URL names: `postgres://` or `postgresql://` selects PostgreSQL,
     /// anything else is read as `sqlite://PATH` (or a bare path).
     pub async fn open(url: &str, pg_connections: u32) -> Result<Self, OpenError> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(PgStore::open(url, pg_connections).await?))
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(PgStore::open(url, pg_connections).await?)
         } else {
-            Ok(Self::Sqlite(Box::new(SqliteStore::open(url).await?)))
-        }
+            Backend::Sqlite(Box::new(SqliteStore::open(url).await?))
+        };
+        Ok(Self {
+            backend,
+            latency: Arc::default(),
+        })
     }
 
     /// Whether this is the embedded SQLite database (a file beside the process).
     pub fn is_sqlite(&self) -> bool {
-        matches!(self, Self::Sqlite(_))
+        matches!(self.backend, Backend::Sqlite(_))
     }
 
     pub async fn close(&self) {
-        match self {
-            Self::Sqlite(s) => s.close().await,
-            Self::Postgres(s) => s.close().await,
+        match &self.backend {
+            Backend::Sqlite(s) => s.close().await,
+            Backend::Postgres(s) => s.close().await,
         }
     }
 }
 
-/// Forward every method of a trait to the backend.
+/// Forward every method of a trait to the backend, timed; `also { … }` holds the trait's
+/// methods that are answered here rather than forwarded.
 macro_rules! forward {
-    ($trait:ident { $( fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )* }) => {
+    ($trait:ident { $( fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )* }
+     $(also { $($also:tt)* })?) => {
         impl $trait for AnyStore {
             $(
                 async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    match self {
-                        Self::Sqlite(s) => s.$name($($arg),*).await,
-                        Self::Postgres(s) => s.$name($($arg),*).await,
-                    }
+                    let started = Instant::now();
+                    let result = match &self.backend {
+                        Backend::Sqlite(s) => s.$name($($arg),*).await,
+                        Backend::Postgres(s) => s.$name($($arg),*).await,
+                    };
+                    self.latency.observe(stringify!($name), started.elapsed());
+                    result
                 }
             )*
+            $($($also)*)?
         }
     };
 }
@@ -86,6 +106,10 @@ forward!(AdminStore {
     fn append_audit(&self, record: &AuditRecord) -> StoreResult<()>;
     fn list_audit(&self, env: &EnvSlug, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
     fn backup_to(&self, path: &std::path::Path) -> StoreResult<()>;
+} also {
+    fn latency(&self) -> Option<&StoreLatency> {
+        Some(&self.latency)
+    }
 });
 
 forward!(AuthStore {

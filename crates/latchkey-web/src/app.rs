@@ -1,6 +1,8 @@
-//! The application as a value (DESIGN §1): `router(service)` for in-process tests, and
-//! [`App`] to bind a listener, report its address and serve until told to stop, finishing the
-//! requests in flight (SECURITY R4).
+//! The application as a value (ARCHITECTURE, Conventions 1): `router(service, web)`, every
+//! route (the API, the pages, forward-auth, `/healthz`, `/readyz`, `/metrics`) with the body
+//! limit and the security headers (the CSP), for in-process tests and for `serve`; and [`App`]
+//! to bind a listener, report its address and serve until told to stop, finishing the requests
+//! in flight (SECURITY R4). HTTPS serving is in `tls.rs`.
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
@@ -36,6 +38,7 @@ pub fn router<S: Store>(service: Service<S>, web: WebConfig) -> Router {
         .route("/auth/verify", get(crate::forward_auth::verify::<S>))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz::<S>))
+        .route("/metrics", get(crate::metrics::on_main::<S>))
         .fallback(routes::fallback)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

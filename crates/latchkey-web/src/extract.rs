@@ -1,6 +1,8 @@
-//! Extractors: JSON bodies whose every rejection is a problem answer, the client's address and
-//! user agent, the environment from the path, and the authenticated principal (cookie or
-//! bearer, with CSRF protection for cookie-authenticated writes).
+//! Extractors: JSON bodies, path and query parameters whose every rejection is a problem
+//! answer, the client's address and user agent, the environment from the path, the
+//! authenticated principal (cookie or bearer, with CSRF protection for cookie-authenticated
+//! writes), and the admin API's callers (`AdminOf`, `OperatorOnly`: authorized before the body
+//! is read, a refusal recorded in the audit log).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -174,7 +176,7 @@ pub(crate) fn origin_of(parts: &Parts, trusted_proxies: &[IpAddr]) -> Origin {
 /// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.5`, as a dual-stack listener reports them) are
 /// compared as IPv4; an entry that is not an address stops the walk at the last trusted hop, so
 /// a client cannot slip its own value past a proxy that appends something unexpected.
-fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
+pub(crate) fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
     let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|t| t.to_canonical() == *ip);
     if !is_trusted(&peer) {

@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use latchkey_core::model::EnvSlug;
-use latchkey_service::{ServiceError, Store};
+use latchkey_service::{ServiceError, Store, metrics::ForwardAuth};
 use serde::Deserialize;
 
 use crate::{
@@ -27,10 +27,30 @@ pub struct VerifyQuery {
     rd: Option<String>,
 }
 
+/// The handler: [`answer`], counted by its status for `/metrics`.
 pub async fn verify<S: Store>(
     State(st): State<AppState<S>>,
     ApiQuery(q): ApiQuery<VerifyQuery>,
     parts: Parts,
+) -> Response {
+    let response = answer(&st, q, &parts).await.into_response();
+    let counted = match response.status() {
+        StatusCode::OK => Some(ForwardAuth::Allowed),
+        StatusCode::FOUND => Some(ForwardAuth::Redirected),
+        StatusCode::UNAUTHORIZED => Some(ForwardAuth::Denied),
+        StatusCode::SERVICE_UNAVAILABLE => Some(ForwardAuth::Unavailable),
+        _ => None,
+    };
+    if let Some(answer) = counted {
+        st.service.metrics().forward_auth(answer);
+    }
+    response
+}
+
+async fn answer<S: Store>(
+    st: &AppState<S>,
+    q: VerifyQuery,
+    parts: &Parts,
 ) -> Result<Response, Problem> {
     let env = q
         .env
@@ -43,7 +63,7 @@ pub async fn verify<S: Store>(
                 "give the environment: /auth/verify?env=prod",
             )
         })?;
-    let principal = match cookie(&parts, st.web.cookie_name()) {
+    let principal = match cookie(parts, st.web.cookie_name()) {
         None => None,
         Some(token) => match st.service.authenticate(&token).await {
             Ok(p) if p.environment.slug == env => Some(p),

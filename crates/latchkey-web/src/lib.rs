@@ -1,4 +1,5 @@
-//! Latchkey's HTTP layer: routes, extractors, RFC 9457 problem answers and security headers.
+//! Latchkey's HTTP layer: the JSON API, the HTML pages, forward-auth, extractors, RFC 9457
+//! problem answers, security headers, and HTTPS in the server itself.
 //!
 //! A handler parses its input, calls one use case of `latchkey-service`, and renders the
 //! answer: no business rule lives here, and nothing here knows SQL. Errors never carry
@@ -9,6 +10,7 @@ pub mod app;
 pub mod extract;
 pub mod forward_auth;
 pub mod input;
+pub mod metrics;
 pub mod pages;
 pub mod problem;
 pub mod redirect;

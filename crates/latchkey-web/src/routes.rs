@@ -1,4 +1,6 @@
-//! Operational routes (SPEC §5.4) and the answers for paths and methods nobody serves.
+//! Operational routes (SPEC §5.4: `GET /healthz`, `GET /readyz`; `/metrics` is in
+//! `metrics.rs`) and the answers for paths and methods nobody serves (a 404 page under `/e/`,
+//! a 404 or 405 problem elsewhere).
 
 use axum::{
     Json,

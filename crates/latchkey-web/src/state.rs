@@ -1,4 +1,6 @@
-//! What every handler shares: the service and the web settings.
+//! What every handler shares (`AppState`): the service, the web settings (`WebConfig`: the
+//! public URL and origin, cookie names and attributes, trusted proxies, redirect hosts) and the
+//! key form tokens are derived with.
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -19,6 +21,8 @@ pub struct WebConfig {
     pub public_url: String,
     /// Hosts (lower case, any port) that a `rd` may send the browser back to (SPEC §5.2).
     pub allowed_redirect_hosts: Vec<String>,
+    /// Where `GET /metrics` is served, and to whom (SPEC §12).
+    pub metrics: crate::metrics::MetricsAccess,
 }
 
 impl WebConfig {
@@ -48,7 +52,15 @@ impl WebConfig {
             trusted_proxies,
             public_url: url.to_owned(),
             allowed_redirect_hosts: Vec::new(),
+            metrics: crate::metrics::MetricsAccess::default(),
         }
+    }
+
+    /// The same settings with `/metrics` served as `access` says.
+    #[must_use]
+    pub fn with_metrics(mut self, access: crate::metrics::MetricsAccess) -> Self {
+        self.metrics = access;
+        self
     }
 
     /// The same settings with the hosts a `rd` may name.

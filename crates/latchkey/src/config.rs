@@ -13,6 +13,7 @@ use figment::{
 };
 use latchkey_core::{HumanDuration, model::Email, password::HashCost};
 use latchkey_service::ServiceConfig;
+use latchkey_web::metrics::{IpNet, MetricsAccess};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The keys that `LATCHKEY_*` variables may set (`LATCHKEY_PUBLIC_URL` sets `public_url`).
@@ -36,6 +37,8 @@ const ENV_KEYS: &[&str] = &[
     "trusted_proxies",
     "tls_cert",
     "tls_key",
+    "metrics_allow",
+    "metrics_listen",
 ];
 
 /// The configuration as read, before validation.
@@ -63,6 +66,11 @@ pub struct Config {
     /// PEM certificate chain: with `tls_key`, `serve` speaks HTTPS itself.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Client addresses or networks that may read `/metrics` on the main listener.
+    #[serde(deserialize_with = "list")]
+    pub metrics_allow: Vec<String>,
+    /// A listener of its own for `/metrics` (then not served on the main one).
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
@@ -94,6 +102,8 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             tls_cert: None,
             tls_key: None,
+            metrics_allow: vec!["127.0.0.0/8".into(), "::1".into()],
+            metrics_listen: None,
         }
     }
 }
@@ -250,6 +260,10 @@ pub struct Settings {
     pub allowed_redirect_hosts: Vec<String>,
     /// Certificate chain and key when the server speaks HTTPS itself.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Where `/metrics` is served and to whom.
+    pub metrics: MetricsAccess,
+    /// The address of the `/metrics` listener, when it has one of its own.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -320,24 +334,16 @@ impl Settings {
                 );
             }
         }
-        let tls = match (config.tls_cert, config.tls_key) {
-            (Some(cert), Some(key)) => {
-                if !public_url.url.starts_with("https://") {
-                    bail!(
-                        "with tls_cert and tls_key the server speaks HTTPS: set the public URL to \
-                         https://… (it is {})",
-                        public_url.url
-                    );
-                }
-                Some((cert, key))
-            }
-            (None, None) => None,
-            _ => {
-                bail!("give both tls_cert and tls_key (--tls-cert FILE --tls-key FILE), or neither")
-            }
-        };
+        let tls = tls_settings(config.tls_cert, config.tls_key, &public_url)?;
+        let (metrics, metrics_listen) = metrics_settings(
+            &config.metrics_allow,
+            config.metrics_listen.as_deref(),
+            listen,
+        )?;
         Ok(Self {
             tls,
+            metrics,
+            metrics_listen,
             allowed_redirect_hosts: config.allowed_redirect_hosts,
             listen,
             database: config.database,
@@ -350,6 +356,58 @@ impl Settings {
             trusted_proxies,
         })
     }
+}
+
+/// The certificate and key, given both or neither, with an https public URL.
+fn tls_settings(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    public_url: &PublicUrl,
+) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
+    Ok(match (cert, key) {
+        (Some(cert), Some(key)) => {
+            if !public_url.url.starts_with("https://") {
+                bail!(
+                    "with tls_cert and tls_key the server speaks HTTPS: set the public URL to \
+                     https://… (it is {})",
+                    public_url.url
+                );
+            }
+            Some((cert, key))
+        }
+        (None, None) => None,
+        _ => {
+            bail!("give both tls_cert and tls_key (--tls-cert FILE --tls-key FILE), or neither")
+        }
+    })
+}
+
+/// Where `/metrics` is served: on a listener of its own, or on the main one to `allow`.
+fn metrics_settings(
+    allow: &[String],
+    listen_on: Option<&str>,
+    listen: SocketAddr,
+) -> anyhow::Result<(MetricsAccess, Option<SocketAddr>)> {
+    let metrics_allow = allow
+        .iter()
+        .map(|n| IpNet::parse(n).map_err(|e| anyhow::anyhow!("metrics_allow: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let metrics_listen = listen_on
+        .map(|a| {
+            a.parse::<SocketAddr>().map_err(|_| {
+                anyhow::anyhow!("metrics_listen `{a}` is not valid: write it like 127.0.0.1:9090")
+            })
+        })
+        .transpose()?;
+    if metrics_listen.is_some_and(|m| m == listen && listen.port() != 0) {
+        bail!("metrics_listen must be another address than listen ({listen})");
+    }
+    let access = if metrics_listen.is_some() {
+        MetricsAccess::Separate
+    } else {
+        MetricsAccess::Main(metrics_allow)
+    };
+    Ok((access, metrics_listen))
 }
 
 #[cfg(test)]
@@ -387,6 +445,47 @@ mod tests {
                 .as_deref(),
             Some("https://a.example")
         );
+    }
+
+    #[test]
+    fn metrics_settings() {
+        let with = |allow: &[&str], listen: Option<&str>| {
+            Settings::validate(Config {
+                metrics_allow: allow.iter().map(|s| (*s).to_owned()).collect(),
+                metrics_listen: listen.map(str::to_owned),
+                ..Config::default()
+            })
+        };
+        let s = with(&["10.0.0.0/8", "192.0.2.1"], None).map(|s| s.metrics);
+        assert!(
+            matches!(&s, Ok(MetricsAccess::Main(nets)) if nets.len() == 2),
+            "{s:?}"
+        );
+        let s = with(&[], Some("127.0.0.1:9090"));
+        assert!(
+            s.as_ref()
+                .is_ok_and(|s| s.metrics == MetricsAccess::Separate
+                    && s.metrics_listen == "127.0.0.1:9090".parse().ok()),
+            "{s:?}"
+        );
+        let e = with(&["10.0.0.0/40"], None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("metrics_allow") && e.contains("10.0.0.0/40"),
+            "{e}"
+        );
+        let e = with(&[], Some("nine"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("metrics_listen"), "{e}");
+        let e = with(&[], Some("127.0.0.1:8080"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("another address"), "{e}");
     }
 
     #[test]

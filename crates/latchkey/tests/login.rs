@@ -670,3 +670,151 @@ fn cookie_writes_from_another_origin_are_refused() {
     );
     assert_eq!(r.status, 204, "{}", r.body);
 }
+
+/// A GET of `path` from the local address `from` (for example 127.0.0.2): what a client on
+/// another address sees.
+fn get_from(from: &str, to: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let mut s = socket.connect(to).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).await.unwrap();
+        let status = raw
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, raw)
+    })
+}
+
+/// SPEC §12: `/metrics` counts a login and a failed login (by environment, step and result),
+/// session checks and forward-auth answers, reports the hashing pool and the store's latency,
+/// holds no email or token in any label, and answers 403 to an address outside
+/// `metrics_allow` — and to a request forwarded by a proxy nobody said to trust.
+#[test]
+fn metrics_count_logins_and_answer_only_allowed_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = common::start_with(d, &[], &[("LATCHKEY_METRICS_ALLOW", "127.0.0.1/32")]);
+    ok(d, &["env", "create", "prod", "--mfa", "off"]);
+    let token = common::link_token(&ok(d, &["user", "create", "prod", "mia@example.com"]));
+    let lt = login_token(&server.post(
+        "/api/v1/environments/prod/setup-link",
+        &json!({"token": token}),
+    ));
+    let r = server.post(
+        "/api/v1/environments/prod/login/password",
+        &json!({"login_token": lt, "new_password": PASSWORD}),
+    );
+    assert_eq!(r.json()["status"], "authenticated", "{}", r.body);
+    let r = password_login(&server, "prod", "mia@example.com", PASSWORD);
+    assert_eq!(r.json()["status"], "authenticated", "{}", r.body);
+    let session = r.json()["session"]["token"].as_str().unwrap().to_owned();
+    let r = password_login(
+        &server,
+        "prod",
+        "mia@example.com",
+        "not her password at all",
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    // A login in an environment that does not exist is no series (its name is the caller's).
+    let r = password_login(&server, "no-such-env", "mia@example.com", PASSWORD);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = server.get(
+        "/api/v1/session",
+        &[("authorization", &format!("Bearer {session}"))],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(server.get("/auth/verify?env=prod", &[]).status, 401);
+
+    let r = server.get("/metrics", &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{:?}",
+        r.headers
+    );
+    let text = &r.body;
+    for series in [
+        "latchkey_login_steps_total{env=\"prod\",step=\"setup_link\",result=\"next_step\"} 1",
+        "latchkey_login_steps_total{env=\"prod\",step=\"new_password\",result=\"authenticated\"} 1",
+        "latchkey_login_steps_total{env=\"prod\",step=\"password\",result=\"authenticated\"} 1",
+        "latchkey_login_steps_total{env=\"prod\",step=\"password\",result=\"invalid_credentials\"} 1",
+        "latchkey_session_checks_total{result=\"valid\"} 1",
+        "latchkey_forward_auth_total{answer=\"denied\"} 1",
+        "latchkey_hashing_refused_total 0",
+        "latchkey_lockouts_total",
+        "latchkey_build_info{version=\"",
+        "latchkey_store_operation_duration_seconds_bucket{op=\"login_subject\",le=\"+Inf\"}",
+        "latchkey_store_operation_duration_seconds_count{op=\"session_by_token\"}",
+    ] {
+        assert!(text.contains(series), "missing {series}:\n{text}");
+    }
+    assert!(text.contains("latchkey_hashing_workers "), "{text}");
+    assert!(!text.contains("no-such-env"), "{text}");
+    // Every label value is a word of ours, a slug or a number: no email, token or id.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            !line.contains('@') && !line.contains(&session) && !line.contains(&token),
+            "{line}"
+        );
+        if let Some((_, labels)) = line.split_once('{') {
+            let labels = labels.split_once('}').unwrap().0;
+            for pair in labels.split(',') {
+                let value = pair.split_once('=').unwrap().1.trim_matches('"');
+                assert!(
+                    value.len() <= 40
+                        && value
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_-.+".contains(c)),
+                    "label value {value:?} in {line}"
+                );
+            }
+        }
+    }
+
+    // Another address than metrics_allow's: 403, and so is a forwarded request from a peer
+    // that is not a trusted proxy (the client behind it is unknown).
+    let (status, raw) = get_from("127.0.0.2", server.addr, "/metrics");
+    assert_eq!(status, 403, "{raw}");
+    assert!(raw.contains("\"code\":\"forbidden\""), "{raw}");
+    assert!(!raw.contains("latchkey_login_steps_total"), "{raw}");
+    let r = server.get("/metrics", &[("x-forwarded-for", "127.0.0.1")]);
+    assert_eq!(r.status, 403, "{}", r.body);
+}
+
+/// With `metrics_listen`, `/metrics` is served on its own listener, to any client that can
+/// reach it, and no longer on the main one.
+#[test]
+fn metrics_on_a_listener_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_with(
+        dir.path(),
+        &[],
+        &[("LATCHKEY_METRICS_LISTEN", "127.0.0.1:0")],
+    );
+    let line = server
+        .lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Metrics on http://"))
+        .unwrap_or_else(|| panic!("{:?}", server.lines));
+    let addr: std::net::SocketAddr = line.trim_end_matches("/metrics").parse().unwrap();
+    assert_eq!(server.get("/metrics", &[]).status, 404);
+    let (status, raw) = get_from("127.0.0.2", addr, "/metrics");
+    assert_eq!(status, 200, "{raw}");
+    assert!(raw.contains("latchkey_build_info"), "{raw}");
+    let (status, _) = get_from("127.0.0.1", addr, "/api/v1/openapi.json");
+    assert_eq!(status, 404);
+    let (status, logs) = server.stop();
+    assert!(status.success(), "{logs}");
+}

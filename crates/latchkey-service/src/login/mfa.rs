@@ -15,6 +15,7 @@ use crate::{
         FactorInput, MfaOffer, ParsedFactor, Refusal, check_code, open_authenticators, parse_code,
         parse_label,
     },
+    metrics::LoginStep,
     store::{
         AttemptFacts, CounterKey, Judge, LoginWrite, NewAuthenticator, StepAttempt, StepOutcome,
         Store,
@@ -46,8 +47,49 @@ fn pending_aad(txn_id: &str) -> String {
 
 impl<S: Store> Service<S> {
     /// `POST /environments/{env}/login/mfa`: a TOTP code or a recovery code.
-    #[tracing::instrument(skip_all, fields(env = %env))]
     pub async fn login_mfa(
+        &self,
+        caller: &Caller,
+        env: &EnvSlug,
+        login_token: &str,
+        factor: &FactorInput,
+    ) -> ServiceResult<LoginAnswer> {
+        let r = self.login_mfa_step(caller, env, login_token, factor).await;
+        self.count_step(env, LoginStep::SecondFactor, r).await
+    }
+
+    /// `POST /environments/{env}/login/mfa/setup`: offer a fresh 160-bit secret. Asking again
+    /// in the same login offers the same secret, so a reloaded page shows the QR code scanned.
+    pub async fn login_mfa_setup(
+        &self,
+        caller: &Caller,
+        env: &EnvSlug,
+        login_token: &str,
+    ) -> ServiceResult<MfaOffer> {
+        let r = self.login_mfa_setup_step(caller, env, login_token).await;
+        self.count_step(env, LoginStep::MfaSetup, r).await
+    }
+
+    /// `POST /environments/{env}/login/mfa/setup/confirm`: a code from the offered secret
+    /// makes it the user's first authenticator (its step burnt), hands out ten recovery codes
+    /// once, and ends the login.
+    pub async fn login_mfa_confirm(
+        &self,
+        caller: &Caller,
+        env: &EnvSlug,
+        login_token: &str,
+        code: &latchkey_core::SecretString,
+        label: &str,
+    ) -> ServiceResult<LoginAnswer> {
+        let r = self
+            .login_mfa_confirm_step(caller, env, login_token, code, label)
+            .await;
+        self.count_step(env, LoginStep::MfaConfirm, r).await
+    }
+
+    /// The second-factor step (counted by [`Self::login_mfa`]).
+    #[tracing::instrument(skip_all, fields(env = %env))]
+    async fn login_mfa_step(
         &self,
         caller: &Caller,
         env: &EnvSlug,
@@ -163,17 +205,16 @@ impl<S: Store> Service<S> {
                 ..
             } => {
                 if locked_until.is_some() {
-                    crate::factors::warn_locked(env, &key);
+                    self.locked(env, &key);
                 }
                 Err(conflict.map_or(ServiceError::InvalidCode, super::conflict_error))
             }
         }
     }
 
-    /// `POST /environments/{env}/login/mfa/setup`: offer a fresh 160-bit secret. Asking again
-    /// in the same login offers the same secret, so a reloaded page shows the QR code scanned.
+    /// Offering a secret (counted by [`Self::login_mfa_setup`]).
     #[tracing::instrument(skip_all, fields(env = %env))]
-    pub async fn login_mfa_setup(
+    async fn login_mfa_setup_step(
         &self,
         caller: &Caller,
         env: &EnvSlug,
@@ -218,11 +259,9 @@ impl<S: Store> Service<S> {
         Self::offer(&txn.environment, &txn.user, &secret)
     }
 
-    /// `POST /environments/{env}/login/mfa/setup/confirm`: a code from the offered secret
-    /// makes it the user's first authenticator (its step burnt), hands out ten recovery codes
-    /// once, and ends the login.
+    /// Confirming the first authenticator (counted by [`Self::login_mfa_confirm`]).
     #[tracing::instrument(skip_all, fields(env = %env))]
-    pub async fn login_mfa_confirm(
+    async fn login_mfa_confirm_step(
         &self,
         caller: &Caller,
         env: &EnvSlug,

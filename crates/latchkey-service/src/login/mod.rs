@@ -18,6 +18,7 @@ use serde_json::json;
 
 use crate::{
     AuditRecord, AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
+    metrics::{LoginStep, StepAnswer},
     store::{
         CounterKey, CounterKind, LoginNext, LoginTxnView, LoginWrite, NewLoginTxn, NewSession,
         PasswordWrite, Store, StoreError, conflict,
@@ -65,8 +66,63 @@ pub(crate) fn conflict_error(conflict: &str) -> ServiceError {
 
 impl<S: Store> Service<S> {
     /// `POST /environments/{env}/login`: check the password, then open the next step.
-    #[tracing::instrument(skip_all, fields(env = %env))]
     pub async fn login_password(
+        &self,
+        caller: &Caller,
+        env: &EnvSlug,
+        email: &str,
+        password: &str,
+    ) -> ServiceResult<LoginAnswer> {
+        let r = self.login_password_step(caller, env, email, password).await;
+        self.count_step(env, LoginStep::Password, r).await
+    }
+
+    /// `POST /environments/{env}/setup-link`: open a login at `password_change_required` from
+    /// an invitation or reset link, voiding the logins this link opened before.
+    pub async fn start_setup_link(
+        &self,
+        caller: &Caller,
+        env: &EnvSlug,
+        token: &str,
+    ) -> ServiceResult<LoginAnswer> {
+        let r = self.start_setup_link_step(caller, env, token).await;
+        self.count_step(env, LoginStep::SetupLink, r).await
+    }
+
+    /// `POST /environments/{env}/login/password`: choose the new password, then the next
+    /// step. A user who has an authenticator must still use it (SECURITY A2).
+    pub async fn login_new_password(
+        &self,
+        caller: &Caller,
+        env: &EnvSlug,
+        login_token: &str,
+        new_password: &str,
+    ) -> ServiceResult<LoginAnswer> {
+        let r = self
+            .login_new_password_step(caller, env, login_token, new_password)
+            .await;
+        self.count_step(env, LoginStep::NewPassword, r).await
+    }
+
+    /// Count a step's outcome for `/metrics`, under `env` only once it is known to exist: a
+    /// step of an unknown environment (its slug is the caller's word) is not counted.
+    pub(crate) async fn count_step<T: StepAnswer>(
+        &self,
+        env: &EnvSlug,
+        step: LoginStep,
+        result: ServiceResult<T>,
+    ) -> ServiceResult<T> {
+        let exists = self.metrics().counts_env(env)
+            || matches!(self.store.get_environment(env).await, Ok(Some(_)));
+        if exists {
+            self.metrics().login(env, step, &result);
+        }
+        result
+    }
+
+    /// The password step (counted by [`Self::login_password`]).
+    #[tracing::instrument(skip_all, fields(env = %env))]
+    async fn login_password_step(
         &self,
         caller: &Caller,
         env: &EnvSlug,
@@ -158,10 +214,9 @@ impl<S: Store> Service<S> {
         Ok(decision.answer)
     }
 
-    /// `POST /environments/{env}/setup-link`: open a login at `password_change_required` from
-    /// an invitation or reset link, voiding the logins this link opened before.
+    /// Opening a setup link (counted by [`Self::start_setup_link`]).
     #[tracing::instrument(skip_all, fields(env = %env))]
-    pub async fn start_setup_link(
+    async fn start_setup_link_step(
         &self,
         caller: &Caller,
         env: &EnvSlug,
@@ -227,10 +282,9 @@ impl<S: Store> Service<S> {
         })
     }
 
-    /// `POST /environments/{env}/login/password`: choose the new password, then the next
-    /// step. A user who has an authenticator must still use it (SECURITY A2).
+    /// The new-password step (counted by [`Self::login_new_password`]).
     #[tracing::instrument(skip_all, fields(env = %env))]
-    pub async fn login_new_password(
+    async fn login_new_password_step(
         &self,
         caller: &Caller,
         env: &EnvSlug,

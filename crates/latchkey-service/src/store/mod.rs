@@ -1,4 +1,7 @@
 //! The storage traits: what the use cases need from a database, and nothing about SQL.
+//! `Store` is `AdminStore` (here: environments, users, authenticators, the audit log, the
+//! sealing key's fingerprint, backups), `AuthStore` (`auth.rs`; a code step's unit of work in
+//! `attempt.rs`) and `ManageStore` (`manage.rs`), with the records they take and return.
 //!
 //! Each write method is a unit of work that the implementation runs as **one** database
 //! transaction, audit record included, so a crash never leaves half of a use case behind
@@ -176,6 +179,11 @@ pub trait AdminStore: Clone + Send + Sync + 'static {
     /// The database answers (for `/readyz`).
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// The latency of each storage operation, where the store measures it (`GET /metrics`).
+    fn latency(&self) -> Option<&crate::metrics::StoreLatency> {
+        None
+    }
+
     /// Compare the sealing key's fingerprint with the one recorded, recording it when there is
     /// none yet.
     fn claim_key_fingerprint(
@@ -264,7 +272,7 @@ pub trait AdminStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Vec<AuthenticatorRecord>>> + Send;
 
     /// Record `step` as the authenticator's last accepted step if, and only if, it is later
-    /// than the one recorded (DESIGN §7: one conditional update). Returns whether it changed a
+    /// than the one recorded (ARCHITECTURE, Conventions 7: one conditional update). Returns whether it changed a
     /// row; `false` means another request got there first, or the step was not later.
     fn advance_totp_step(
         &self,

@@ -1,4 +1,6 @@
-//! `latchkey serve`: first-start bootstrap, then the HTTP server until SIGTERM or SIGINT.
+//! `latchkey serve`: first-start bootstrap (the operator's setup link printed once), then the
+//! HTTP server — HTTPS with `--tls-cert` and `--tls-key` — and, with `metrics_listen`, the
+//! `/metrics` listener, until SIGTERM or SIGINT; expired rows are purged every ten minutes.
 //! [`shutdown_signal`] registers the signal handlers; `main` calls it before anything else.
 
 use latchkey_web::{App, WebConfig, router};
@@ -39,7 +41,8 @@ pub async fn run(
         );
     }
     let web = WebConfig::for_public_url(&settings.public_url.url, settings.trusted_proxies.clone())
-        .with_redirect_hosts(&settings.allowed_redirect_hosts);
+        .with_redirect_hosts(&settings.allowed_redirect_hosts)
+        .with_metrics(settings.metrics.clone());
     // Read the certificate before binding, so a bad file stops the start with its reason.
     let tls = match &settings.tls {
         Some((cert, key)) => Some(latchkey_web::tls::load(cert, key).map_err(anyhow::Error::msg)?),
@@ -49,13 +52,44 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let addr = app.local_addr()?;
+    // One signal stops both listeners: the first that hears it tells the other.
+    let (stopped, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop.await;
+        let _ = stopped.send(true);
+    });
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let metrics = match settings.metrics_listen {
+        Some(listen) => {
+            let metrics_app = App::bind(listen, latchkey_web::metrics::router(service.clone()))
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (metrics_listen): {e}"))?;
+            let metrics_addr = metrics_app.local_addr()?;
+            tracing::info!(%metrics_addr, "metrics are served on a listener of their own");
+            println!("Metrics on http://{metrics_addr}/metrics");
+            Some(tokio::spawn(
+                metrics_app.run_until_stopped(until_stopped(stopping.clone())),
+            ))
+        }
+        None => None,
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, public_url = %settings.public_url.url, tls = tls.is_some(), "latchkey is listening");
     println!("Listening on {scheme}://{addr}");
     let purger = tokio::spawn(purge_periodically(service.clone()));
+    let main_stop = until_stopped(stopping);
     match tls {
-        Some(config) => app.run_tls_until_stopped(config, stop).await?,
-        None => app.run_until_stopped(stop).await?,
+        Some(config) => app.run_tls_until_stopped(config, main_stop).await?,
+        None => app.run_until_stopped(main_stop).await?,
+    }
+    if let Some(metrics) = metrics {
+        match metrics.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the metrics listener failed"),
+            Err(e) => tracing::warn!(error = %e, "the metrics listener ended abnormally"),
+        }
     }
     purger.abort();
     service.store().close().await;
