@@ -2,7 +2,7 @@
 //! the environment's policy, which step comes next.
 //!
 //! ```text
-//! password ──► [password_change_required] ──► [mfa_setup_required | mfa_required] ──► authenticated
+//! password ──► [password_change_required] ──► [mfa_setup_required|mfa_required] ──► authenticated
 //! ```
 
 use std::fmt;

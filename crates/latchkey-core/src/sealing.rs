@@ -3,7 +3,9 @@
 //! A sealed value is `[version 1][key id, 8 bytes][nonce, 12 bytes][ciphertext + tag]`. The key
 //! id lets a keyring hold old keys beside the current one so keys can rotate. The associated
 //! data binds a ciphertext to its row (an authenticator id), so ciphertexts cannot be swapped
-//! between rows. This module never logs and never returns a key or a plaintext in an error.
+//! between rows. Other purposes (recovery-code hashes, form tokens) get subkeys derived from
+//! the key (`SealingKey::derive`), never the key itself. This module never logs and never
+//! returns a key or a plaintext in an error.
 
 use aes_gcm::{
     Aes256Gcm,

@@ -1,10 +1,11 @@
 //! Opaque bearer secrets: session tokens, login-transaction tokens, setup-link tokens, API
-//! tokens, and recovery codes.
+//! tokens, recovery codes, and the pages' CSRF form tokens.
 //!
 //! A token is 256 bits from the OS CSPRNG, base64url without padding (43 characters), so it
 //! fits a URL, a cookie and a header. The database stores only its SHA-256 ([`TokenHash`]): a
 //! dump does not yield a usable token. A hash of a 256-bit random value needs no salt or
-//! stretching. Never log a token; log its record id.
+//! stretching. A recovery code has 50 bits, so it is stored as an HMAC under a key kept out of
+//! the database. Never log a token; log its record id.
 
 use std::fmt;
 

@@ -1,5 +1,5 @@
-//! HOTP (RFC 4226) and TOTP (RFC 6238): code generation, code parsing, verification and the
-//! `otpauth://` Key URI.
+//! HOTP (RFC 4226) and TOTP (RFC 6238): code generation, code parsing, verification, the
+//! `otpauth://` Key URI and its QR code (SVG).
 //!
 //! Verification is a pure function of (secret, parameters, code, now, last accepted step,
 //! window). It returns the matched step so the caller can record it with a conditional update;

@@ -1,6 +1,7 @@
-//! The user's own account (SPEC §5.2): password change, authenticators and recovery codes.
-//! Adding or removing an authenticator and regenerating recovery codes need a fresh second
-//! factor (SECURITY E5), checked under the same lockout counter as a login.
+//! The user's own account (SPEC §5.2): password change, MFA status, authenticators (add,
+//! confirm, remove) and recovery codes. Adding or removing an authenticator and regenerating
+//! recovery codes need a fresh second factor (SECURITY E5) — the current password for a user's
+//! first authenticator — checked under the same lockout counters as a login.
 
 use latchkey_core::{
     SecretString,

@@ -1,5 +1,7 @@
-//! Authorization as types (DESIGN §3): an administrative use case takes an [`EnvAdmin`] or an
-//! [`Operator`], and only the checks here make one, so a forgotten check does not compile.
+//! Authorization as types (`docs/ARCHITECTURE.md`, Conventions 3): an administrative use case takes
+//! an [`EnvAdmin`] or an [`Operator`], and only the checks here make one, so a forgotten check
+//! does not compile. Also here: who presented a bearer credential ([`Identity`]: a session or
+//! an API token), the CLI's admin, and the audit record of a refused act.
 //!
 //! Environment admins (role `admin` in that environment, or an API token of it) act on their
 //! environment; operators (admins of `system`, or operator API tokens) on every environment.

@@ -32,7 +32,8 @@ impl<E: Into<ServiceError>> From<E> for Ended {
 const TOUCH_EVERY: i64 = 60;
 
 /// A user authenticated by a live session. Only [`Service::authenticate`] makes one, so a use
-/// case that takes it cannot run for an anonymous caller (ARCHITECTURE, Conventions 3).
+/// case that takes it cannot run for an anonymous caller (`docs/ARCHITECTURE.md`,
+/// Conventions 3).
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: User,

@@ -1,5 +1,5 @@
-//! Users (SPEC §4.2, §4.7): invitation with a one-time setup link, and listing with filters and
-//! cursor pagination. An admin never chooses or sees a password (SECURITY A1).
+//! Users (SPEC §4.2, §4.7): invitation with a one-time setup link, lookup by email, and listing
+//! with filters and cursor pagination. An admin never chooses or sees a password (SECURITY A1).
 
 use latchkey_core::model::{DisplayName, Email, EnvSlug, Role, User, UserState};
 use serde_json::json;

@@ -1,4 +1,6 @@
-//! Latchkey's storage: implementations of `latchkey_service::store::Store`.
+//! Latchkey's storage: the implementations of `latchkey_service::store::Store` — `SqliteStore`
+//! (`sqlite/`), `PgStore` (`postgres/`), and `AnyStore`, the one a database URL selects — with
+//! their migrations and the row readers they share (`rows.rs`).
 //!
 //! The only crate that knows SQL. Each write method runs as one transaction; unique-constraint
 //! violations become `StoreError::Conflict`; driver errors become `StoreError::Unavailable`

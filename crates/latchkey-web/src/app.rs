@@ -1,4 +1,4 @@
-//! The application as a value (ARCHITECTURE, Conventions 1): `router(service, web)`, every
+//! The application as a value (`docs/ARCHITECTURE.md`, Conventions 1): `router(service, web)`, every
 //! route (the API, the pages, forward-auth, `/healthz`, `/readyz`, `/metrics`) with the body
 //! limit and the security headers (the CSP), for in-process tests and for `serve`; and [`App`]
 //! to bind a listener, report its address and serve until told to stop, finishing the requests

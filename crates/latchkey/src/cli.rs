@@ -1,5 +1,6 @@
-//! The command line (SPEC §7). Parsing only: every value becomes a validated type here, so a
-//! bad slug, policy or duration is one clear line from clap and exit code 2.
+//! The command line (SPEC §7): `serve`, `migrate`, `env`, `user`, `token`, `audit`, `backup`.
+//! Parsing only: slugs, policies, roles, states and durations become validated types here, so a
+//! bad one is one clear line from clap and exit code 2.
 //!
 //! Doc comments here are the `--help` text users read, not rustdoc.
 #![allow(clippy::doc_markdown)]

@@ -272,8 +272,9 @@ pub trait AdminStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Vec<AuthenticatorRecord>>> + Send;
 
     /// Record `step` as the authenticator's last accepted step if, and only if, it is later
-    /// than the one recorded (ARCHITECTURE, Conventions 7: one conditional update). Returns whether it changed a
-    /// row; `false` means another request got there first, or the step was not later.
+    /// than the one recorded (`docs/ARCHITECTURE.md`, Conventions 7: one conditional update).
+    /// Returns whether it changed a row; `false` means another request got there first, or the
+    /// step was not later.
     fn advance_totp_step(
         &self,
         authenticator_id: &str,

@@ -1,9 +1,10 @@
-//! The PostgreSQL store: any number of stateless nodes on one database (DESIGN, "Scaling
-//! out"). The same traits and the same meaning as the SQLite store, proven by the same test
-//! suite. Every write method is one transaction (READ COMMITTED); what must hold across
-//! concurrent requests and nodes is checked by the statement that changes the row (conditional
-//! `UPDATE … WHERE`, `INSERT … ON CONFLICT`), whose row locks make a second writer see the
-//! first one's result.
+//! The PostgreSQL store (`PgStore`): any number of stateless nodes on one database
+//! (`docs/ARCHITECTURE.md`, "Scaling out"). The same traits and the same meaning as the SQLite
+//! store, proven by the same test suite. Every write method is one transaction (READ
+//! COMMITTED); a write about a user first locks the user's row (`lock_user`), and what must
+//! hold across concurrent requests and nodes is checked by the statement that changes the row
+//! (conditional `UPDATE … WHERE`, `INSERT … ON CONFLICT`), whose row locks make a second writer
+//! see the first one's result.
 
 mod audit;
 mod auth;

@@ -5,7 +5,8 @@
 //! same bundled SQLite library), used inline on the calling task: an indexed read from the
 //! page cache takes microseconds, less than the switch it saves. WAL readers do not wait for
 //! the writer; a short busy timeout bounds the rare wait (a checkpoint), and a busy or failed
-//! read is reported as unavailable, so the check fails closed (SECURITY R2).
+//! read is reported as unavailable, so the check fails closed (SECURITY R2). The session check
+//! asks the cache (`cache.rs`) first.
 //!
 //! Read only: nothing here writes, and every connection is opened `SQLITE_OPEN_READ_ONLY`
 //! with `query_only`.

@@ -1,5 +1,7 @@
-//! The row readers of `rows.rs` over `rusqlite` rows, columns found by name: for the reads
-//! made inline (`fast.rs`) and inside the writer's transactions (`writer.rs`).
+//! `rusqlite` for the reads made inline (`fast.rs`) and inside the writer's transactions
+//! (`writer.rs`): the row readers of `rows.rs` over `rusqlite` rows (columns found by name), the
+//! statement helpers (`exec`, `one`, `exists`, `all`), and `lite_err`, which maps a `rusqlite`
+//! error as `crate::map_err` maps sqlx's.
 
 #![allow(dead_code)] // every reader is expanded; not every one is read this way
 

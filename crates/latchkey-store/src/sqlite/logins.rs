@@ -1,4 +1,6 @@
-//! Login transactions, setup links and the unit of work of a login step.
+//! Login transactions, setup links, the unit of work of a login step (`write`), and a code step
+//! claimed, judged and settled in one transaction (`attempt`, with `settle_after_rollback` when
+//! its write failed).
 
 use latchkey_core::{login::Step, model::EnvSlug};
 use latchkey_service::{

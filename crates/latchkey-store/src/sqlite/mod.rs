@@ -1,11 +1,14 @@
-//! The SQLite store: the embedded default for one node (DESIGN §9).
+//! The SQLite store (`SqliteStore`): the embedded default for one node (`docs/ARCHITECTURE.md`,
+//! Conventions 9).
 //!
 //! WAL journal, `synchronous=FULL` (but for a login attempt's claim, flushed by the synced
-//! write that settles it: `writer::Durability`), foreign keys on, a busy timeout, one writer connection
-//! whose transactions open with `BEGIN IMMEDIATE` (so read-then-write never fails on a stale
-//! snapshot) on a thread of its own (`writer.rs`), point reads inline on read-only connections
-//! (`fast.rs`), and sqlx's pool of readers for lists and counts. Other processes (the CLI beside a running server) share
-//! the file through SQLite's own locking.
+//! write that settles it: `writer::Durability`), foreign keys on, a busy timeout, one writer
+//! connection whose transactions open with `BEGIN IMMEDIATE` (so read-then-write never fails on
+//! a stale snapshot) on a thread of its own (`writer.rs`), point reads inline on read-only
+//! connections (`fast.rs`; the session check through `cache.rs`), and sqlx's pool of readers
+//! for lists and counts. Opening creates the file readable by its owner only and applies the
+//! migrations. Other processes (the CLI beside a running server) share the file through
+//! SQLite's own locking.
 
 mod audit;
 mod auth;

@@ -1,5 +1,5 @@
-//! Query plans: the statements that find a user's sessions and login transactions, or the
-//! logins a setup link opened, search an index (migration 0002 left one per purpose) instead
+//! A test of query plans: the statements that find a user's sessions and login transactions, or
+//! the logins a setup link opened, search an index (migration 0002 left one per purpose) instead
 //! of scanning the table — at a million sessions a scan would hold the writer for seconds.
 
 use rusqlite::Connection;

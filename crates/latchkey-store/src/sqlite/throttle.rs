@@ -1,5 +1,6 @@
-//! Failure counters (SPEC §2): claimed before evaluation, recorded after, reset on success.
-//! Every change is one statement (`… RETURNING`), never read-then-write.
+//! Failure counters (SPEC §2), per user (password, second factor) and per client address:
+//! claimed before evaluation, recorded after, reset on success. Every change is one statement
+//! (an upsert, `… RETURNING` where the count is read), never read-then-write.
 
 use latchkey_core::{
     model::{EnvSlug, LockoutSettings},

@@ -7,6 +7,11 @@
 //! goes"). Here a whole transaction is one job: it is sent to the writer thread, runs there
 //! from `BEGIN IMMEDIATE` to `COMMIT` with `rusqlite`, and its answer comes back once.
 //!
+//! A job commits synced unless it asks otherwise (`run_with`, [`Durability`]: a login attempt's
+//! claim is flushed by the next synced commit). `run_or_redo` may follow a rolled-back
+//! transaction with a second one in the same job, with no other write in between (a code step
+//! whose write failed is settled there).
+//!
 //! A job that fails rolls back (the transaction is dropped uncommitted), so nothing is left
 //! half-written. A job once queued runs to its end even if its caller has gone away (a client
 //! that hangs up): a claimed login attempt stays counted (SECURITY L2). A job that waited more

@@ -1,5 +1,7 @@
-//! The admin API (SPEC §5.3). Every handler first turns the caller into an `EnvAdmin` or an
-//! `Operator` (the service's check), then parses, calls one use case, and renders.
+//! The admin API (SPEC §5.3): environments, statistics, users (invite, change, delete, reset the
+//! password or MFA, sign out, clear a lockout), enforce MFA, the audit log and API tokens.
+//! Every handler first turns the caller into an `EnvAdmin` or an `Operator` (the service's
+//! check), then parses, calls one use case, and renders.
 
 use axum::{
     Json,

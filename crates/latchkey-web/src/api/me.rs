@@ -1,4 +1,5 @@
-//! The current session and the user's own account (SPEC §5.2).
+//! The current session (`GET /api/v1/session`, logout) and the user's own account under
+//! `/api/v1/me` (SPEC §5.2): sessions, password, authenticators and recovery codes.
 
 use axum::{
     Json,

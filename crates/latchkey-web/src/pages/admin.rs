@@ -1,8 +1,8 @@
 //! The admin pages (SPEC §6): the users table with MFA status and filters, statistics with
-//! the adoption chart, per-user actions behind a confirmation page, invitations, "enforce MFA
-//! now" that says what it will do before it does it, the audit log, and on `system` the
-//! environments and their policy (`environments.rs`; the audit log is `audit.rs`). Each act is
-//! the same use case as the admin API.
+//! the adoption chart, a user's page, per-user actions behind a confirmation page, invitations,
+//! and "enforce MFA now" that says what it will do before it does it. On `system` the page also
+//! lists the environments (their forms are `environments.rs`); the audit log is `audit.rs`.
+//! Each act is the same use case as the admin API.
 
 use axum::{extract::State, http::StatusCode, response::Response};
 use latchkey_core::model::{DisplayName, Email, Role, SYSTEM, UserState};

@@ -1,7 +1,7 @@
 //! The login pages (SPEC §3, §6): password, new password, second factor, MFA setup with the
-//! recovery codes shown once, and setup links. Between steps the login token travels in an
-//! `HttpOnly` cookie, never in a URL; `rd` travels in the query and the forms and is honoured at
-//! the end only under [`redirect::allowed`].
+//! recovery codes shown once, setup links, and logout. Between steps the login token travels in
+//! an `HttpOnly` cookie, never in a URL; `rd` travels in the query and the forms and is honoured
+//! at the end only under [`redirect::allowed`].
 
 use askama::Template;
 use axum::{

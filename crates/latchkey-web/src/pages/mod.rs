@@ -1,7 +1,9 @@
 //! The web pages (SPEC §6): server-rendered HTML under `/e/{env}/` that works without
 //! JavaScript. Each handler parses a form, calls the same use case as the JSON API, and renders
 //! a compiled template (askama, escaped by default). Every form is CSRF-protected
-//! ([`form`]); every answer carries the strict Content-Security-Policy (`app.rs`).
+//! ([`form`]); every answer carries the strict Content-Security-Policy (`app.rs`). Here: the
+//! pages' routes, the stylesheet, and the extractors whose rejection is a page (`PageEnv`,
+//! `PageQuery`, `PagePath`, `PageUser`, `PageAdmin`).
 //!
 //! Nothing here decides who may do what: that is the service's (`admin_of`, `operator`).
 

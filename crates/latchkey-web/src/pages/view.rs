@@ -1,5 +1,6 @@
 //! What every page shares: the frame (environment, CSRF token, who is signed in), rendering a
-//! template into an answer, fixed notices, and the words a person reads for a problem code.
+//! template into an answer, the redirect after a form, fixed notices and the error page, the
+//! words a person reads for a problem code, and times and waits in words.
 
 use askama::Template;
 use axum::{

@@ -1,4 +1,5 @@
-//! `latchkey audit ENV`.
+//! `latchkey audit ENV [--user EMAIL] [--type TYPE] [--since DURATION] [--limit N]`: an
+//! environment's audit log, newest first, as a table.
 
 use latchkey_core::model::Email;
 use latchkey_service::store::AuditQuery;

@@ -1,4 +1,5 @@
-//! `latchkey env create|list|set`.
+//! `latchkey env create|list|set|enforce-mfa`: create, list and configure environments (as the
+//! operator), and enforce MFA on an environment's users.
 
 use latchkey_core::model::DisplayName;
 use latchkey_service::{authz::Operator, environments::EnvironmentPatch};

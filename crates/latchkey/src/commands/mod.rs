@@ -1,5 +1,6 @@
-//! One module per command group. Each parses nothing (clap did), calls the service's use
-//! cases, and prints; no rule of the product lives here.
+//! One module per command group (`migrate` is in `main.rs`), and the two helpers they share:
+//! `fail` (a use-case error as one line) and `time` (RFC 3339). Each takes what clap parsed,
+//! calls the service's use cases, and prints; no rule of the product lives here.
 
 pub mod audit;
 pub mod backup;

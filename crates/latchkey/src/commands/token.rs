@@ -1,4 +1,5 @@
-//! `latchkey token create`.
+//! `latchkey token create|list|revoke`: API tokens of an environment, or with `--operator` for
+//! every environment. A new token is printed once; the list never shows one.
 
 use latchkey_service::authz::Operator;
 

@@ -1,4 +1,6 @@
-//! `latchkey user create|list`.
+//! `latchkey user create|list|update|reset-password|reset-mfa|sign-out|clear-lockout`: invite a
+//! user (printing the setup link), list users with their MFA status, and the per-user admin
+//! acts, through the same use cases as the admin API.
 
 use latchkey_core::model::{DisplayName, Email, Role};
 use latchkey_service::{store::MfaFilter, users::UserFilter};

@@ -3,11 +3,18 @@
 //! Starts a `latchkey serve` (the binary given) in a scratch directory, creates an environment
 //! that requires MFA, invites and enrols users through the real API (computing TOTP codes from
 //! the secrets it was given), then measures:
+//! - idle memory after start;
 //! - password + TOTP logins per second, against the argon2 bound (cores ÷ hash time at the
-//!   server's parameters, measured here in-process with the same code);
-//! - `GET /api/v1/session` and `GET /healthz` requests per second with `wrk`, if installed.
+//!   server's parameters, measured here in-process with the same code), and where each login's
+//!   CPU went (`cpu.rs`);
+//! - `GET /api/v1/session` and `GET /healthz` requests per second with `wrk`, if installed;
+//! - with `--storm N`, a login storm: its answers by status, the peak RSS, and session checks
+//!   during it;
+//! - with `--tls`, the same requests over HTTPS.
 //!
-//! Every loop is bounded in count and time, and every request goes to 127.0.0.1.
+//! `--seed N` bulk-inserts users first (SQLite); `--database URL` uses another database;
+//! `--hold S` keeps the server up for profiling. Every loop is bounded in count and time, and
+//! every request goes to 127.0.0.1.
 
 mod argon;
 mod client;
