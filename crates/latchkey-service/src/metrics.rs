@@ -97,12 +97,13 @@ impl LoginResult {
     /// slug is the caller's word, not an environment's).
     fn of_error(e: &ServiceError) -> Option<Self> {
         Some(match e {
-            ServiceError::NotFound(_) => return None,
+            ServiceError::NotFound("environment") => return None,
             ServiceError::InvalidCredentials => Self::InvalidCredentials,
             ServiceError::InvalidCode => Self::InvalidCode,
             ServiceError::TooManyAttempts { .. } => Self::TooManyAttempts,
             ServiceError::LoginExpired | ServiceError::LinkExpired => Self::Expired,
-            ServiceError::Invalid(_)
+            ServiceError::NotFound(_)
+            | ServiceError::Invalid(_)
             | ServiceError::WeakPassword(_)
             | ServiceError::WrongStep(_)
             | ServiceError::Refused { .. }
@@ -250,12 +251,12 @@ const BUCKETS: [f64; 14] = [
 ];
 
 /// A latency histogram: counts per bucket (not cumulative until rendered), the sum in
-/// nanoseconds, the count. Lock-free: an observation is two or three relaxed additions.
+/// nanoseconds (the count is the last bucket's cumulative sum). Lock-free: an observation is
+/// two relaxed additions.
 #[derive(Debug, Default)]
 pub struct Histogram {
     buckets: [AtomicU64; BUCKETS.len() + 1],
     sum_nanos: AtomicU64,
-    count: AtomicU64,
 }
 
 impl Histogram {
@@ -270,7 +271,6 @@ impl Histogram {
             u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
             Relaxed,
         );
-        self.count.fetch_add(1, Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
@@ -331,6 +331,8 @@ const MAX_ENVS: usize = 1000;
 /// The counters of one process (every node has its own; Prometheus adds them up).
 #[derive(Debug)]
 pub struct Metrics {
+    /// The label of each environment seen to exist: its slug, or `_other` past [`MAX_ENVS`].
+    envs: Mutex<HashMap<String, String>>,
     logins: Mutex<BTreeMap<(String, LoginStep, LoginResult), u64>>,
     lockouts: Mutex<BTreeMap<(String, &'static str), u64>>,
     session_checks: [AtomicU64; SessionCheck::ALL.len()],
@@ -346,6 +348,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         Self {
+            envs: Mutex::new(HashMap::new()),
             logins: Mutex::new(BTreeMap::new()),
             lockouts: Mutex::new(BTreeMap::new()),
             session_checks: Default::default(),
@@ -353,10 +356,26 @@ impl Metrics {
         }
     }
 
-    /// Whether `env` already has login series (so it is known to exist).
+    /// Whether `env` was already counted (so it is known to exist).
     pub fn counts_env(&self, env: &EnvSlug) -> bool {
-        let logins = self.logins.lock().unwrap_or_else(PoisonError::into_inner);
-        logins.keys().any(|(e, _, _)| e == env.as_str())
+        let envs = self.envs.lock().unwrap_or_else(PoisonError::into_inner);
+        envs.contains_key(env.as_str())
+    }
+
+    /// The label of `env`, an environment known to exist: its slug, or `_other` once
+    /// [`MAX_ENVS`] environments have labels of their own.
+    fn env_label(&self, env: &EnvSlug) -> String {
+        let mut envs = self.envs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(label) = envs.get(env.as_str()) {
+            return label.clone();
+        }
+        let label = if envs.len() < MAX_ENVS {
+            env.as_str().to_owned()
+        } else {
+            "_other".to_owned()
+        };
+        envs.insert(env.as_str().to_owned(), label.clone());
+        label
     }
 
     /// Count a login step's outcome in `env`, an environment the caller checked exists.
@@ -368,15 +387,15 @@ impl Metrics {
                 None => return,
             },
         };
+        let env = self.env_label(env);
         let mut logins = self.logins.lock().unwrap_or_else(PoisonError::into_inner);
-        let env = env_label(env, logins.keys().map(|(e, _, _)| e.as_str()));
         *logins.entry((env, step, result)).or_insert(0) += 1;
     }
 
     /// Count a lock caused by a failure on a counter of `kind` in `env`.
     pub fn lockout(&self, env: &EnvSlug, kind: CounterKind) {
+        let env = self.env_label(env);
         let mut lockouts = self.lockouts.lock().unwrap_or_else(PoisonError::into_inner);
-        let env = env_label(env, lockouts.keys().map(|(e, _)| e.as_str()));
         *lockouts.entry((env, kind.as_str())).or_insert(0) += 1;
     }
 
@@ -479,18 +498,6 @@ impl Metrics {
             store.render(&mut out);
         }
         out
-    }
-}
-
-/// The label of `env`: its slug, or `_other` once [`MAX_ENVS`] environments are counted.
-fn env_label<'a>(env: &EnvSlug, known: impl Iterator<Item = &'a str>) -> String {
-    let slug = env.as_str();
-    let mut distinct: Vec<&str> = known.collect();
-    distinct.dedup();
-    if distinct.contains(&slug) || distinct.len() < MAX_ENVS {
-        slug.to_owned()
-    } else {
-        "_other".to_owned()
     }
 }
 

@@ -2,10 +2,13 @@
 //! client addresses of `metrics_allow` only (default: loopback), 403 to anyone else; or, with
 //! `metrics_listen`, on a listener of its own and no longer on the main one.
 //!
-//! The client address is the one `X-Forwarded-For` names when the peer is a trusted proxy. A
-//! request that carries forwarding headers from a peer that is *not* trusted is refused: it
-//! comes through a proxy we were not told about (a loopback proxy would otherwise make every
-//! client look local).
+//! The client address is the one `X-Forwarded-For` names when the peer is a trusted proxy; a
+//! request from a trusted proxy whose `X-Forwarded-For` names no client beyond the proxies is
+//! refused. A request that carries forwarding headers from a peer that is *not* trusted is
+//! refused too: it comes through a proxy we were not told about (a loopback proxy would
+//! otherwise make every client look local). A proxy that forwards without any such header
+//! (TCP or TLS pass-through, a tunnel) cannot be told from a local client: `docs/OPERATIONS.md`
+//! says to use `metrics_listen` or a narrow `metrics_allow` there.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -115,6 +118,15 @@ pub(crate) async fn on_main<S: Store>(State(st): State<AppState<S>>, parts: Part
         return forbidden();
     }
     let client = client_ip(peer, &parts, trusted);
+    // From a trusted proxy, the client must be named by an `X-Forwarded-For` hop the proxy
+    // added: when the walk ends on a trusted address (no header, a hop that is not an address,
+    // or a proxy that only sends `X-Real-IP`/`Forwarded`), the client is unknown.
+    let client_is_proxy = trusted
+        .iter()
+        .any(|t| t.to_canonical() == client.to_canonical());
+    if peer_trusted && client_is_proxy {
+        return forbidden();
+    }
     if !allowed.iter().any(|net| net.contains(client)) {
         return forbidden();
     }

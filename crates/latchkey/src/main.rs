@@ -44,7 +44,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // The server's signal handlers come first: a SIGTERM during start-up (migrations, the first
     // operator) must end it with status 0, not kill it half-way (SECURITY R7).
     let stop = match cli.command {
-        Command::Serve(_) => Some(commands::serve::shutdown_signal()?),
+        Command::Serve(_) => Some(commands::serve::Stop::listen()?),
         _ => None,
     };
     let (listen, operator_email, tls_cert, tls_key) = match &cli.command {
@@ -72,7 +72,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         matches!(cli.command, Command::Serve(_)),
     );
     let create = matches!(cli.command, Command::Serve(_) | Command::Migrate);
-    let ctx = context::open(settings, create).await?;
+    let ctx = match &stop {
+        Some(stop) => tokio::select! {
+            ctx = context::open(settings, create) => ctx?,
+            () = stop.clone().requested() => return Ok(()),
+        },
+        None => context::open(settings, create).await?,
+    };
     match cli.command {
         Command::Serve(_) => {
             let stop = stop.ok_or_else(|| anyhow::anyhow!("no signal handler was registered"))?;

@@ -818,3 +818,45 @@ fn metrics_on_a_listener_of_their_own() {
     let (status, logs) = server.stop();
     assert!(status.success(), "{logs}");
 }
+
+/// Behind a trusted proxy, `/metrics` goes to the client that `X-Forwarded-For` names, and to
+/// nobody when the proxy names no client: a request from the proxy with no such header, or with
+/// a hop that is not an address, is refused rather than taken for the proxy's own (local)
+/// address.
+#[test]
+fn metrics_behind_a_trusted_proxy_answer_the_named_client_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_with(
+        dir.path(),
+        &[],
+        &[("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1")],
+    );
+    let status = |headers: &[(&str, &str)]| server.get("/metrics", headers).status;
+    assert_eq!(status(&[]), 403, "the proxy names no client");
+    assert_eq!(
+        status(&[("x-real-ip", "127.0.0.9")]),
+        403,
+        "only X-Forwarded-For names"
+    );
+    assert_eq!(status(&[("x-forwarded-for", "unknown")]), 403);
+    assert_eq!(
+        status(&[("x-forwarded-for", "127.0.0.1")]),
+        403,
+        "only proxies"
+    );
+    assert_eq!(
+        status(&[("x-forwarded-for", "203.0.113.9")]),
+        403,
+        "not allowed"
+    );
+    // A client's own header, with the proxy's hop appended after it: the last hop counts.
+    assert_eq!(
+        status(&[("x-forwarded-for", "127.0.0.7, 203.0.113.9")]),
+        403
+    );
+    assert_eq!(
+        status(&[("x-forwarded-for", "127.0.0.7")]),
+        200,
+        "a local client"
+    );
+}

@@ -112,6 +112,11 @@ impl<S: Store> Service<S> {
         step: LoginStep,
         result: ServiceResult<T>,
     ) -> ServiceResult<T> {
+        // An unknown environment is answered before anything else: nothing to count, nothing
+        // to look up again.
+        if matches!(result, Err(ServiceError::NotFound("environment"))) {
+            return result;
+        }
         let exists = self.metrics().counts_env(env)
             || matches!(self.store.get_environment(env).await, Ok(Some(_)));
         if exists {

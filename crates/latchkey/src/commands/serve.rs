@@ -1,19 +1,16 @@
 //! `latchkey serve`: first-start bootstrap (the operator's setup link printed once), then the
 //! HTTP server — HTTPS with `--tls-cert` and `--tls-key` — and, with `metrics_listen`, the
 //! `/metrics` listener, until SIGTERM or SIGINT; expired rows are purged every ten minutes.
-//! [`shutdown_signal`] registers the signal handlers; `main` calls it before anything else.
+//! [`Stop::listen`] registers the signal handlers; `main` calls it before anything else.
 
 use latchkey_web::{App, WebConfig, router};
 
 use super::fail;
 use crate::{context::Context, keys::KeySource};
 
-/// `stop` resolves at SIGTERM or SIGINT; `main` registers it before anything else happens, so
-/// a signal at any moment after start ends the server gracefully.
-pub async fn run(
-    ctx: Context,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// `stop` is set at SIGTERM or SIGINT; `main` registers it before anything else happens, so a
+/// signal at any moment after start ends the server gracefully.
+pub async fn run(ctx: Context, stop: Stop) -> anyhow::Result<()> {
     let Context {
         settings,
         service,
@@ -22,11 +19,14 @@ pub async fn run(
     if key_source == KeySource::CreatedFile {
         tracing::info!(path = %settings.key_file.display(), fingerprint = %service.keyring().primary().id_hex(), "created a new secret key file (mode 0600); back it up with the database");
     }
-    if let Some(link) = service
-        .bootstrap(&settings.operator_email)
-        .await
-        .map_err(fail)?
-    {
+    let bootstrap = tokio::select! {
+        done = service.bootstrap(&settings.operator_email) => done.map_err(fail)?,
+        () = stop.clone().requested() => {
+            tracing::info!("stopped during start-up");
+            return Ok(());
+        }
+    };
+    if let Some(link) = bootstrap {
         // The one deliberate exception to "no token in the output" (SPEC §7): printed once, on
         // stdout, never through the structured log.
         println!(
@@ -52,15 +52,6 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let addr = app.local_addr()?;
-    // One signal stops both listeners: the first that hears it tells the other.
-    let (stopped, stopping) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        stop.await;
-        let _ = stopped.send(true);
-    });
-    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
     let metrics = match settings.metrics_listen {
         Some(listen) => {
             let metrics_app = App::bind(listen, latchkey_web::metrics::router(service.clone()))
@@ -70,7 +61,7 @@ pub async fn run(
             tracing::info!(%metrics_addr, "metrics are served on a listener of their own");
             println!("Metrics on http://{metrics_addr}/metrics");
             Some(tokio::spawn(
-                metrics_app.run_until_stopped(until_stopped(stopping.clone())),
+                metrics_app.run_until_stopped(stop.clone().requested()),
             ))
         }
         None => None,
@@ -79,7 +70,7 @@ pub async fn run(
     tracing::info!(%addr, public_url = %settings.public_url.url, tls = tls.is_some(), "latchkey is listening");
     println!("Listening on {scheme}://{addr}");
     let purger = tokio::spawn(purge_periodically(service.clone()));
-    let main_stop = until_stopped(stopping);
+    let main_stop = stop.requested();
     match tls {
         Some(config) => app.run_tls_until_stopped(config, main_stop).await?,
         None => app.run_until_stopped(main_stop).await?,
@@ -111,12 +102,35 @@ async fn purge_periodically(service: latchkey_service::Service<latchkey_store::A
     }
 }
 
+/// A request to stop: set once, at the first SIGTERM or SIGINT. Cloned to everything that must
+/// stop (start-up steps, each listener).
+#[derive(Clone)]
+pub struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    /// Register the SIGTERM and SIGINT handlers now. Done before anything else, so a supervisor
+    /// that stops the service the moment it starts gets a graceful stop (status 0), not the
+    /// default action of a signal nobody handles yet; a signal during start-up (migrations, the
+    /// first operator) ends it there, and one after start stops the listeners.
+    pub fn listen() -> anyhow::Result<Self> {
+        let signal = shutdown_signal()?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            signal.await;
+            let _ = tx.send(true);
+        });
+        Ok(Self(rx))
+    }
+
+    /// Resolves once a stop was asked for.
+    pub async fn requested(mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
 /// Registers the SIGINT and SIGTERM handlers now, and returns a future that resolves at the
-/// first of them. Registering is done before the server says it listens, so a supervisor that
-/// stops a service the moment it starts gets a graceful stop (status 0), not the default action
-/// of a signal nobody handles yet. A signal that arrives before the server listens is kept,
-/// and the server stops as soon as it starts.
-pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+/// first of them.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| anyhow::anyhow!("cannot handle SIGTERM: {e}"))?;
