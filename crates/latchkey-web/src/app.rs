@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     routes,
+    server::Limits,
     state::{AppState, WebConfig},
 };
 
@@ -42,12 +43,33 @@ pub fn router<S: Store>(service: Service<S>, web: WebConfig) -> Router {
         .fallback(routes::fallback)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_request(refuse_declared_oversize))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(AppState {
             service: Arc::new(service),
             web: Arc::new(web),
             csrf_key,
         })
+}
+
+/// A request whose `Content-Length` is over [`BODY_LIMIT`] is answered 413 at once, before any
+/// of its body is read (SECURITY R6); a body without a length is cut at the limit as it is read.
+async fn refuse_declared_oversize(
+    req: axum::extract::Request,
+) -> Result<axum::extract::Request, crate::problem::Problem> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(crate::problem::Problem::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {BODY_LIMIT} bytes"),
+        ));
+    }
+    Ok(req)
 }
 
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
@@ -73,30 +95,37 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
 pub struct App {
     pub(crate) listener: TcpListener,
     pub(crate) router: Router,
+    pub(crate) limits: Limits,
 }
 
 impl App {
-    /// Bind `addr` (port 0 picks a free port).
+    /// Bind `addr` (port 0 picks a free port), with the default [`Limits`].
     pub async fn bind(addr: SocketAddr, router: Router) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            limits: Limits::default(),
+        })
+    }
+
+    /// The same server under `limits`.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Serve until `shutdown` resolves, then stop accepting and let requests in flight finish.
+    /// Serve plain HTTP until `shutdown` resolves, then stop accepting and let requests in
+    /// flight finish.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        crate::server::serve(self.listener, self.router, None, self.limits, shutdown).await
     }
 }

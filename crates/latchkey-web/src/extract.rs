@@ -8,7 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::{
     extract::{
-        ConnectInfo, FromRequest, FromRequestParts, Path, Request, rejection::JsonRejection,
+        ConnectInfo, FromRequest, FromRequestParts, Path, Request,
+        rejection::{BytesRejection, FailedToBufferBody, JsonRejection},
     },
     http::{Method, StatusCode, header, request::Parts},
 };
@@ -54,10 +55,18 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
             "invalid_request",
             "the body is not valid JSON",
         ),
-        JsonRejection::BytesRejection(_) => Problem::new(
+        JsonRejection::BytesRejection(BytesRejection::FailedToBufferBody(
+            FailedToBufferBody::LengthLimitError(_),
+        )) => Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!("the body is larger than {} bytes", crate::app::BODY_LIMIT),
+        ),
+        // A body that stopped arriving (SECURITY R6) or a client that went away.
+        JsonRejection::BytesRejection(_) => Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
         ),
         _ => Problem::new(
             StatusCode::BAD_REQUEST,

@@ -15,6 +15,7 @@ pub mod pages;
 pub mod problem;
 pub mod redirect;
 mod routes;
+pub mod server;
 pub mod state;
 pub mod tls;
 

@@ -1,29 +1,15 @@
 //! HTTPS in the server itself (SPEC §7: `serve --tls-cert FILE --tls-key FILE`, PEM): rustls
 //! on the `ring` provider, TLS 1.2 and 1.3 with rustls' safe defaults, HTTP/1.1 (ALPN
 //! `http/1.1`). Without these flags the server speaks plain HTTP and expects a TLS-terminating
-//! proxy in front. A handshake or a request head that does not arrive in time is dropped, and
-//! SIGTERM lets the requests in flight finish, as in plain HTTP (SECURITY R4).
+//! proxy in front. Connections are served by `server.rs` in both modes, under the same limits
+//! (a handshake must finish in 10 s) and with the same graceful stop (SECURITY R4, R6).
 
-use std::{future::Future, io, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{future::Future, io, path::Path, sync::Arc};
 
-use axum::extract::ConnectInfo;
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
-    service::TowerToHyperService,
-};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio_rustls::{TlsAcceptor, rustls::ServerConfig};
-use tower::Service;
 
 use crate::app::App;
-
-/// A TLS handshake must finish within this.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A request head must arrive within this.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// After SIGTERM, requests in flight get this long.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Read a PEM certificate chain and private key into a server configuration. Every failure
 /// says which file and what is wrong with it.
@@ -53,58 +39,20 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
 
 impl App {
     /// Serve HTTPS until `shutdown` resolves, then stop accepting and let requests in flight
-    /// finish (at most [`DRAIN_TIMEOUT`]).
+    /// finish, under the same limits as plain HTTP (`server.rs`).
     pub async fn run_tls_until_stopped(
         self,
         tls: Arc<ServerConfig>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
         let acceptor = TlsAcceptor::from(tls);
-        let graceful = GracefulShutdown::new();
-        let App { listener, router } = self;
-        tokio::pin!(shutdown);
-        loop {
-            let (tcp, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait a moment, keep serving.
-                        tracing::warn!(error = %e, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let acceptor = acceptor.clone();
-            let router = router.clone();
-            let watcher = graceful.watcher();
-            tokio::spawn(async move {
-                let Ok(Ok(stream)) =
-                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                else {
-                    return;
-                };
-                let service = tower::service_fn(
-                    move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-                        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                        // A router is always ready: no `poll_ready` needed.
-                        let mut router = router.clone();
-                        <axum::Router as Service<axum::extract::Request>>::call(
-                            &mut router,
-                            req.map(axum::body::Body::new),
-                        )
-                    },
-                );
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-                let _ = watcher.watch(conn).await;
-            });
-        }
-        drop(listener);
-        let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
-        Ok(())
+        crate::server::serve(
+            self.listener,
+            self.router,
+            Some(acceptor),
+            self.limits,
+            shutdown,
+        )
+        .await
     }
 }

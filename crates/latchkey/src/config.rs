@@ -13,7 +13,10 @@ use figment::{
 };
 use latchkey_core::{HumanDuration, model::Email, password::HashCost};
 use latchkey_service::ServiceConfig;
-use latchkey_web::metrics::{IpNet, MetricsAccess};
+use latchkey_web::{
+    metrics::{IpNet, MetricsAccess},
+    server::Limits,
+};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The keys that `LATCHKEY_*` variables may set (`LATCHKEY_PUBLIC_URL` sets `public_url`).
@@ -39,6 +42,10 @@ const ENV_KEYS: &[&str] = &[
     "tls_key",
     "metrics_allow",
     "metrics_listen",
+    "max_connections_per_client",
+    "header_timeout",
+    "body_timeout",
+    "idle_timeout",
 ];
 
 /// The configuration as read, before validation.
@@ -71,6 +78,14 @@ pub struct Config {
     pub metrics_allow: Vec<String>,
     /// A listener of its own for `/metrics` (then not served on the main one).
     pub metrics_listen: Option<String>,
+    /// Connections one client address may hold (behind a trusted proxy: requests in flight).
+    pub max_connections_per_client: usize,
+    /// A request head must arrive within this.
+    pub header_timeout: String,
+    /// A request body must arrive within this of its head.
+    pub body_timeout: String,
+    /// A connection with no request in flight is closed after this.
+    pub idle_timeout: String,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
@@ -104,6 +119,10 @@ impl Default for Config {
             tls_key: None,
             metrics_allow: vec!["127.0.0.0/8".into(), "::1".into()],
             metrics_listen: None,
+            max_connections_per_client: 256,
+            header_timeout: "10s".into(),
+            body_timeout: "15s".into(),
+            idle_timeout: "60s".into(),
         }
     }
 }
@@ -264,6 +283,9 @@ pub struct Settings {
     pub metrics: MetricsAccess,
     /// The address of the `/metrics` listener, when it has one of its own.
     pub metrics_listen: Option<SocketAddr>,
+    /// Read timeouts and connection bounds (the total is set at start from the descriptor
+    /// limit).
+    pub limits: Limits,
 }
 
 impl Settings {
@@ -340,9 +362,21 @@ impl Settings {
             config.metrics_listen.as_deref(),
             listen,
         )?;
+        let limits = Limits {
+            header_timeout: timeout("header_timeout", &config.header_timeout)?,
+            body_timeout: timeout("body_timeout", &config.body_timeout)?,
+            idle_timeout: timeout("idle_timeout", &config.idle_timeout)?,
+            per_client: config.max_connections_per_client,
+            trusted_proxies: trusted_proxies.clone(),
+            ..Limits::default()
+        };
+        if !(1..=100_000).contains(&limits.per_client) {
+            bail!("max_connections_per_client must be between 1 and 100000");
+        }
         Ok(Self {
             tls,
             metrics,
+            limits,
             metrics_listen,
             allowed_redirect_hosts: config.allowed_redirect_hosts,
             listen,
@@ -356,6 +390,18 @@ impl Settings {
             trusted_proxies,
         })
     }
+}
+
+/// A read timeout: a duration from 1 s to 1 h.
+fn timeout(name: &str, value: &str) -> anyhow::Result<std::time::Duration> {
+    let d: HumanDuration = value
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{name} `{value}`: {e}"))?;
+    let secs = d.as_secs_i64();
+    if !(1..=3600).contains(&secs) {
+        bail!("{name} must be between 1s and 1h (it is {value})");
+    }
+    Ok(std::time::Duration::from_secs(secs.unsigned_abs()))
 }
 
 /// The certificate and key, given both or neither, with an https public URL.

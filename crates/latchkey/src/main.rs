@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod context;
 mod keys;
+mod limits;
 
 use std::process::ExitCode;
 

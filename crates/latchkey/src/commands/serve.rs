@@ -48,15 +48,28 @@ pub async fn run(ctx: Context, stop: Stop) -> anyhow::Result<()> {
         Some((cert, key)) => Some(latchkey_web::tls::load(cert, key).map_err(anyhow::Error::msg)?),
         None => None,
     };
+    let descriptors = crate::limits::raise_descriptors();
+    let limits = latchkey_web::server::Limits {
+        total: crate::limits::connection_bound(descriptors),
+        ..settings.limits.clone()
+    };
+    tracing::info!(
+        descriptors,
+        connections = limits.total,
+        per_client = limits.per_client,
+        "connection limits"
+    );
     let app = App::bind(settings.listen, router(service.clone(), web))
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?
+        .with_limits(limits.clone());
     let addr = app.local_addr()?;
     let metrics = match settings.metrics_listen {
         Some(listen) => {
             let metrics_app = App::bind(listen, latchkey_web::metrics::router(service.clone()))
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (metrics_listen): {e}"))?;
+                .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (metrics_listen): {e}"))?
+                .with_limits(limits.clone());
             let metrics_addr = metrics_app.local_addr()?;
             tracing::info!(%metrics_addr, "metrics are served on a listener of their own");
             println!("Metrics on http://{metrics_addr}/metrics");
