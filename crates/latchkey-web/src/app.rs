@@ -34,7 +34,8 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 /// All routes over `service`.
 pub fn router<S: Store>(service: Service<S>, web: WebConfig) -> Router {
     let csrf_key = Arc::new(service.keyring().primary().derive(CSRF_KEY_LABEL));
-    crate::api::router::<S>()
+    let https = web.secure_cookies;
+    let router = crate::api::router::<S>()
         .merge(crate::pages::router::<S>())
         .route("/auth/verify", get(crate::forward_auth::verify::<S>))
         .route("/healthz", get(routes::healthz))
@@ -49,7 +50,25 @@ pub fn router<S: Store>(service: Service<S>, web: WebConfig) -> Router {
             service: Arc::new(service),
             web: Arc::new(web),
             csrf_key,
-        })
+        });
+    if https {
+        router.layer(axum::middleware::map_response(strict_transport_security))
+    } else {
+        router
+    }
+}
+
+/// When the public URL is `https://` (TLS here or in a proxy in front), browsers are told to
+/// use nothing else for a year: a later plain-HTTP link or a stripped redirect cannot carry the
+/// session cookie in clear. Not sent in loopback development, where the URL is plain HTTP.
+async fn strict_transport_security(
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    response.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    response
 }
 
 /// A request whose `Content-Length` is over [`BODY_LIMIT`] is answered 413 at once, before any

@@ -84,6 +84,8 @@ fn first_start_then_the_cli_beside_the_running_server() {
     );
     assert!(body.contains("\"code\":\"not_found\""), "{body}");
     assert!(head.contains("x-content-type-options: nosniff"));
+    // Plain HTTP on loopback (development): no HSTS, which would pin `localhost` to https.
+    assert!(!head.contains("strict-transport-security"), "{head}");
 
     // The CLI works on the database the server is using.
     let o = run(d, &["env", "create", "prod", "--mfa", "required"]);

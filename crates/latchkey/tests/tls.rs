@@ -94,6 +94,12 @@ fn the_server_speaks_https_with_its_own_certificate() {
     let (ok, out) = curl(d, &format!("{base}/healthz"));
     assert!(ok, "{out}");
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    // An https public URL: browsers are told to use nothing else for a year.
+    assert!(
+        out.lines()
+            .any(|l| l.eq_ignore_ascii_case("strict-transport-security: max-age=31536000")),
+        "{out}"
+    );
     // The pages' cookies are the secure kind.
     let (ok, out) = curl(d, &format!("{base}/e/system/login"));
     assert!(ok && out.starts_with("HTTP/1.1 200"), "{out}");

@@ -76,7 +76,7 @@ async fn account_page<S: Store>(
     let env = p.environment.slug.as_str();
     let (sessions, mfa) = match (st.service.my_sessions(p).await, st.service.my_mfa(p).await) {
         (Ok(s), Ok(m)) => (s, m),
-        (Err(e), _) | (_, Err(e)) => return problem_page(&e.into(), Some(env)),
+        (Err(e), _) | (_, Err(e)) => return problem_page(&e.into(), st.service.now(), Some(env)),
     };
     let page = AccountPage {
         chrome: Chrome::new(env, &csrf.token, Some(p)),

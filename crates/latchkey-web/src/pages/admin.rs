@@ -53,7 +53,7 @@ pub(super) async fn admin_page<S: Store>(
     let env = who.admin.env();
     let figures = match st.service.stats(&who.admin).await {
         Ok(s) => s,
-        Err(e) => return problem_page(&e.into(), Some(env.slug.as_str())),
+        Err(e) => return problem_page(&e.into(), st.service.now(), Some(env.slug.as_str())),
     };
     let filter = UserFilter {
         mfa: match filters.mfa.as_str() {
@@ -93,7 +93,7 @@ pub(super) async fn admin_page<S: Store>(
     {
         match st.service.list_environments().await {
             Ok(list) => Some(list.iter().map(EnvRow::from).collect()),
-            Err(e) => return problem_page(&e.into(), Some(SYSTEM)),
+            Err(e) => return problem_page(&e.into(), st.service.now(), Some(SYSTEM)),
         }
     } else {
         None
@@ -216,7 +216,11 @@ pub async fn user<S: Store>(
             };
             csrf.page(&st, StatusCode::OK, &t)
         }
-        Err(e) => problem_page(&e.into(), Some(who.admin.env().slug.as_str())),
+        Err(e) => problem_page(
+            &e.into(),
+            st.service.now(),
+            Some(who.admin.env().slug.as_str()),
+        ),
     }
 }
 
@@ -282,7 +286,7 @@ pub async fn confirm<S: Store>(
     let env = who.admin.env().slug.as_str();
     let u = match st.service.admin_user(&who.admin, &id).await {
         Ok(u) => u,
-        Err(e) => return problem_page(&e.into(), Some(env)),
+        Err(e) => return problem_page(&e.into(), st.service.now(), Some(env)),
     };
     let Some((title, lines)) = explain(&action, u.email.as_str()) else {
         return super::view::error_page(StatusCode::NOT_FOUND, Notice::NotFound, Some(env));

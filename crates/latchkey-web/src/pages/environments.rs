@@ -31,7 +31,7 @@ fn operator<S: Store>(
     }
     st.service
         .operator(&identity, who.origin.clone())
-        .map_err(|e| Box::new(problem_page(&e.into(), Some(SYSTEM))))
+        .map_err(|e| Box::new(problem_page(&e.into(), st.service.now(), Some(SYSTEM))))
 }
 
 #[derive(Deserialize)]

@@ -423,7 +423,7 @@ async fn setup_page<S: Store>(
         Err(ServiceError::LoginExpired | ServiceError::WrongStep(_)) => {
             restart(&st.web, env.as_str(), &rd)
         }
-        Err(e) => super::problem_page(&e.into(), Some(env.as_str())),
+        Err(e) => super::problem_page(&e.into(), st.service.now(), Some(env.as_str())),
     }
 }
 
@@ -523,7 +523,7 @@ pub async fn link_submit<S: Store>(
     let started = match st.service.start_setup_link(&caller, &env, &link).await {
         Ok(a) => a,
         Err(e) => {
-            return super::problem_page(&e.into(), Some(env.as_str()));
+            return super::problem_page(&e.into(), st.service.now(), Some(env.as_str()));
         }
     };
     let Some(token) = started.login_token.as_ref() else {
@@ -554,7 +554,7 @@ pub async fn logout<S: Store>(
     let env = user.principal.environment.slug.clone();
     let caller = user.principal.caller(user.origin.clone());
     if let Err(e) = st.service.logout(&user.principal, &caller).await {
-        return super::problem_page(&e.into(), Some(env.as_str()));
+        return super::problem_page(&e.into(), st.service.now(), Some(env.as_str()));
     }
     let mut r = see_other(&format!("/e/{env}/login?notice=signed_out"));
     set_cookie(&mut r, &st.web.cookie(st.web.cookie_name(), "", 0));

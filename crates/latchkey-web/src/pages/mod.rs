@@ -143,7 +143,11 @@ async fn known<S: Store>(state: &AppState<S>, env: &EnvSlug) -> Result<(), Respo
         Err(ServiceError::NotFound(_)) => {
             Err(error_page(StatusCode::NOT_FOUND, Notice::NotFound, None))
         }
-        Err(e) => Err(problem_page(&e.into(), Some(env.as_str()))),
+        Err(e) => Err(problem_page(
+            &e.into(),
+            state.service.now(),
+            Some(env.as_str()),
+        )),
     }
 }
 
@@ -189,10 +193,10 @@ impl<T: serde::de::DeserializeOwned + Send, St: Send + Sync> FromRequestParts<St
 }
 
 /// A page answer for a problem that has no form to go back to.
-pub fn problem_page(p: &Problem, env: Option<&str>) -> Response {
+pub fn problem_page(p: &Problem, now: i64, env: Option<&str>) -> Response {
     let status = view::status_of(p);
     let title = status.canonical_reason().unwrap_or("Error");
-    view::message_page(status, title, &view::say(p, 0), env)
+    view::message_page(status, title, &view::say(p, now), env)
 }
 
 /// A signed-in user of the environment in the path. A browser without such a session is sent
@@ -231,7 +235,13 @@ async fn signed_in<S: Store>(
             known(state, env).await?;
             return Err(to_login(true));
         }
-        Err(e) => return Err(problem_page(&e.into(), Some(env.as_str()))),
+        Err(e) => {
+            return Err(problem_page(
+                &e.into(),
+                state.service.now(),
+                Some(env.as_str()),
+            ));
+        }
     };
     if principal.environment.slug != *env
         && principal.environment.slug.as_str() != latchkey_core::model::SYSTEM
@@ -301,7 +311,11 @@ impl<S: Store> FromRequestParts<AppState<S>> for PageAdmin {
                     Some(env.as_str()),
                 ))
             }
-            Err(e) => Err(problem_page(&e.into(), Some(env.as_str()))),
+            Err(e) => Err(problem_page(
+                &e.into(),
+                state.service.now(),
+                Some(env.as_str()),
+            )),
         }
     }
 }

@@ -175,10 +175,13 @@ pub fn say(p: &Problem, now: i64) -> String {
         "invalid_code" => "That code is not right. Enter the newest code your app shows; if it keeps failing, check that your phone's clock is set automatically.".into(),
         "too_many_attempts" => {
             let secs = p.retry_after.unwrap_or(60);
+            // The minute the wait is over by, rounded up: trying at that time works.
+            let end = now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX / 2));
+            let end = end.saturating_add((60 - end.rem_euclid(60)) % 60);
             format!(
                 "Too many attempts. Try again in {} (after {} UTC).",
                 in_words(secs),
-                clock(now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX / 2)))
+                clock(end)
             )
         }
         "login_expired" => Notice::LoginExpired.text().into(),
@@ -252,5 +255,24 @@ mod tests {
         assert_eq!(clock(1_800_000_000), "08:00");
         assert_eq!(when(1_800_000_000), "2027-01-15 08:00");
         assert_eq!(sentence("enter a code"), "Enter a code.");
+    }
+
+    /// A page without a form (the setup link's, among others) says the wait and the time it
+    /// ends from the server's clock, not from the epoch ("after 00:00 UTC" at 10:44).
+    #[tokio::test]
+    async fn a_refusal_page_gives_the_right_clock_time() {
+        let at_10_44 = 1_800_000_000 + 2 * 3600 + 44 * 60; // 2027-01-15 10:44 UTC
+        let p = Problem::from(latchkey_service::ServiceError::TooManyAttempts { retry_after: 90 });
+        assert_eq!(
+            say(&p, at_10_44),
+            "Too many attempts. Try again in 2 minutes (after 10:46 UTC)."
+        );
+        let page = super::super::problem_page(&p, at_10_44, Some("prod"));
+        assert_eq!(page.status(), StatusCode::TOO_MANY_REQUESTS);
+        let body = axum::body::to_bytes(page.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        let html = String::from_utf8_lossy(&body);
+        assert!(html.contains("after 10:46 UTC"), "{html}");
     }
 }
