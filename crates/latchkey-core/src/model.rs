@@ -78,9 +78,36 @@ impl FromStr for EnvSlug {
 pub struct Email(String);
 
 impl Email {
-    /// A pragmatic check, not RFC 5322: one `@`, a non-empty local part, a domain with a dot
-    /// or `localhost`, no white space or control characters, at most 254 bytes.
+    /// A new address: [`Email::from_stored`]'s checks, and no invisible formatting character
+    /// (see [`is_hidden_format`]) and no character whose compatibility form differs (full-width
+    /// letters, ligatures, circled digits…): `ＡＬＩＣＥ@example.com` and `alice@example.com`
+    /// are one address to any application that applies NFKC, so only the plain form is taken.
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
+        let email = Self::from_stored(s)?;
+        if email.0.chars().any(is_hidden_format) {
+            return Err(invalid(
+                "an email address cannot hold invisible formatting characters",
+            ));
+        }
+        let plain: String = email.0.nfkc().collect();
+        if plain != email.0 {
+            return Err(invalid(format!(
+                "this address holds characters with a plainer form (full-width letters,                  ligatures and the like); write it as {plain}"
+            )));
+        }
+        Ok(email)
+    }
+
+    /// Whether an address would be refused as new today by [`Email::parse`] (one stored before
+    /// that check existed): for `latchkey user check`.
+    pub fn is_ambiguous(&self) -> bool {
+        Self::parse(&self.0).is_err()
+    }
+
+    /// An address as stored, or as given to find a stored one: a pragmatic check, not RFC
+    /// 5322 — one `@`, a non-empty local part, a domain with a dot or `localhost`, no white
+    /// space or control characters, at most 254 bytes.
+    pub fn from_stored(s: &str) -> Result<Self, InvalidInput> {
         let s = nfc(s.trim());
         let err = || invalid("enter an email address like name@example.com");
         if s.is_empty() || s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -114,6 +141,37 @@ impl Email {
     }
 }
 
+/// Invisible characters that change how text around them is shown: Unicode's format
+/// characters (general category Cf: bidirectional marks, overrides and isolates, zero-width
+/// space and word joiner, the byte-order mark, interlinear annotations, tags…) and the line and
+/// paragraph separators (Zl, Zp). The zero-width non-joiner and joiner (U+200C, U+200D) are
+/// let through: Persian, Hindi and other scripts spell names with them.
+pub fn is_hidden_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'
+        | '\u{0600}'..='\u{0605}'
+        | '\u{061C}'
+        | '\u{06DD}'
+        | '\u{070F}'
+        | '\u{0890}'..='\u{0891}'
+        | '\u{08E2}'
+        | '\u{180E}'
+        | '\u{200B}'
+        | '\u{200E}'..='\u{200F}'
+        | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{110BD}'
+        | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}'
+        | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0001}'
+        | '\u{E0020}'..='\u{E007F}')
+}
+
 /// `s` in NFC, without a copy through the normaliser when it already is (almost always: ASCII,
 /// or text that was stored normalised and is read back).
 fn nfc(s: &str) -> String {
@@ -139,13 +197,35 @@ impl fmt::Display for Email {
     }
 }
 
-/// A person's or an environment's display name: 1 to 200 characters, no control characters.
+/// A person's or an environment's display name: 1 to 200 characters, no control characters,
+/// and (when new) no invisible formatting character.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct DisplayName(String);
 
 impl DisplayName {
+    /// A new name: [`DisplayName::from_stored`]'s checks, and no bidirectional override or
+    /// isolate, no line or paragraph separator, no byte-order mark or other invisible format
+    /// character ([`is_hidden_format`]). A name travels in `X-Latchkey-Name` to applications
+    /// and into audit logs and pages, where such characters reorder or hide what is shown.
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
+        let name = Self::from_stored(s)?;
+        if name.0.chars().any(is_hidden_format) {
+            return Err(invalid(
+                "a name cannot hold invisible formatting characters (direction marks, \
+                 line separators, zero-width spaces)",
+            ));
+        }
+        Ok(name)
+    }
+
+    /// Whether a name would be refused as new today (one stored before that check existed).
+    pub fn is_suspicious(&self) -> bool {
+        self.0.chars().any(is_hidden_format)
+    }
+
+    /// A name as stored: 1 to 200 characters, no control characters.
+    pub fn from_stored(s: &str) -> Result<Self, InvalidInput> {
         let s = nfc(s.trim());
         if s.is_empty() || s.chars().count() > 200 || s.chars().any(char::is_control) {
             return Err(invalid(
@@ -354,6 +434,54 @@ mod tests {
         let n = DisplayName::parse("Ren\u{e9}e").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(n.as_str(), "Ren\u{e9}e");
         assert_eq!(normalize_email("E\u{301}LISE@x.io"), "\u{e9}lise@x.io");
+    }
+
+    #[test]
+    fn new_names_refuse_hidden_formatting_but_stored_ones_still_read() {
+        for bad in [
+            "Ali\u{202E}ecil",
+            "Bob\u{2028}Admin",
+            "\u{FEFF}Carol",
+            "Dan\u{200B}",
+            "Eve\u{2066}x\u{2069}",
+            "Fay\u{200F}",
+        ] {
+            let refused = DisplayName::parse(bad).map(|_| ()).err().map(|e| e.0);
+            assert!(refused.is_some_and(|m| m.contains("invisible")), "{bad:?}");
+            let stored = DisplayName::from_stored(bad).unwrap_or_else(|e| panic!("{e}"));
+            assert!(stored.is_suspicious());
+        }
+        // Scripts that need the zero-width (non-)joiner keep it; emoji sequences too.
+        for ok in [
+            "\u{645}\u{6CC}\u{200C}\u{62E}\u{648}\u{627}\u{647}\u{645}",
+            "Ada \u{1F469}\u{200D}\u{1F4BB}",
+            "Zoë",
+        ] {
+            assert!(DisplayName::parse(ok).is_ok(), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn new_emails_must_be_their_own_compatibility_form() {
+        let full_width = "\u{FF21}\u{FF2C}\u{FF29}\u{FF23}\u{FF25}@example.com";
+        let e = Email::parse(full_width)
+            .map(|_| ())
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(e.contains("write it as ALICE@example.com"), "{e}");
+        assert!(
+            Email::parse("\u{FB01}ona@example.com").is_err(),
+            "a ligature"
+        );
+        assert!(
+            Email::parse("ann\u{200B}@example.com").is_err(),
+            "a zero-width space"
+        );
+        let stored = Email::from_stored(full_width).unwrap_or_else(|e| panic!("{e}"));
+        assert!(stored.is_ambiguous());
+        let plain = Email::parse("Élise@example.com").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!plain.is_ambiguous());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Users (SPEC §4.2, §4.7): invitation with a one-time setup link, lookup by email, and listing
-//! with filters and cursor pagination. An admin never chooses or sees a password (SECURITY A1).
+//! Users (SPEC §4.2, §4.7): invitation with a one-time setup link, lookup by email, listing
+//! with filters and cursor pagination, and what a stored email or name has that a new one could
+//! not ([`identity_issues`]). An admin never chooses or sees a password (SECURITY A1).
 
 use latchkey_core::model::{DisplayName, Email, EnvSlug, Role, User, UserState};
 use serde_json::json;
@@ -12,6 +13,25 @@ use crate::{
 /// Default and largest page sizes of every paginated list (SPEC §4.7).
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 500;
+
+/// What a user's stored email or name has that a new account could not have (both were
+/// accepted before the checks of [`Email::parse`] and [`DisplayName::parse`] existed).
+pub fn identity_issues(user: &User) -> Vec<&'static str> {
+    let mut issues = Vec::new();
+    if user.email.is_ambiguous() {
+        issues.push(
+            "the email has characters with a plainer form, or invisible formatting: an \
+             application that applies NFKC may take it for another user's",
+        );
+    }
+    if user.name.is_suspicious() {
+        issues.push(
+            "the name holds invisible formatting characters (direction marks, separators): \
+             it can show differently from what it is",
+        );
+    }
+    issues
+}
 
 /// Filters of the users list.
 #[derive(Debug, Clone, Default)]

@@ -103,7 +103,7 @@ macro_rules! row_readers {
             let ip: i64 = get(row, c[9])?;
             Ok(Environment {
                 slug: EnvSlug::parse(&slug).map_err(|_| corrupt("slug", &slug))?,
-                name: DisplayName::parse(&name).map_err(|_| corrupt("name", &name))?,
+                name: DisplayName::from_stored(&name).map_err(|_| corrupt("name", &name))?,
                 mfa_policy: parse(&policy, "mfa_policy")?,
                 session_max_age: duration(get(row, c[3])?, "session_max_age")?,
                 session_idle_timeout: idle
@@ -138,8 +138,8 @@ macro_rules! row_readers {
             Ok(User {
                 id: get(row, "id")?,
                 env: EnvSlug::parse(&env).map_err(|_| corrupt("env", &env))?,
-                email: Email::parse(&email).map_err(|_| corrupt("email", &email))?,
-                name: DisplayName::parse(&name).map_err(|_| corrupt("name", &name))?,
+                email: Email::from_stored(&email).map_err(|_| corrupt("email", &email))?,
+                name: DisplayName::from_stored(&name).map_err(|_| corrupt("name", &name))?,
                 role: parse(&role, "role")?,
                 state: parse(&state, "state")?,
                 mfa_enforced: get::<bool>(row, "mfa_enforced")?,

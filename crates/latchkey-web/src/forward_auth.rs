@@ -92,10 +92,19 @@ async fn answer<S: Store>(
     };
     let mut r = StatusCode::OK.into_response();
     let h = r.headers_mut();
+    // A name stored before new names were checked may still hold invisible formatting
+    // (direction overrides, separators): the application never receives it.
+    let name: String = p
+        .user
+        .name
+        .as_str()
+        .chars()
+        .filter(|c| !latchkey_core::model::is_hidden_format(*c))
+        .collect();
     let fields: [(&'static str, &str); 5] = [
         ("x-latchkey-user", &p.user.id),
         ("x-latchkey-email", p.user.email.as_str()),
-        ("x-latchkey-name", p.user.name.as_str()),
+        ("x-latchkey-name", &name),
         ("x-latchkey-role", p.user.role.as_str()),
         ("x-latchkey-env", p.environment.slug.as_str()),
     ];

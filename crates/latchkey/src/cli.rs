@@ -241,6 +241,10 @@ pub enum UserCommand {
     SignOut { env: EnvSlug, email: String },
     /// Forget the user's failed attempts, ending a lockout.
     ClearLockout { env: EnvSlug, email: String },
+    /// Report users whose email or name a new account could not have (a character with a
+    /// plainer compatibility form, like full-width letters; invisible formatting); exits 1
+    /// when it finds one. All environments unless one is named.
+    Check { env: Option<EnvSlug> },
     /// Change a user: role, enabled or disabled, name.
     Update {
         env: EnvSlug,

@@ -474,3 +474,113 @@ fn sigterm_during_start_up_ends_the_server_with_status_zero() {
         );
     }
 }
+
+/// Issue: an email that differs from its compatibility (NFKC) form, and a name with invisible
+/// formatting, are refused for new accounts through the CLI and the API, with a message that
+/// says what to write instead; `latchkey user check` reports an account stored before these
+/// checks existed, and exits 1 while one remains.
+#[test]
+fn ambiguous_emails_and_hidden_formatting_are_refused_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = start(d, &[]);
+    assert!(run(d, &["env", "create", "prod"]).status.success());
+    let full_width = "\u{FF21}\u{FF2C}\u{FF29}\u{FF23}\u{FF25}@example.com";
+    let o = run(d, &["user", "create", "prod", full_width]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("write it as ALICE@example.com"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        d,
+        &[
+            "user",
+            "create",
+            "prod",
+            "bob@example.com",
+            "--name",
+            "Bob\u{202E}nimda",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("invisible"), "{}", stderr(&o));
+
+    // The API says the same, with 400 and nothing created.
+    let token = {
+        let out = stdout(&run(d, &["token", "create", "--operator", "ci"]));
+        out.split_whitespace()
+            .find(|w| w.len() > 40)
+            .unwrap()
+            .to_owned()
+    };
+    let post = |body: &str| {
+        common::request(
+            server.addr,
+            "POST",
+            "/api/v1/environments/prod/users",
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("content-type", "application/json"),
+            ],
+            Some(body.as_bytes()),
+        )
+    };
+    let r = post(&format!(r#"{{"email":"{full_width}","name":"Alice"}}"#));
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_request".into()),
+        "{}",
+        r.body
+    );
+    let r = post(r#"{"email":"carol@example.com","name":"Carol\u2028Admin"}"#);
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_request".into()),
+        "{}",
+        r.body
+    );
+    let list = stdout(&run(d, &["user", "list", "prod"]));
+    assert_eq!(list.lines().count(), 1, "nothing was created: {list}");
+
+    // An account from before the checks: the check reports it until it is fixed.
+    assert!(
+        run(d, &["user", "create", "prod", "dave@example.com"])
+            .status
+            .success()
+    );
+    let o = run(d, &["user", "check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("No user"), "{}", stdout(&o));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", d.join("latchkey.db").display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "UPDATE users SET email = ?1, email_norm = ?2, name = ?3 \
+             WHERE email = 'dave@example.com'",
+        )
+        .bind("\u{FF24}ave@example.com")
+        .bind("\u{FF44}ave@example.com")
+        .bind("Dave\u{200F}")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    });
+    let o = run(d, &["user", "check"]);
+    assert!(!o.status.success());
+    let out = stdout(&o);
+    assert!(
+        out.contains("prod ") && out.contains("plainer form"),
+        "{out}"
+    );
+    assert!(out.contains("invisible formatting"), "{out}");
+    assert!(stderr(&o).contains("2 finding(s)"), "{}", stderr(&o));
+    // A stored account still reads everywhere: listed, and found by its address.
+    let list = stdout(&run(d, &["user", "list", "prod"]));
+    assert!(list.contains("\u{FF24}ave@example.com"), "{list}");
+    let o = run(d, &["user", "sign-out", "prod", "\u{FF24}ave@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

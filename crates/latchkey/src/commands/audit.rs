@@ -19,7 +19,8 @@ pub async fn run(
     let admin = service.cli_admin(env).await.map_err(fail)?;
     let user = match user {
         Some(email) => {
-            let parsed = Email::parse(&email).map_err(|e| anyhow::anyhow!("`{email}`: {e}"))?;
+            let parsed =
+                Email::from_stored(&email).map_err(|e| anyhow::anyhow!("`{email}`: {e}"))?;
             Some(
                 service
                     .user_by_email(env, &parsed)

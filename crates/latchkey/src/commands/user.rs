@@ -1,6 +1,7 @@
-//! `latchkey user create|list|update|reset-password|reset-mfa|sign-out|clear-lockout`: invite a
-//! user (printing the setup link), list users with their MFA status, and the per-user admin
-//! acts, through the same use cases as the admin API.
+//! `latchkey user create|list|check|update|reset-password|reset-mfa|sign-out|clear-lockout`:
+//! invite a user (printing the setup link), list users with their MFA status, report emails and
+//! names a new account could not have, and the per-user admin acts, through the same use cases
+//! as the admin API.
 
 use latchkey_core::model::{DisplayName, Email, Role};
 use latchkey_service::{store::MfaFilter, users::UserFilter};
@@ -87,8 +88,54 @@ pub async fn run(ctx: &Context, command: UserCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        UserCommand::Check { env } => check(ctx, env).await?,
         other => admin_action(ctx, other).await?,
     }
+    Ok(())
+}
+
+/// `user check [ENV]`: every user whose email or name would be refused as new today.
+async fn check(ctx: &Context, env: Option<latchkey_core::model::EnvSlug>) -> anyhow::Result<()> {
+    let service = &ctx.service;
+    let envs = match env {
+        Some(slug) => vec![slug],
+        None => service
+            .list_environments()
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .map(|e| e.slug)
+            .collect(),
+    };
+    let mut found = 0usize;
+    for env in envs {
+        let admin = service.cli_admin(&env).await.map_err(fail)?;
+        let mut cursor = None;
+        loop {
+            let page = service
+                .list_users(&admin, UserFilter::default(), cursor, Some(500))
+                .await
+                .map_err(fail)?;
+            for u in &page.users {
+                for issue in latchkey_service::users::identity_issues(u) {
+                    found += 1;
+                    // Debug form: escapes show what the characters are.
+                    println!("{env} {} {:?}: {issue}", u.id, u.email.as_str());
+                }
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    if found > 0 {
+        anyhow::bail!(
+            "{found} finding(s): rename such users (`latchkey user update ENV EMAIL --name …`) or \
+             invite them again under the plain address and delete the old account"
+        );
+    }
+    println!("No user has an email or name that a new account could not have.");
     Ok(())
 }
 
@@ -173,7 +220,7 @@ async fn admin_action(ctx: &Context, command: UserCommand) -> anyhow::Result<()>
                 user.email, user.role, user.state
             );
         }
-        UserCommand::Create { .. } | UserCommand::List { .. } => {}
+        UserCommand::Create { .. } | UserCommand::List { .. } | UserCommand::Check { .. } => {}
     }
     Ok(())
 }
@@ -188,7 +235,7 @@ async fn admin_and_user(
     latchkey_core::model::User,
 )> {
     let admin = ctx.service.cli_admin(env).await.map_err(fail)?;
-    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("`{email}`: {e}"))?;
+    let email = Email::from_stored(email).map_err(|e| anyhow::anyhow!("`{email}`: {e}"))?;
     let user = ctx
         .service
         .user_by_email(env, &email)
