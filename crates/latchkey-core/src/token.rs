@@ -171,9 +171,88 @@ pub fn csrf_matches(key: &[u8], cookie: &str, presented: &str) -> bool {
     expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
 }
 
+/// A device cookie's value (OWASP's "device cookies"): `{user_id}.{issued_at}.{mac}`, where
+/// the MAC (128 bits of HMAC-SHA256 under the server's device key) binds the environment, the
+/// user and the time. It proves that this browser completed a login for that user; it grants
+/// nothing by itself.
+pub fn device_token(key: &[u8], env: &str, user_id: &str, issued_at: i64) -> String {
+    let issued = issued_at.to_string();
+    let mac = device_mac(key, env, user_id, &issued);
+    format!("{user_id}.{issued}.{mac}")
+}
+
+/// The user a device cookie was issued to, when it is ours for `env`, unaltered, and not older
+/// than `max_age` seconds at `now`. The MAC is compared in constant time.
+pub fn device_user<'a>(
+    key: &[u8],
+    env: &str,
+    token: &'a str,
+    now: i64,
+    max_age: i64,
+) -> Option<&'a str> {
+    use subtle::ConstantTimeEq;
+    if token.len() > 200 {
+        return None;
+    }
+    let mut parts = token.rsplitn(3, '.');
+    let (mac, issued, user_id) = (parts.next()?, parts.next()?, parts.next()?);
+    let at: i64 = issued.parse().ok()?;
+    if user_id.is_empty() || at > now.saturating_add(60) || now.saturating_sub(at) > max_age {
+        return None;
+    }
+    let expected = device_mac(key, env, user_id, issued);
+    let same = expected.len() == mac.len() && bool::from(expected.as_bytes().ct_eq(mac.as_bytes()));
+    same.then_some(user_id)
+}
+
+fn device_mac(key: &[u8], env: &str, user_id: &str, issued: &str) -> String {
+    let mac = hmac_sha256(
+        key,
+        &[
+            b"latchkey-device\0",
+            env.as_bytes(),
+            b"\0",
+            user_id.as_bytes(),
+            b"\0",
+            issued.as_bytes(),
+        ],
+    );
+    data_encoding::BASE64URL_NOPAD.encode(&mac[..16])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_tokens_name_their_user_only_unaltered_in_their_environment_and_time() {
+        let key = b"device key";
+        let t = device_token(key, "prod", "0190-user", 1_000);
+        assert_eq!(device_user(key, "prod", &t, 1_000, 90), Some("0190-user"));
+        assert_eq!(device_user(key, "prod", &t, 1_090, 90), Some("0190-user"));
+        assert_eq!(device_user(key, "prod", &t, 1_091, 90), None, "too old");
+        assert_eq!(
+            device_user(key, "staging", &t, 1_000, 90),
+            None,
+            "another environment"
+        );
+        assert_eq!(device_user(b"other key", "prod", &t, 1_000, 90), None);
+        let other = t.replacen("0190-user", "0190-evil", 1);
+        assert_eq!(
+            device_user(key, "prod", &other, 1_000, 90),
+            None,
+            "another user"
+        );
+        let later = t.replacen(".1000.", ".1050.", 1);
+        assert_eq!(
+            device_user(key, "prod", &later, 1_060, 90),
+            None,
+            "another time"
+        );
+        for junk in ["", "a.b", "..", "x.1000.", &"a".repeat(300)] {
+            assert_eq!(device_user(key, "prod", junk, 1_000, 90), None, "{junk:?}");
+        }
+    }
 
     #[test]
     fn csrf_tokens_bind_to_their_cookie_and_key() {

@@ -106,7 +106,7 @@ impl<S: Store> Service<S> {
     ) -> ServiceResult<()> {
         let (env, user) = (&principal.environment, &principal.user);
         let password = Password::parse(text)?;
-        self.check_ip(env, caller).await?;
+        self.check_ip(env, caller, Some(&user.id)).await?;
         let key = CounterKey {
             env: env.slug.clone(),
             kind: CounterKind::Password,

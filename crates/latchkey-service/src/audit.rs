@@ -34,6 +34,7 @@ audit_types! {
     LoginSucceeded = "login.succeeded",
     LoginFailed = "login.failed",
     LoginLocked = "login.locked",
+    LoginThrottled = "login.throttled",
     SessionEnded = "session.ended",
     PasswordChanged = "password.changed",
     PasswordReset = "password.reset",
@@ -116,6 +117,29 @@ impl Actor {
 pub struct Origin {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The browser's device cookie, if it sent one (checked only where a login is throttled).
+    pub device: Option<DeviceCookie>,
+}
+
+/// A device cookie's value as the browser sent it or as a login hands it out: it names the
+/// user it was issued to, so it is kept out of `Debug` and zeroed on drop.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DeviceCookie(zeroize::Zeroizing<String>);
+
+impl DeviceCookie {
+    pub fn new(value: String) -> Self {
+        Self(zeroize::Zeroizing::new(value))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DeviceCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeviceCookie([redacted])")
+    }
 }
 
 impl Origin {

@@ -285,17 +285,45 @@ impl<S: Store> Service<S> {
         })
     }
 
-    /// Refuse a client whose failures this minute reached the environment's limit (L7).
-    pub(crate) async fn check_ip(&self, env: &Environment, caller: &Caller) -> ServiceResult<()> {
+    /// Refuse a client whose failures this minute reached the environment's limit (L7),
+    /// unless its device cookie shows it completed a login of `user` before (OWASP's device
+    /// cookies: the address throttle slows anonymous guessing, and a user behind the same
+    /// address as a guesser still logs in; the account's own lockout applies to everyone).
+    /// The first refusal of a window is audited (`login.throttled`, with the failures that
+    /// caused it); every refusal counts as a failure of the address.
+    pub(crate) async fn check_ip(
+        &self,
+        env: &Environment,
+        caller: &Caller,
+        user: Option<&str>,
+    ) -> ServiceResult<()> {
         let Some(ip) = &caller.origin.ip else {
             return Ok(());
         };
-        let (failures, window_ends) = self.store.ip_failures(&env.slug, ip, self.now()).await?;
-        if failures >= env.lockout.ip_failures_per_minute {
-            let retry_after = u64::try_from(window_ends - self.now()).unwrap_or(1).max(1);
-            return Err(ServiceError::TooManyAttempts { retry_after });
+        if user.is_some_and(|u| self.device_knows(&env.slug, caller, u)) {
+            return Ok(());
         }
-        Ok(())
+        let now = self.now();
+        let (failures, window_ends) = self.store.ip_failures(&env.slug, ip, now).await?;
+        let limit = env.lockout.ip_failures_per_minute;
+        if failures < limit {
+            return Ok(());
+        }
+        let record = (failures == limit).then(|| {
+            self.audit(
+                &env.slug,
+                caller,
+                AuditType::LoginThrottled,
+                None,
+                Outcome::Failure,
+                Some(json!({"failures": failures, "window_ends": window_ends}).to_string()),
+            )
+        });
+        self.store
+            .record_ip_failure(&env.slug, ip, now, record.as_ref())
+            .await?;
+        let retry_after = u64::try_from(window_ends - now).unwrap_or(1).max(1);
+        Err(ServiceError::TooManyAttempts { retry_after })
     }
 
     /// Evaluate a parsed second factor against the user's authenticators or recovery codes.
@@ -374,7 +402,7 @@ impl<S: Store> Service<S> {
         input: &FactorInput,
         caller: &Caller,
     ) -> ServiceResult<Fresh> {
-        self.check_ip(env, caller).await?;
+        self.check_ip(env, caller, Some(&user.id)).await?;
         let parsed = self.parse_factor(user, input).await?;
         let key = second_factor_key(env, user);
         let claim = self.claim(env, &key, caller).await?;

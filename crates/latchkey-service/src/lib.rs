@@ -26,7 +26,7 @@ use latchkey_core::{
     HumanDuration, model::EnvSlug, password::HashCost, sealing::Keyring, token::Token,
 };
 
-pub use audit::{Actor, AuditRecord, AuditType, Caller, Origin, Outcome};
+pub use audit::{Actor, AuditRecord, AuditType, Caller, DeviceCookie, Origin, Outcome};
 pub use clock::{Clock, SystemClock, TestClock};
 pub use error::{ServiceError, ServiceResult};
 pub use hashing::HashPool;
@@ -97,7 +97,15 @@ pub struct Service<S> {
     config: Arc<ServiceConfig>,
     recorder: Recorder,
     metrics: Arc<metrics::Metrics>,
+    /// Signs device cookies (a subkey of the sealing key, so every node accepts every other's).
+    device_key: Arc<latchkey_core::SecretBytes>,
 }
+
+/// How long a device cookie exempts its browser from the address throttle: 90 days.
+pub const DEVICE_COOKIE_MAX_AGE: i64 = 90 * 86_400;
+
+/// The label of the sealing-key subkey that signs device cookies.
+const DEVICE_KEY_LABEL: &str = "latchkey/device/v1";
 
 /// Makes ids and audit records. Cheap to clone into a closure that runs elsewhere: the failure
 /// records of a step attempt are made inside the store's transaction, and only if it fails.
@@ -178,6 +186,7 @@ impl<S: Store> Service<S> {
             },
             store,
             clock,
+            device_key: Arc::new(keyring.primary().derive(DEVICE_KEY_LABEL)),
             keyring: Arc::new(keyring),
             hashing,
             config: Arc::new(config),
@@ -203,6 +212,29 @@ impl<S: Store> Service<S> {
 
     pub fn hashing(&self) -> &HashPool {
         &self.hashing
+    }
+
+    /// A device cookie for a browser that just completed a login of `user_id` in `env`.
+    pub(crate) fn device_cookie(&self, env: &EnvSlug, user_id: &str) -> DeviceCookie {
+        DeviceCookie::new(latchkey_core::token::device_token(
+            self.device_key.expose(),
+            env.as_str(),
+            user_id,
+            self.now(),
+        ))
+    }
+
+    /// Whether the caller's device cookie was issued to `user_id` in `env` and is still valid.
+    pub(crate) fn device_knows(&self, env: &EnvSlug, caller: &Caller, user_id: &str) -> bool {
+        caller.origin.device.as_ref().is_some_and(|d| {
+            latchkey_core::token::device_user(
+                self.device_key.expose(),
+                env.as_str(),
+                d.expose(),
+                self.now(),
+                DEVICE_COOKIE_MAX_AGE,
+            ) == Some(user_id)
+        })
     }
 
     /// This process's counters (`GET /metrics`).

@@ -17,7 +17,10 @@ use latchkey_core::model::EnvSlug;
 use latchkey_service::{Origin, Store, session::Principal};
 use serde::de::DeserializeOwned;
 
-use crate::{problem::Problem, state::AppState};
+use crate::{
+    problem::Problem,
+    state::{AppState, WebConfig},
+};
 
 /// A JSON body; malformed JSON, wrong types, a wrong content type and oversized bodies are
 /// 4xx problems (SECURITY R3), never a bare text answer.
@@ -159,12 +162,13 @@ impl<S: Store> FromRequestParts<AppState<S>> for Client {
         parts: &mut Parts,
         state: &AppState<S>,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Self(origin_of(parts, &state.web.trusted_proxies)))
+        Ok(Self(origin_of(parts, &state.web)))
     }
 }
 
 /// The request's origin, as [`Client`] extracts it.
-pub(crate) fn origin_of(parts: &Parts, trusted_proxies: &[IpAddr]) -> Origin {
+pub(crate) fn origin_of(parts: &Parts, web: &WebConfig) -> Origin {
+    let trusted_proxies = &web.trusted_proxies;
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -175,9 +179,13 @@ pub(crate) fn origin_of(parts: &Parts, trusted_proxies: &[IpAddr]) -> Origin {
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().filter(|c| !c.is_control()).take(256).collect());
+    let device = cookie(parts, web.device_cookie_name())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(latchkey_service::DeviceCookie::new);
     Origin {
         ip: ip.map(|ip| ip.to_string()),
         user_agent,
+        device,
     }
 }
 
@@ -236,7 +244,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for Auth {
     ) -> Result<Self, Self::Rejection> {
         let (token, via) = presented(parts, state)?;
         let principal = state.service.authenticate(&token).await?;
-        let origin = origin_of(parts, &state.web.trusted_proxies);
+        let origin = origin_of(parts, &state.web);
         Ok(Self {
             principal,
             via,
@@ -301,7 +309,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for Identified {
                 state.service.authenticate(&token).await?,
             )),
         };
-        let origin = origin_of(parts, &state.web.trusted_proxies);
+        let origin = origin_of(parts, &state.web);
         Ok(Self { identity, origin })
     }
 }

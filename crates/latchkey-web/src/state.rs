@@ -93,6 +93,25 @@ impl WebConfig {
         }
     }
 
+    /// The device cookie: set when a login completes, it exempts the browser from the address
+    /// throttle for that user (`docs/SECURITY.md`, "Logins").
+    pub fn device_cookie_name(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-latchkey_device"
+        } else {
+            "latchkey_device"
+        }
+    }
+
+    /// The `Set-Cookie` value of a device cookie.
+    pub fn device_cookie(&self, value: &str) -> String {
+        self.cookie(
+            self.device_cookie_name(),
+            value,
+            latchkey_service::DEVICE_COOKIE_MAX_AGE,
+        )
+    }
+
     /// The pages' pending-login cookie (the login token between the steps of a login).
     pub fn login_cookie_name(&self) -> &'static str {
         if self.secure_cookies {

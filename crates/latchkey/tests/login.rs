@@ -860,3 +860,107 @@ fn metrics_behind_a_trusted_proxy_answer_the_named_client_only() {
         "a local client"
     );
 }
+
+/// SECURITY L7 with OWASP's device cookies: after the address's failures reach the limit, a
+/// browser that completed a login of a user before still logs that user in (its device
+/// cookie), while a client without one, a cookie of another user, or a forged one hears 429.
+/// The first refusal of the window is audited once (`login.throttled`, with the failures), and
+/// the account's own lockout still applies to the exempt browser.
+#[test]
+fn a_known_browser_logs_in_past_the_address_throttle_and_others_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = start(d, &[]);
+    ok(d, &["env", "create", "prod", "--mfa", "off"]);
+    ok(d, &["env", "set", "prod", "--ip-failures-per-minute", "3"]);
+    let enrol = |email: &str| {
+        let token = common::link_token(&ok(d, &["user", "create", "prod", email]));
+        let lt = login_token(&server.post(
+            "/api/v1/environments/prod/setup-link",
+            &json!({"token": token}),
+        ));
+        server.post(
+            "/api/v1/environments/prod/login/password",
+            &json!({"login_token": lt, "new_password": PASSWORD}),
+        )
+    };
+    let r = enrol("ada@example.com");
+    assert_eq!(r.json()["status"], "authenticated", "{}", r.body);
+    let device = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .find_map(|(_, v)| v.strip_prefix("latchkey_device="))
+        .map_or_else(
+            || panic!("no device cookie: {:?}", r.headers),
+            |v| v.split(';').next().unwrap().to_owned(),
+        );
+    assert!(
+        r.headers.iter().any(|(k, v)| k == "set-cookie"
+            && v.starts_with("latchkey_device=")
+            && v.contains("HttpOnly")
+            && v.contains("Max-Age=7776000")),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(enrol("bob@example.com").json()["status"], "authenticated");
+
+    let login = |email: &str, password: &str, cookie: Option<&str>| {
+        let body = json!({"email": email, "password": password});
+        let mut headers = vec![("content-type", "application/json")];
+        let cookie = cookie.map(|c| format!("latchkey_device={c}"));
+        if let Some(c) = &cookie {
+            headers.push(("cookie", c));
+        }
+        common::request(
+            server.addr,
+            "POST",
+            "/api/v1/environments/prod/login",
+            &headers,
+            Some(body.to_string().as_bytes()),
+        )
+    };
+    // A guesser behind the same address uses up its failures.
+    for _ in 0..3 {
+        assert_eq!(
+            login("nobody@example.com", "wrong guess one", None).status,
+            401
+        );
+    }
+    for (who, cookie) in [
+        ("ada@example.com", None),
+        ("bob@example.com", Some(device.as_str())),
+        ("ada@example.com", Some("forged.1.AAAAAAAAAAAAAAAAAAAAAA")),
+    ] {
+        let r = login(who, PASSWORD, cookie);
+        assert_eq!(
+            (r.status, r.code()),
+            (429, "too_many_attempts".into()),
+            "{who} {cookie:?}: {}",
+            r.body
+        );
+    }
+    // Ada's own browser is still let in.
+    let r = login("ada@example.com", PASSWORD, Some(&device));
+    assert_eq!(r.json()["status"], "authenticated", "{}", r.body);
+    let throttled = common::audit_types(d, "prod")
+        .iter()
+        .filter(|t| *t == "login.throttled")
+        .count();
+    assert_eq!(throttled, 1, "one event for the window");
+
+    // The account's lockout applies to the exempt browser too: five wrong passwords lock.
+    for _ in 0..5 {
+        assert_eq!(
+            login("ada@example.com", "wrong password here", Some(&device)).status,
+            401
+        );
+    }
+    let r = login("ada@example.com", PASSWORD, Some(&device));
+    assert_eq!(
+        (r.status, r.code()),
+        (429, "too_many_attempts".into()),
+        "{}",
+        r.body
+    );
+}

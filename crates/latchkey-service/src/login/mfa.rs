@@ -55,6 +55,7 @@ impl<S: Store> Service<S> {
         factor: &FactorInput,
     ) -> ServiceResult<LoginAnswer> {
         let r = self.login_mfa_step(caller, env, login_token, factor).await;
+        let r = self.with_device(env, r);
         self.count_step(env, LoginStep::SecondFactor, r).await
     }
 
@@ -84,6 +85,7 @@ impl<S: Store> Service<S> {
         let r = self
             .login_mfa_confirm_step(caller, env, login_token, code, label)
             .await;
+        let r = self.with_device(env, r);
         self.count_step(env, LoginStep::MfaConfirm, r).await
     }
 

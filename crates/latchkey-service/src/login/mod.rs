@@ -44,6 +44,9 @@ pub struct LoginAnswer {
     pub user: Option<User>,
     /// With the end of an MFA setup: shown once.
     pub recovery_codes: Option<Vec<RecoveryCode>>,
+    /// With `authenticated`: the browser's new device cookie (it exempts this browser from the
+    /// address throttle for this user; `check_ip`).
+    pub device: Option<crate::DeviceCookie>,
 }
 
 /// What a step decided, before it is written.
@@ -74,6 +77,7 @@ impl<S: Store> Service<S> {
         password: &str,
     ) -> ServiceResult<LoginAnswer> {
         let r = self.login_password_step(caller, env, email, password).await;
+        let r = self.with_device(env, r);
         self.count_step(env, LoginStep::Password, r).await
     }
 
@@ -101,7 +105,24 @@ impl<S: Store> Service<S> {
         let r = self
             .login_new_password_step(caller, env, login_token, new_password)
             .await;
+        let r = self.with_device(env, r);
         self.count_step(env, LoginStep::NewPassword, r).await
+    }
+
+    /// A completed login hands the browser a device cookie for its user.
+    pub(crate) fn with_device(
+        &self,
+        env: &EnvSlug,
+        result: ServiceResult<LoginAnswer>,
+    ) -> ServiceResult<LoginAnswer> {
+        result.map(|mut answer| {
+            if answer.session.is_some()
+                && let Some(user) = &answer.user
+            {
+                answer.device = Some(self.device_cookie(env, &user.id));
+            }
+            answer
+        })
     }
 
     /// Count a step's outcome for `/metrics`, under `env` only once it is known to exist: a
@@ -140,13 +161,16 @@ impl<S: Store> Service<S> {
         if email.len() > 320 || email.trim().is_empty() || email.chars().any(char::is_control) {
             return Err(ServiceError::Invalid("enter an email address".into()));
         }
-        self.check_ip(&env, caller).await?;
         let key = CounterKey {
             env: env.slug.clone(),
             kind: CounterKind::Password,
             subject: normalize_email(email),
         };
         let subject = self.store.login_subject(&env.slug, &key.subject).await?;
+        // The address throttle, unless this browser logged this user in before (its device
+        // cookie); an unknown email has no user, so no cookie exempts it.
+        self.check_ip(&env, caller, subject.as_ref().map(|s| s.user.id.as_str()))
+            .await?;
         // A user whose second factor is locked is refused before anything is evaluated or
         // counted. The same read is made for unknown emails, so timing tells nothing.
         let second = CounterKey {
@@ -228,7 +252,7 @@ impl<S: Store> Service<S> {
         token: &str,
     ) -> ServiceResult<LoginAnswer> {
         let env = self.environment(env).await?;
-        self.check_ip(&env, caller).await?;
+        self.check_ip(&env, caller, None).await?;
         let now = self.now();
         let view = match Token::parse(token) {
             Some(t) => self
@@ -284,6 +308,7 @@ impl<S: Store> Service<S> {
             session: None,
             user: None,
             recovery_codes: None,
+            device: None,
         })
     }
 
@@ -378,7 +403,8 @@ impl<S: Store> Service<S> {
             .await?
             .filter(|t| &t.environment.slug == env && t.user.state != UserState::Disabled)
             .ok_or(ServiceError::LoginExpired)?;
-        self.check_ip(&txn.environment, caller).await?;
+        self.check_ip(&txn.environment, caller, Some(&txn.user.id))
+            .await?;
         // While either of the user's counters is locked, every step answers 429 without
         // evaluating anything; a lock expired the transaction, so afterwards it is
         // `login_expired` and the password is needed again (SECURITY L1, L4).
@@ -458,6 +484,7 @@ impl<S: Store> Service<S> {
                     }),
                     user: Some(user),
                     recovery_codes: None,
+                    device: None,
                 },
             });
         }
@@ -474,6 +501,7 @@ impl<S: Store> Service<S> {
                     session: None,
                     user: None,
                     recovery_codes: None,
+                    device: None,
                 },
             });
         }
@@ -497,6 +525,7 @@ impl<S: Store> Service<S> {
                 session: None,
                 user: None,
                 recovery_codes: None,
+                device: None,
             },
         })
     }

@@ -35,6 +35,11 @@ pub(crate) fn answer(web: &WebConfig, now: i64, a: &LoginAnswer) -> Response {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
     }
+    if let Some(d) = &a.device
+        && let Ok(v) = HeaderValue::from_str(&web.device_cookie(d.expose()))
+    {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
     response
 }
 

@@ -205,6 +205,9 @@ async fn next_step<S: Store>(
                     &web.cookie(web.cookie_name(), s.token.expose(), max_age),
                 );
             }
+            if let Some(d) = &a.device {
+                set_cookie(&mut r, &web.device_cookie(d.expose()));
+            }
             set_cookie(&mut r, &web.cookie(web.login_cookie_name(), "", 0));
             r
         }

@@ -249,7 +249,7 @@ async fn signed_in<S: Store>(
         known(state, env).await?;
         return Err(to_login(false));
     }
-    Ok((principal, origin_of(parts, &state.web.trusted_proxies)))
+    Ok((principal, origin_of(parts, &state.web)))
 }
 
 impl<S: Store> FromRequestParts<AppState<S>> for PageUser {
