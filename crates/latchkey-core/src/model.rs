@@ -92,7 +92,8 @@ impl Email {
         let plain: String = email.0.nfkc().collect();
         if plain != email.0 {
             return Err(invalid(format!(
-                "this address holds characters with a plainer form (full-width letters,                  ligatures and the like); write it as {plain}"
+                "this address holds characters with a plainer form (full-width letters, \
+                 ligatures and the like); write it as {plain}"
             )));
         }
         Ok(email)
@@ -155,7 +156,7 @@ pub fn is_hidden_format(c: char) -> bool {
         | '\u{070F}'
         | '\u{0890}'..='\u{0891}'
         | '\u{08E2}'
-        | '\u{180E}'
+        | '\u{180E}'..='\u{180F}'
         | '\u{200B}'
         | '\u{200E}'..='\u{200F}'
         | '\u{2028}'..='\u{202E}'

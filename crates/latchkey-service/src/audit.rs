@@ -117,8 +117,9 @@ impl Actor {
 pub struct Origin {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
-    /// The browser's device cookie, if it sent one (checked only where a login is throttled).
-    pub device: Option<DeviceCookie>,
+    /// The browser's device cookies (one per environment it logged in to; checked only where
+    /// a login is throttled).
+    pub devices: Vec<DeviceCookie>,
 }
 
 /// A device cookie's value as the browser sent it or as a login hands it out: it names the

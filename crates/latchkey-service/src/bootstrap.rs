@@ -24,6 +24,8 @@ impl<S: Store> Service<S> {
         if self.store.get_environment(&slug).await?.is_some() {
             return Ok(None);
         }
+        // The first operator is a new account: its address gets a new account's checks.
+        let operator_email = &Email::parse(operator_email.as_str())?;
         let now = self.now();
         let system = Environment::new(slug.clone(), DisplayName::parse("System")?, None, now);
         let operator = User {

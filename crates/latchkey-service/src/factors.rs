@@ -157,6 +157,13 @@ pub(crate) fn second_factor_key(env: &Environment, user: &User) -> CounterKey {
     }
 }
 
+/// An address at its failure limit until `window_ends`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Throttled {
+    pub failures: u32,
+    pub window_ends: i64,
+}
+
 impl<S: Store> Service<S> {
     /// Tell the operator a failure locked a counter (names only: SECURITY G2), and count it.
     pub(crate) fn locked(&self, env: &Environment, key: &CounterKey) {
@@ -171,6 +178,9 @@ impl<S: Store> Service<S> {
         key: &CounterKey,
         caller: &Caller,
     ) -> ServiceResult<Claim> {
+        // A locked counter answers 429 from a read: hammering a locked account writes nothing
+        // (the claim below still refuses atomically when a lock comes meanwhile).
+        self.refuse_if_locked(key).await?;
         let claim = self
             .store
             .claim_attempt(key, &env.lockout, self.now())
@@ -285,45 +295,75 @@ impl<S: Store> Service<S> {
         })
     }
 
-    /// Refuse a client whose failures this minute reached the environment's limit (L7),
-    /// unless its device cookie shows it completed a login of `user` before (OWASP's device
-    /// cookies: the address throttle slows anonymous guessing, and a user behind the same
-    /// address as a guesser still logs in; the account's own lockout applies to everyone).
-    /// The first refusal of a window is audited (`login.throttled`, with the failures that
-    /// caused it); every refusal counts as a failure of the address.
+    /// Whether the caller's address reached the environment's failure limit (L7): when it
+    /// did, the failures and the end of the window. Reads only.
+    pub(crate) async fn throttled(
+        &self,
+        env: &Environment,
+        caller: &Caller,
+    ) -> ServiceResult<Option<Throttled>> {
+        let Some(ip) = &caller.origin.ip else {
+            return Ok(None);
+        };
+        let (failures, window_ends) = self.store.ip_failures(&env.slug, ip, self.now()).await?;
+        Ok(
+            (failures >= env.lockout.ip_failures_per_minute).then_some(Throttled {
+                failures,
+                window_ends,
+            }),
+        )
+    }
+
+    /// Refuse a client whose address reached the limit, unless its device cookie shows it
+    /// completed a login of `user` before (OWASP's device cookies: the address throttle slows
+    /// anonymous guessing, and a user behind the same address as a guesser still logs in; the
+    /// account's own lockout applies to everyone).
     pub(crate) async fn check_ip(
         &self,
         env: &Environment,
         caller: &Caller,
         user: Option<&str>,
     ) -> ServiceResult<()> {
-        let Some(ip) = &caller.origin.ip else {
-            return Ok(());
-        };
-        if user.is_some_and(|u| self.device_knows(&env.slug, caller, u)) {
-            return Ok(());
+        match self.throttled(env, caller).await? {
+            None => Ok(()),
+            Some(_)
+                if user
+                    .is_some_and(|u| self.device_user(&env.slug, caller).as_deref() == Some(u)) =>
+            {
+                Ok(())
+            }
+            Some(t) => Err(self.refuse_throttled(env, caller, t).await),
         }
+    }
+
+    /// The 429 of a throttled address. Nothing is written but, once per window and node, the
+    /// `login.throttled` audit event with the failures that reached the limit: a refusal costs
+    /// a read, so a throttled client cannot load the database.
+    pub(crate) async fn refuse_throttled(
+        &self,
+        env: &Environment,
+        caller: &Caller,
+        t: Throttled,
+    ) -> ServiceError {
         let now = self.now();
-        let (failures, window_ends) = self.store.ip_failures(&env.slug, ip, now).await?;
-        let limit = env.lockout.ip_failures_per_minute;
-        if failures < limit {
-            return Ok(());
-        }
-        let record = (failures == limit).then(|| {
-            self.audit(
+        if let Some(ip) = &caller.origin.ip
+            && self.first_refusal_of_window(&env.slug, ip, t.window_ends, now)
+        {
+            let record = self.audit(
                 &env.slug,
                 caller,
                 AuditType::LoginThrottled,
                 None,
                 Outcome::Failure,
-                Some(json!({"failures": failures, "window_ends": window_ends}).to_string()),
-            )
-        });
-        self.store
-            .record_ip_failure(&env.slug, ip, now, record.as_ref())
-            .await?;
-        let retry_after = u64::try_from(window_ends - now).unwrap_or(1).max(1);
-        Err(ServiceError::TooManyAttempts { retry_after })
+                Some(json!({"failures": t.failures, "window_ends": t.window_ends}).to_string()),
+            );
+            if let Err(e) = self.store.append_audit(&record).await {
+                tracing::warn!(error = %e, "could not record a throttled address");
+            }
+        }
+        ServiceError::TooManyAttempts {
+            retry_after: u64::try_from(t.window_ends - now).unwrap_or(1).max(1),
+        }
     }
 
     /// Evaluate a parsed second factor against the user's authenticators or recovery codes.

@@ -99,6 +99,9 @@ pub struct Service<S> {
     metrics: Arc<metrics::Metrics>,
     /// Signs device cookies (a subkey of the sealing key, so every node accepts every other's).
     device_key: Arc<latchkey_core::SecretBytes>,
+    /// The throttle windows this node has audited, by (environment, address): one
+    /// `login.throttled` event per window and node, without a write per refusal.
+    throttle_audited: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), i64>>>,
 }
 
 /// How long a device cookie exempts its browser from the address throttle: 90 days.
@@ -187,6 +190,7 @@ impl<S: Store> Service<S> {
             store,
             clock,
             device_key: Arc::new(keyring.primary().derive(DEVICE_KEY_LABEL)),
+            throttle_audited: Arc::default(),
             keyring: Arc::new(keyring),
             hashing,
             config: Arc::new(config),
@@ -224,17 +228,43 @@ impl<S: Store> Service<S> {
         ))
     }
 
-    /// Whether the caller's device cookie was issued to `user_id` in `env` and is still valid.
-    pub(crate) fn device_knows(&self, env: &EnvSlug, caller: &Caller, user_id: &str) -> bool {
-        caller.origin.device.as_ref().is_some_and(|d| {
+    /// The user whom one of the caller's device cookies was issued to in `env`, if one is
+    /// valid (an HMAC and a parse: no read).
+    pub(crate) fn device_user(&self, env: &EnvSlug, caller: &Caller) -> Option<String> {
+        caller.origin.devices.iter().find_map(|d| {
             latchkey_core::token::device_user(
                 self.device_key.expose(),
                 env.as_str(),
                 d.expose(),
                 self.now(),
                 DEVICE_COOKIE_MAX_AGE,
-            ) == Some(user_id)
+            )
+            .map(str::to_owned)
         })
+    }
+
+    /// Whether this is the first refusal of the window ending at `window_ends` for `ip` in
+    /// `env` that this node sees (and remember that it was).
+    pub(crate) fn first_refusal_of_window(
+        &self,
+        env: &EnvSlug,
+        ip: &str,
+        window_ends: i64,
+        now: i64,
+    ) -> bool {
+        let mut seen = self
+            .throttle_audited
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() > 10_000 {
+            seen.retain(|_, ends| *ends > now);
+        }
+        let key = (env.as_str().to_owned(), ip.to_owned());
+        if seen.get(&key) == Some(&window_ends) {
+            return false;
+        }
+        seen.insert(key, window_ends);
+        true
     }
 
     /// This process's counters (`GET /metrics`).

@@ -179,13 +179,23 @@ pub(crate) fn origin_of(parts: &Parts, web: &WebConfig) -> Origin {
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().filter(|c| !c.is_control()).take(256).collect());
-    let device = cookie(parts, web.device_cookie_name())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .map(latchkey_service::DeviceCookie::new);
+    // The device cookies, one per environment the browser logged in to (a few at most).
+    let prefix = web.device_cookie_prefix();
+    let devices = parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(k, v)| k.starts_with(prefix) && !v.is_empty() && v.len() <= 200)
+        .take(8)
+        .map(|(_, v)| latchkey_service::DeviceCookie::new(v.to_owned()))
+        .collect();
     Origin {
         ip: ip.map(|ip| ip.to_string()),
         user_agent,
-        device,
+        devices,
     }
 }
 

@@ -93,23 +93,21 @@ impl WebConfig {
         }
     }
 
-    /// The device cookie: set when a login completes, it exempts the browser from the address
-    /// throttle for that user (`docs/SECURITY.md`, "Logins").
-    pub fn device_cookie_name(&self) -> &'static str {
+    /// The start of the device cookies' names; the environment's slug follows. Set when a login
+    /// completes, a device cookie exempts the browser from the address throttle for that user
+    /// (`docs/SECURITY.md`, "Logins").
+    pub fn device_cookie_prefix(&self) -> &'static str {
         if self.secure_cookies {
-            "__Host-latchkey_device"
+            "__Host-latchkey_device_"
         } else {
-            "latchkey_device"
+            "latchkey_device_"
         }
     }
 
-    /// The `Set-Cookie` value of a device cookie.
-    pub fn device_cookie(&self, value: &str) -> String {
-        self.cookie(
-            self.device_cookie_name(),
-            value,
-            latchkey_service::DEVICE_COOKIE_MAX_AGE,
-        )
+    /// The `Set-Cookie` value of `env`'s device cookie.
+    pub fn device_cookie(&self, env: &str, value: &str) -> String {
+        let name = format!("{}{env}", self.device_cookie_prefix());
+        self.cookie(&name, value, latchkey_service::DEVICE_COOKIE_MAX_AGE)
     }
 
     /// The pages' pending-login cookie (the login token between the steps of a login).

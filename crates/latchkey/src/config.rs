@@ -305,7 +305,9 @@ impl Settings {
                 public_url.url
             );
         }
-        let operator_email = Email::parse(&config.operator_email)
+        // Checked as a new address only when the operator is created (bootstrap): an address
+        // accepted by an older release must not stop every command from starting.
+        let operator_email = Email::from_stored(&config.operator_email)
             .map_err(|e| anyhow::anyhow!("operator email `{}`: {e}", config.operator_email))?;
         let hash_cost = HashCost {
             memory_kib: config.argon2_memory_kib,

@@ -890,14 +890,14 @@ fn a_known_browser_logs_in_past_the_address_throttle_and_others_do_not() {
         .headers
         .iter()
         .filter(|(k, _)| k == "set-cookie")
-        .find_map(|(_, v)| v.strip_prefix("latchkey_device="))
+        .find_map(|(_, v)| v.strip_prefix("latchkey_device_prod="))
         .map_or_else(
             || panic!("no device cookie: {:?}", r.headers),
             |v| v.split(';').next().unwrap().to_owned(),
         );
     assert!(
         r.headers.iter().any(|(k, v)| k == "set-cookie"
-            && v.starts_with("latchkey_device=")
+            && v.starts_with("latchkey_device_prod=")
             && v.contains("HttpOnly")
             && v.contains("Max-Age=7776000")),
         "{:?}",
@@ -908,7 +908,7 @@ fn a_known_browser_logs_in_past_the_address_throttle_and_others_do_not() {
     let login = |email: &str, password: &str, cookie: Option<&str>| {
         let body = json!({"email": email, "password": password});
         let mut headers = vec![("content-type", "application/json")];
-        let cookie = cookie.map(|c| format!("latchkey_device={c}"));
+        let cookie = cookie.map(|c| format!("latchkey_device_prod={c}"));
         if let Some(c) = &cookie {
             headers.push(("cookie", c));
         }

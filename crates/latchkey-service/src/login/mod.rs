@@ -161,16 +161,28 @@ impl<S: Store> Service<S> {
         if email.len() > 320 || email.trim().is_empty() || email.chars().any(char::is_control) {
             return Err(ServiceError::Invalid("enter an email address".into()));
         }
+        // The address throttle, unless this browser logged this user in before (its device
+        // cookie). Without a valid cookie the refusal comes from one read, before the email is
+        // looked up, for known and unknown emails alike.
+        let throttled = self.throttled(&env, caller).await?;
+        let exempt_user = match throttled {
+            Some(t) => match self.device_user(&env.slug, caller) {
+                Some(user) => Some((user, t)),
+                None => return Err(self.refuse_throttled(&env, caller, t).await),
+            },
+            None => None,
+        };
         let key = CounterKey {
             env: env.slug.clone(),
             kind: CounterKind::Password,
             subject: normalize_email(email),
         };
         let subject = self.store.login_subject(&env.slug, &key.subject).await?;
-        // The address throttle, unless this browser logged this user in before (its device
-        // cookie); an unknown email has no user, so no cookie exempts it.
-        self.check_ip(&env, caller, subject.as_ref().map(|s| s.user.id.as_str()))
-            .await?;
+        if let Some((user, t)) = exempt_user
+            && subject.as_ref().is_none_or(|s| s.user.id != user)
+        {
+            return Err(self.refuse_throttled(&env, caller, t).await);
+        }
         // A user whose second factor is locked is refused before anything is evaluated or
         // counted. The same read is made for unknown emails, so timing tells nothing.
         let second = CounterKey {

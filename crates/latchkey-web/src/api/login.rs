@@ -35,8 +35,8 @@ pub(crate) fn answer(web: &WebConfig, now: i64, a: &LoginAnswer) -> Response {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
     }
-    if let Some(d) = &a.device
-        && let Ok(v) = HeaderValue::from_str(&web.device_cookie(d.expose()))
+    if let (Some(d), Some(u)) = (&a.device, &a.user)
+        && let Ok(v) = HeaderValue::from_str(&web.device_cookie(u.env.as_str(), d.expose()))
     {
         response.headers_mut().append(header::SET_COOKIE, v);
     }

@@ -205,8 +205,8 @@ async fn next_step<S: Store>(
                     &web.cookie(web.cookie_name(), s.token.expose(), max_age),
                 );
             }
-            if let Some(d) = &a.device {
-                set_cookie(&mut r, &web.device_cookie(d.expose()));
+            if let (Some(d), Some(u)) = (&a.device, &a.user) {
+                set_cookie(&mut r, &web.device_cookie(u.env.as_str(), d.expose()));
             }
             set_cookie(&mut r, &web.cookie(web.login_cookie_name(), "", 0));
             r
