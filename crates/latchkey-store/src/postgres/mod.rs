@@ -54,7 +54,9 @@ impl PgStore {
         let _ = sqlx::Connection::close(first).await;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(3))
+            // A request waits at most this for a connection, then answers 503: when the database
+            // is gone, clients hear so within 2 s instead of waiting on reconnects.
+            .acquire_timeout(Duration::from_millis(1500))
             .connect(url)
             .await
             .map_err(|e| OpenError::Unreachable(redact(url, &e.to_string())))?;
