@@ -4,8 +4,8 @@
 //! - A request head must arrive within `header_timeout` of the connection's start (or of the
 //!   end of the previous request), its body within `body_timeout` of the head; a connection
 //!   with no request in flight is closed after `idle_timeout`.
-//! - One client address holds at most `per_client` connections: past that a new connection is
-//!   closed at once, so one client can never hold them all. Connections from a trusted proxy
+//! - One client address (an IPv6 /64 counts as one) holds at most `per_client` connections:
+//!   past that a new connection is closed at once, so one client can never hold them all. Connections from a trusted proxy
 //!   are not counted against the proxy (it carries many clients); their requests in flight are
 //!   counted against the address the proxy forwards instead, with the same bound.
 //! - At most `total` connections in all (the binary derives it from the descriptor limit).
@@ -81,6 +81,17 @@ struct Counts {
     total: AtomicUsize,
 }
 
+/// The key a client's connections are counted under: its IPv4 address, or its IPv6 /64 (one
+/// subscriber usually holds a whole /64, and could otherwise take the bound once per address).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+            v6.to_bits() & !u128::from(u64::MAX),
+        )),
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
 /// A place taken in [`Counts`], given back when dropped.
 struct Place {
     counts: Arc<Counts>,
@@ -105,7 +116,7 @@ impl Counts {
             client: None,
             in_total,
         };
-        let Some(ip) = client else {
+        let Some(ip) = client.map(client_key) else {
             return Some(place);
         };
         let mut map = self
@@ -433,5 +444,16 @@ mod tests {
         let r = counts.take(b, false, &limits);
         assert!(r.is_some());
         assert_eq!(counts.total.load(Relaxed), 0);
+        drop(r);
+        // One IPv6 /64 is one client, whichever of its addresses connects.
+        let v6 = |s: &str| s.parse::<IpAddr>().ok();
+        let c1 = counts.take(v6("2001:db8:1:2::10"), true, &limits);
+        let c2 = counts.take(v6("2001:db8:1:2:ffff::1"), true, &limits);
+        assert!(c1.is_some() && c2.is_some());
+        assert!(counts.take(v6("2001:db8:1:2::99"), true, &limits).is_none());
+        assert!(
+            counts.take(v6("2001:db8:1:3::10"), true, &limits).is_some(),
+            "another /64"
+        );
     }
 }
