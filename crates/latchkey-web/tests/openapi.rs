@@ -43,7 +43,7 @@ async fn app() -> (axum::Router, tempfile::TempDir) {
 }
 
 fn documented() -> BTreeSet<(String, String)> {
-    let doc = serde_json::to_value(api::document()).unwrap();
+    let doc = api::document();
     let mut ops = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
@@ -66,7 +66,7 @@ fn the_document_lists_exactly_the_routes_of_the_server() {
         })
         .collect();
     assert_eq!(documented(), served);
-    let doc = serde_json::to_value(api::document()).unwrap();
+    let doc = api::document();
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),
         "{}",
@@ -114,4 +114,65 @@ async fn every_documented_operation_reaches_a_handler() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Every operation names the answers the layers around its handler give (malformed input,
+/// the database, a missing path item, authentication, a body's size, type and timing), and
+/// the parameters and bodies carry the constraints the server enforces, so a generated client
+/// or a fuzzer expects what the server says.
+#[test]
+fn every_operation_documents_its_shared_answers_and_constraints() {
+    let doc = api::document();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path == "/api/v1/openapi.json" {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let has = |s: &str| responses.contains_key(s);
+            let at = format!("{method} {path}");
+            assert!(has("400") && has("503"), "{at}: {:?}", responses.keys());
+            if path.contains('{') {
+                assert!(has("404"), "{at}");
+            }
+            if op.get("requestBody").is_some() {
+                assert!(has("408") && has("413") && has("415"), "{at}");
+            }
+            let login = path.contains("/login") || path.ends_with("/setup-link");
+            if login {
+                assert!(has("429"), "{at}");
+            } else {
+                assert!(has("401") && has("403"), "{at}");
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["name"] == "env" {
+                    assert_eq!(p["schema"]["pattern"], "^[a-z0-9][a-z0-9-]{0,62}$", "{at}");
+                }
+                if p["name"] == "limit" {
+                    assert_eq!(
+                        (
+                            p["schema"]["minimum"].as_i64(),
+                            p["schema"]["maximum"].as_i64()
+                        ),
+                        (Some(1), Some(500)),
+                        "{at}"
+                    );
+                }
+            }
+        }
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["MfaRequest"]["oneOf"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        schemas["EnvironmentPatchRequest"]["properties"]["lockout_threshold"]["minimum"],
+        1
+    );
+    assert!(
+        schemas["CreateEnvironmentRequest"]["properties"]["slug"]["pattern"]
+            .as_str()
+            .is_some()
+    );
 }

@@ -78,9 +78,15 @@ pub struct EnvironmentList {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnvironmentRequest {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "prod")]
     pub slug: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^(?=.*\\S)[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b\\u200e\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]+$"
+    )]
     pub name: Option<String>,
-    #[schema(example = "optional")]
+    #[schema(example = "optional", pattern = "^(off|optional|required)$")]
     pub mfa_policy: Option<String>,
 }
 
@@ -89,22 +95,34 @@ pub struct CreateEnvironmentRequest {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentPatchRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^(?=.*\\S)[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b\\u200e\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]+$"
+    )]
     pub name: Option<String>,
+    #[schema(pattern = "^(off|optional|required)$")]
     pub mfa_policy: Option<String>,
-    #[schema(example = "30d")]
+    #[schema(example = "30d", pattern = "^[1-9][0-9]{0,3}[smhd]$")]
     pub session_max_age: Option<String>,
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>, example = "8h")]
+    #[schema(value_type = Option<String>, example = "8h", pattern = "^([1-9][0-9]{0,3}[smhd]|none)$")]
     #[allow(clippy::option_option)]
     pub session_idle_timeout: Option<Option<String>>,
+    #[schema(minimum = 0, maximum = 10)]
     pub totp_window: Option<u8>,
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<String>)]
     #[allow(clippy::option_option)]
     pub issuer: Option<Option<String>>,
+    #[schema(minimum = 1, maximum = 100)]
     pub lockout_threshold: Option<u32>,
+    #[schema(pattern = "^[1-9][0-9]{0,3}[smhd]$")]
     pub lockout_base: Option<String>,
+    /// At least `lockout_base`.
+    #[schema(pattern = "^[1-9][0-9]{0,3}[smhd]$")]
     pub lockout_max: Option<String>,
+    #[schema(minimum = 1, maximum = 100_000)]
     pub ip_failures_per_minute: Option<u32>,
 }
 
@@ -160,8 +178,13 @@ pub struct UserListQuery {
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub email: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^(?=.*\\S)[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b\\u200e\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]+$"
+    )]
     pub name: Option<String>,
-    #[schema(example = "user")]
+    #[schema(example = "user", pattern = "^(user|admin)$")]
     pub role: Option<String>,
 }
 
@@ -177,7 +200,13 @@ pub struct CreatedUser {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatchRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^(?=.*\\S)[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b\\u200e\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]+$"
+    )]
     pub name: Option<String>,
+    #[schema(pattern = "^(user|admin)$")]
     pub role: Option<String>,
     pub disabled: Option<bool>,
     pub mfa_enforced: Option<bool>,

@@ -24,8 +24,9 @@ pub fn rfc3339(unix: i64) -> String {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(min_length = 1, max_length = 320, pattern = "\\S")]
     pub email: String,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 1024)]
     pub password: SecretString,
 }
 
