@@ -1,8 +1,9 @@
-//! The application as a value (`docs/ARCHITECTURE.md`, Conventions 1): `router(service, web)`, every
-//! route (the API, the pages, forward-auth, `/healthz`, `/readyz`, `/metrics`) with the body
-//! limit and the security headers (the CSP), for in-process tests and for `serve`; and [`App`]
-//! to bind a listener, report its address and serve until told to stop, finishing the requests
-//! in flight (SECURITY R4). HTTPS serving is in `tls.rs`.
+//! The application as a value (`docs/ARCHITECTURE.md`, Conventions 1): `router(service,
+//! web)`, every route (the API, the pages, forward-auth, `/healthz`, `/readyz`, `/metrics`)
+//! with the body limit and the security headers (the CSP), for in-process tests and for
+//! `serve`; and [`App`] to bind a listener, report its address and serve until told to stop,
+//! finishing the requests in flight (SECURITY R4). Connections are served by `server.rs`,
+//! HTTPS by `tls.rs` over it.
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc};
 

@@ -2,12 +2,14 @@
 //! greedy clients from exhausting the server (SECURITY R6), and stopping gracefully (R4).
 //!
 //! - A request head must arrive within `header_timeout` of the connection's start (or of the
-//!   end of the previous request), its body within `body_timeout` of the head; a connection
-//!   with no request in flight is closed after `idle_timeout`.
+//!   end of the previous request); a body within `body_timeout` of the handler starting to
+//!   read it (at once, for every handler that takes one); a connection with no request in
+//!   flight is closed after `idle_timeout`.
 //! - One client address (an IPv6 /64 counts as one) holds at most `per_client` connections:
-//!   past that a new connection is closed at once, so one client can never hold them all. Connections from a trusted proxy
-//!   are not counted against the proxy (it carries many clients); their requests in flight are
-//!   counted against the address the proxy forwards instead, with the same bound.
+//!   past that a new connection is closed at once, so one client can never hold them all.
+//!   Connections from a trusted proxy are not counted against the proxy (it carries many
+//!   clients); their requests in flight are counted against the address the proxy forwards
+//!   instead, with the same bound.
 //! - At most `total` connections in all (the binary derives it from the descriptor limit).
 //!
 //! Never reads a request body itself and never logs a request's content.
@@ -293,8 +295,14 @@ impl Conn {
                 };
                 let refused = from_proxy && place.is_none();
                 req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                let deadline = Box::pin(tokio::time::sleep(limits.body_timeout));
-                let req = req.map(|body| axum::body::Body::new(TimedBody { body, deadline }));
+                let timeout = limits.body_timeout;
+                let req = req.map(|body| {
+                    axum::body::Body::new(TimedBody {
+                        body,
+                        timeout,
+                        deadline: None,
+                    })
+                });
                 // A router is always ready: no `poll_ready` needed.
                 let mut router = router.clone();
                 let activity = Arc::clone(&activity);
@@ -349,10 +357,13 @@ fn too_many() -> Problem {
     )
 }
 
-/// A request body that must arrive before its deadline; past it, reading fails.
+/// A request body that must arrive within `timeout` of the first read; past it, reading
+/// fails. The deadline is set at the first read, so a request whose body nobody reads (a
+/// session check) costs no timer.
 struct TimedBody {
     body: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// The error of a body that did not arrive in time.
@@ -379,7 +390,11 @@ impl hyper::body::Body for TimedBody {
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        if this.deadline.as_mut().poll(cx).is_ready() {
+        let timeout = this.timeout;
+        let deadline = this
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if deadline.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(Box::new(BodyTimeout))));
         }
         Poll::Pending
