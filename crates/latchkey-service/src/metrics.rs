@@ -422,69 +422,56 @@ impl Metrics {
             env!("CARGO_PKG_VERSION")
         );
 
-        help(
+        let logins: Vec<(String, u64)> = {
+            let logins = self.logins.lock().unwrap_or_else(PoisonError::into_inner);
+            logins
+                .iter()
+                .map(|((env, step, result), n)| {
+                    let (step, result) = (step.as_str(), result.as_str());
+                    (
+                        format!("env=\"{env}\",step=\"{step}\",result=\"{result}\""),
+                        *n,
+                    )
+                })
+                .collect()
+        };
+        counters(
             &mut out,
             "latchkey_login_steps_total",
-            "counter",
             "Login steps by environment, step and result.",
+            logins,
         );
-        {
-            let logins = self.logins.lock().unwrap_or_else(PoisonError::into_inner);
-            for ((env, step, result), n) in logins.iter() {
-                let _ = writeln!(
-                    out,
-                    "latchkey_login_steps_total{{env=\"{env}\",step=\"{}\",result=\"{}\"}} {n}",
-                    step.as_str(),
-                    result.as_str()
-                );
-            }
-        }
-
-        help(
+        let lockouts: Vec<(String, u64)> = {
+            let lockouts = self.lockouts.lock().unwrap_or_else(PoisonError::into_inner);
+            lockouts
+                .iter()
+                .map(|((env, counter), n)| (format!("env=\"{env}\",counter=\"{counter}\""), *n))
+                .collect()
+        };
+        counters(
             &mut out,
             "latchkey_lockouts_total",
-            "counter",
             "Locks caused by repeated failures, by environment and counter.",
+            lockouts,
         );
-        {
-            let lockouts = self.lockouts.lock().unwrap_or_else(PoisonError::into_inner);
-            for ((env, counter), n) in lockouts.iter() {
-                let _ = writeln!(
-                    out,
-                    "latchkey_lockouts_total{{env=\"{env}\",counter=\"{counter}\"}} {n}"
-                );
-            }
-        }
-
-        help(
+        counters(
             &mut out,
             "latchkey_session_checks_total",
-            "counter",
             "Session checks (API, pages, forward-auth) by result.",
+            SessionCheck::ALL.map(|c| {
+                let n = self.session_checks[c as usize].load(Relaxed);
+                (format!("result=\"{}\"", c.as_str()), n)
+            }),
         );
-        for check in SessionCheck::ALL {
-            let n = self.session_checks[check as usize].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "latchkey_session_checks_total{{result=\"{}\"}} {n}",
-                check.as_str()
-            );
-        }
-
-        help(
+        counters(
             &mut out,
             "latchkey_forward_auth_total",
-            "counter",
             "Forward-auth answers (/auth/verify) by answer.",
+            ForwardAuth::ALL.map(|a| {
+                let n = self.forward_auth[a as usize].load(Relaxed);
+                (format!("answer=\"{}\"", a.as_str()), n)
+            }),
         );
-        for answer in ForwardAuth::ALL {
-            let n = self.forward_auth[answer as usize].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "latchkey_forward_auth_total{{answer=\"{}\"}} {n}",
-                answer.as_str()
-            );
-        }
 
         pool.render(&mut out);
 
@@ -498,6 +485,19 @@ impl Metrics {
             store.render(&mut out);
         }
         out
+    }
+}
+
+/// A counter family: its HELP and TYPE lines, then a line for each (labels, count).
+fn counters(
+    out: &mut String,
+    name: &str,
+    text: &str,
+    rows: impl IntoIterator<Item = (String, u64)>,
+) {
+    help(out, name, "counter", text);
+    for (labels, n) in rows {
+        let _ = writeln!(out, "{name}{{{labels}}} {n}");
     }
 }
 

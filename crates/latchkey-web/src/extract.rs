@@ -181,13 +181,7 @@ pub(crate) fn origin_of(parts: &Parts, web: &WebConfig) -> Origin {
         .map(|s| s.chars().filter(|c| !c.is_control()).take(256).collect());
     // The device cookies, one per environment the browser logged in to (a few at most).
     let prefix = web.device_cookie_prefix();
-    let devices = parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
+    let devices = cookie_pairs(parts)
         .filter(|(k, v)| k.starts_with(prefix) && !v.is_empty() && v.len() <= 200)
         .take(8)
         .map(|(_, v)| latchkey_service::DeviceCookie::new(v.to_owned()))
@@ -450,6 +444,13 @@ pub(crate) fn bearer(parts: &Parts) -> Option<String> {
 }
 
 pub(crate) fn cookie(parts: &Parts, name: &str) -> Option<String> {
+    cookie_pairs(parts)
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Every `name=value` pair of the request's `Cookie` headers.
+fn cookie_pairs(parts: &Parts) -> impl Iterator<Item = (&str, &str)> {
     parts
         .headers
         .get_all(header::COOKIE)
@@ -457,8 +458,6 @@ pub(crate) fn cookie(parts: &Parts, name: &str) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
 }
 
 #[cfg(test)]

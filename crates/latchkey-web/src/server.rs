@@ -48,8 +48,8 @@ use crate::problem::Problem;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After the stop, requests in flight get this long.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often a connection checks whether it has been idle too long.
-const IDLE_CHECK: Duration = Duration::from_millis(500);
+/// The shortest interval between a connection's idle checks.
+const IDLE_CHECK_MIN: Duration = Duration::from_millis(250);
 
 /// The limits of [`serve`].
 #[derive(Debug, Clone)]
@@ -326,7 +326,10 @@ impl Conn {
             .header_read_timeout(limits.header_timeout)
             .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
         tokio::pin!(conn);
-        let mut check = tokio::time::interval(IDLE_CHECK);
+        // A quarter of the idle timeout: an idle connection closes within 1.25 × the timeout,
+        // and 10,000 open connections wake about 700 times a second at the default 60 s, not
+        // 20,000 times as with a fixed half-second check.
+        let mut check = tokio::time::interval((limits.idle_timeout / 4).max(IDLE_CHECK_MIN));
         let mut closing = false;
         loop {
             tokio::select! {

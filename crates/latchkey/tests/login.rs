@@ -674,26 +674,8 @@ fn cookie_writes_from_another_origin_are_refused() {
 /// A GET of `path` from the local address `from` (for example 127.0.0.2): what a client on
 /// another address sees.
 fn get_from(from: &str, to: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-        let mut s = socket.connect(to).await.unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).await.unwrap();
-        let status = raw
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        (status, raw)
-    })
+    let (status, raw, _) = common::request_from(from, to, "GET", path, &[], None);
+    (status, raw)
 }
 
 /// SPEC §12: `/metrics` counts a login and a failed login (by environment, step and result),
@@ -707,14 +689,7 @@ fn metrics_count_logins_and_answer_only_allowed_addresses() {
     let server = common::start_with(d, &[], &[("LATCHKEY_METRICS_ALLOW", "127.0.0.1/32")]);
     ok(d, &["env", "create", "prod", "--mfa", "off"]);
     let token = common::link_token(&ok(d, &["user", "create", "prod", "mia@example.com"]));
-    let lt = login_token(&server.post(
-        "/api/v1/environments/prod/setup-link",
-        &json!({"token": token}),
-    ));
-    let r = server.post(
-        "/api/v1/environments/prod/login/password",
-        &json!({"login_token": lt, "new_password": PASSWORD}),
-    );
+    let r = common::set_password_with_link(&server, "prod", &token, PASSWORD);
     assert_eq!(r.json()["status"], "authenticated", "{}", r.body);
     let r = password_login(&server, "prod", "mia@example.com", PASSWORD);
     assert_eq!(r.json()["status"], "authenticated", "{}", r.body);
@@ -875,14 +850,7 @@ fn a_known_browser_logs_in_past_the_address_throttle_and_others_do_not() {
     ok(d, &["env", "set", "prod", "--ip-failures-per-minute", "3"]);
     let enrol = |email: &str| {
         let token = common::link_token(&ok(d, &["user", "create", "prod", email]));
-        let lt = login_token(&server.post(
-            "/api/v1/environments/prod/setup-link",
-            &json!({"token": token}),
-        ));
-        server.post(
-            "/api/v1/environments/prod/login/password",
-            &json!({"login_token": lt, "new_password": PASSWORD}),
-        )
+        common::set_password_with_link(&server, "prod", &token, PASSWORD)
     };
     let r = enrol("ada@example.com");
     assert_eq!(r.json()["status"], "authenticated", "{}", r.body);

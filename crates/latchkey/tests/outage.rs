@@ -218,15 +218,7 @@ fn a_database_outage_is_answered_503_and_the_node_recovers_by_itself() {
             "ada@example.com",
         ],
     ));
-    let r = server.post(
-        "/api/v1/environments/prod/setup-link",
-        &json!({"token": token}),
-    );
-    let lt = r.json()["login_token"].as_str().unwrap().to_owned();
-    let r = server.post(
-        "/api/v1/environments/prod/login/password",
-        &json!({"login_token": lt, "new_password": PASSWORD}),
-    );
+    let r = common::set_password_with_link(&server, "prod", &token, PASSWORD);
     let session = r.json()["session"]["token"].as_str().unwrap().to_owned();
 
     // Clients check sessions, log in and ask for readiness throughout.

@@ -9,62 +9,15 @@
 mod common;
 
 use std::{
-    fmt::Write as _,
     io::{Read, Write},
-    net::{SocketAddr, TcpStream},
+    net::TcpStream,
     time::{Duration, Instant},
 };
 
-use common::{ok, start_with};
+use common::{ok, request_from, set_password_with_link, start_with};
 use serde_json::json;
 
 const PASSWORD: &str = "quilt anchor mango river";
-
-/// One request from the local address `from`; the status, the raw answer and how long it took.
-fn timed(
-    from: &str,
-    to: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> (u16, String, Duration) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let started = Instant::now();
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-        let mut s = socket.connect(to).await.unwrap();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n");
-        for (k, v) in headers {
-            let _ = write!(req, "{k}: {v}\r\n");
-        }
-        if let Some(b) = body {
-            let _ = write!(
-                req,
-                "content-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
-                b.len()
-            );
-        } else {
-            req.push_str("\r\n");
-        }
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw)).await;
-        assert!(read.is_ok(), "{method} {path}: no answer in 10 s");
-        let raw = String::from_utf8_lossy(&raw).into_owned();
-        let status = raw
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        (status, raw, started.elapsed())
-    })
-}
 
 /// Whether the server has closed `s` (end of stream or a reset), waiting up to `within`.
 fn closed(s: &mut TcpStream, within: Duration) -> bool {
@@ -110,15 +63,7 @@ fn stalled_connections_from_one_address_do_not_starve_another() {
     );
     ok(d, &["env", "create", "prod", "--mfa", "off"]);
     let token = common::link_token(&ok(d, &["user", "create", "prod", "ada@example.com"]));
-    let r = server.post(
-        "/api/v1/environments/prod/setup-link",
-        &json!({"token": token}),
-    );
-    let lt = r.json()["login_token"].as_str().unwrap().to_owned();
-    let r = server.post(
-        "/api/v1/environments/prod/login/password",
-        &json!({"login_token": lt, "new_password": PASSWORD}),
-    );
+    let r = set_password_with_link(&server, "prod", &token, PASSWORD);
     assert_eq!(r.json()["status"], "authenticated", "{}", r.body);
 
     // 2,000 connections from 127.0.0.1: silent, half a head, or a head and half a body.
@@ -141,11 +86,11 @@ fn stalled_connections_from_one_address_do_not_starve_another() {
 
     // Another address is served, and promptly.
     let other = "127.0.0.2";
-    let (status, raw, took) = timed(other, server.addr, "GET", "/healthz", &[], None);
+    let (status, raw, took) = request_from(other, server.addr, "GET", "/healthz", &[], None);
     assert_eq!(status, 200, "{raw}");
     assert!(took < Duration::from_secs(1), "/healthz took {took:?}");
     let body = json!({"email": "ada@example.com", "password": PASSWORD}).to_string();
-    let (status, raw, took) = timed(
+    let (status, raw, took) = request_from(
         other,
         server.addr,
         "POST",
@@ -162,7 +107,7 @@ fn stalled_connections_from_one_address_do_not_starve_another() {
         .unwrap()
         .to_owned();
     let cookie = format!("latchkey_session={session}");
-    let (status, raw, took) = timed(
+    let (status, raw, took) = request_from(
         other,
         server.addr,
         "GET",
@@ -175,7 +120,7 @@ fn stalled_connections_from_one_address_do_not_starve_another() {
 
     // A declared body over the limit is refused before it is sent (from the other address:
     // 127.0.0.1 still holds all the connections it may).
-    let (status, raw, took) = timed(
+    let (status, raw, took) = request_from(
         other,
         server.addr,
         "POST",

@@ -698,3 +698,73 @@ pub fn form_body(fields: &[(&str, &str)]) -> String {
         .collect::<Vec<_>>()
         .join("&")
 }
+
+/// One request from the local address `from` (127.0.0.2, say: another client than the
+/// 127.0.0.1 of every other request): the status, the raw answer, and how long it took.
+/// With a body, it is sent as JSON with its length; the answer must end within 10 s.
+pub fn request_from(
+    from: &str,
+    to: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String, Duration) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let started = Instant::now();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let mut s = socket.connect(to).await.unwrap();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            let _ = write!(req, "{k}: {v}\r\n");
+        }
+        match body {
+            Some(b) => {
+                let _ = write!(
+                    req,
+                    "content-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
+                    b.len()
+                );
+            }
+            None => req.push_str("\r\n"),
+        }
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw)).await;
+        assert!(read.is_ok(), "{method} {path}: no answer in 10 s");
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        let status = raw
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, raw, started.elapsed())
+    })
+}
+
+/// Follow a setup link (its token) through the API and choose `password`: the answer to the
+/// new-password step (`authenticated` where the policy asks no second factor).
+pub fn set_password_with_link(
+    server: &Server,
+    env: &str,
+    setup_token: &str,
+    password: &str,
+) -> Response {
+    let base = format!("/api/v1/environments/{env}");
+    let r = server.post(
+        &format!("{base}/setup-link"),
+        &serde_json::json!({"token": setup_token}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let login_token = r.json()["login_token"].as_str().unwrap().to_owned();
+    server.post(
+        &format!("{base}/login/password"),
+        &serde_json::json!({"login_token": login_token, "new_password": password}),
+    )
+}
