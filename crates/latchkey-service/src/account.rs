@@ -219,18 +219,23 @@ impl<S: Store> Service<S> {
                 self.fresh_factor(&principal.environment, &principal.user, f, caller)
                     .await?,
             )),
-            (true, Reauth::Password(_)) => Err(ServiceError::Invalid(
-                "give a code from your authenticator (`code`) or a recovery code (`recovery_code`)"
+            // The request is well formed; the account calls for another proof: 409.
+            (true, Reauth::Password(_)) => Err(ServiceError::Refused {
+                code: "factor_required",
+                message: "you have an authenticator: give a code from it (`code`) or a \
+                          recovery code (`recovery_code`)"
                     .into(),
-            )),
+            }),
             (false, Reauth::Password(p)) => self
                 .check_password(principal, caller, p.expose())
                 .await
                 .map(|()| None),
-            (false, Reauth::Factor(_)) => Err(ServiceError::Invalid(
-                "you have no authenticator yet: give your current password (`current_password`)"
+            (false, Reauth::Factor(_)) => Err(ServiceError::Refused {
+                code: "password_required",
+                message: "you have no authenticator yet: give your current password \
+                          (`current_password`)"
                     .into(),
-            )),
+            }),
         }
     }
 

@@ -123,9 +123,10 @@ where
         if empty {
             return Ok(Self(T::default()));
         }
-        ApiJson::<T>::from_request(req, state)
+        // `null` is "no options" too, as an absent body is.
+        ApiJson::<Option<T>>::from_request(req, state)
             .await
-            .map(|ApiJson(v)| Self(v))
+            .map(|ApiJson(v)| Self(v.unwrap_or_default()))
     }
 }
 

@@ -158,7 +158,10 @@ impl<S: Store> Service<S> {
         let env = self.environment(env).await?;
         let password = Password::parse(password)?;
         // No stored email has control characters; such input is malformed, not a guess.
-        if email.len() > 320 || email.trim().is_empty() || email.chars().any(char::is_control) {
+        if email.chars().count() > 320
+            || email.trim().is_empty()
+            || email.chars().any(char::is_control)
+        {
             return Err(ServiceError::Invalid("enter an email address".into()));
         }
         // The address throttle, unless this browser logged this user in before (its device

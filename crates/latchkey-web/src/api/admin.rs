@@ -176,7 +176,8 @@ pub async fn get_user<S: Store>(
 }
 
 #[utoipa::path(patch, path = "/api/v1/environments/{env}/users/{id}", tag = "admin", params(("env" = String, Path), ("id" = String, Path)), request_body = UserPatchRequest,
-    responses((status = 200, body = UserDto), (status = 404, body = ProblemSchema, content_type = "application/problem+json")))]
+    responses((status = 200, body = UserDto), (status = 404, body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 409, description = "`mfa_not_allowed` where the policy is off; `system` keeps an active operator", body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn update_user<S: Store>(
     State(st): State<AppState<S>>,
     AdminOf(admin): AdminOf,
@@ -259,7 +260,7 @@ pub async fn clear_lockout<S: Store>(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/environments/{env}/enforce-mfa", tag = "admin", params(("env" = String, Path)), request_body = EnforceRequest,
+#[utoipa::path(post, path = "/api/v1/environments/{env}/enforce-mfa", tag = "admin", params(("env" = String, Path)), request_body(content = Option<EnforceRequest>, description = "may be left out: `{}`"),
     responses((status = 200, body = EnforceResponse), (status = 409, description = "`mfa_not_allowed` where the policy is off", body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn enforce_mfa<S: Store>(
     State(st): State<AppState<S>>,

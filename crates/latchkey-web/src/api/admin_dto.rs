@@ -112,7 +112,7 @@ pub struct EnvironmentPatchRequest {
     #[schema(minimum = 0, maximum = 10)]
     pub totp_window: Option<u8>,
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = "^(?=.*\\S)[^:\\u0000-\\u001f\\u007f-\\u009f]+$")]
     #[allow(clippy::option_option)]
     pub issuer: Option<Option<String>>,
     #[schema(minimum = 1, maximum = 100)]
@@ -162,7 +162,9 @@ pub struct UserPage {
     pub next_cursor: Option<String>,
 }
 
+/// Unknown parameters are refused (400): a misspelt filter must not list everything.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UserListQuery {
     /// `enrolled` or `not_enrolled`.
     pub mfa: Option<String>,
@@ -177,6 +179,7 @@ pub struct UserListQuery {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     #[schema(
         min_length = 1,
@@ -276,7 +279,9 @@ impl From<&Stats> for StatsResponse {
     }
 }
 
+/// Unknown parameters are refused (400): a misspelt filter must not list everything.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQueryParams {
     /// A user id (as target or actor).
     pub user: Option<String>,
@@ -301,7 +306,7 @@ pub struct AuditEventDto {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub outcome: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub detail: serde_json::Value,
 }
 

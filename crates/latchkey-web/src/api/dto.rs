@@ -24,7 +24,11 @@ pub fn rfc3339(unix: i64) -> String {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    #[schema(min_length = 1, max_length = 320, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 320,
+        pattern = "^(?=.*\\S)[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub email: String,
     #[schema(value_type = String, format = Password, min_length = 1, max_length = 1024)]
     pub password: SecretString,
@@ -298,6 +302,16 @@ pub struct ReauthRequest {
     pub recovery_code: Option<SecretString>,
     #[schema(value_type = Option<String>, format = Password)]
     pub current_password: Option<SecretString>,
+}
+
+/// Exactly one of `code` and `recovery_code`: the second factor, again.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FactorRequest {
+    #[schema(value_type = Option<String>)]
+    pub code: Option<SecretString>,
+    #[schema(value_type = Option<String>)]
+    pub recovery_code: Option<SecretString>,
 }
 
 #[derive(Serialize, ToSchema)]

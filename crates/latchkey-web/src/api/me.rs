@@ -11,8 +11,8 @@ use latchkey_service::{Store, account::Reauth, factors::FactorInput};
 
 use super::dto::{
     ChangePasswordRequest, ConfirmEnrolmentRequest, CurrentSession, EnrolmentConfirmed,
-    EnrolmentResponse, MfaSetupResponse, MfaStatusResponse, ProblemSchema, ReauthRequest,
-    RecoveryCodesResponse, SessionList, SessionsEnded, codes,
+    EnrolmentResponse, FactorRequest, MfaSetupResponse, MfaStatusResponse, ProblemSchema,
+    ReauthRequest, RecoveryCodesResponse, SessionList, SessionsEnded, codes,
 };
 use crate::{
     extract::{ApiJson, ApiPath, Auth, SessionOf},
@@ -20,10 +20,10 @@ use crate::{
     state::AppState,
 };
 
-fn factor(r: ReauthRequest) -> Result<FactorInput, Problem> {
-    match (r.code, r.recovery_code, r.current_password) {
-        (Some(c), None, None) => Ok(FactorInput::Code(c)),
-        (None, Some(c), None) => Ok(FactorInput::RecoveryCode(c)),
+fn factor(r: FactorRequest) -> Result<FactorInput, Problem> {
+    match (r.code, r.recovery_code) {
+        (Some(c), None) => Ok(FactorInput::Code(c)),
+        (None, Some(c)) => Ok(FactorInput::RecoveryCode(c)),
         _ => Err(Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -119,6 +119,7 @@ pub async fn mfa_status<S: Store>(
     responses(
         (status = 200, description = "a pending enrolment to confirm", body = EnrolmentResponse),
         (status = 401, description = "`invalid_code` or `invalid_credentials`", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 409, description = "`factor_required` (the user has an authenticator: give a code) or `password_required` (they have none yet: give the password)", body = ProblemSchema, content_type = "application/problem+json"),
     ))]
 pub async fn begin_enrolment<S: Store>(
     State(st): State<AppState<S>>,
@@ -132,7 +133,21 @@ pub async fn begin_enrolment<S: Store>(
             code: None,
             recovery_code: None,
         } => Reauth::Password(p),
-        other => Reauth::Factor(factor(other)?),
+        ReauthRequest {
+            current_password: None,
+            code,
+            recovery_code,
+        } => Reauth::Factor(factor(FactorRequest {
+            code,
+            recovery_code,
+        })?),
+        ReauthRequest { .. } => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "give exactly one of `code`, `recovery_code` and `current_password`",
+            ));
+        }
     };
     let (id, offer) = st
         .service
@@ -167,7 +182,7 @@ pub async fn confirm_enrolment<S: Store>(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/me/mfa/totp/{id}", tag = "me", request_body = ReauthRequest,
+#[utoipa::path(delete, path = "/api/v1/me/mfa/totp/{id}", tag = "me", request_body = FactorRequest,
     params(("id" = String, Path, description = "authenticator id")),
     responses(
         (status = 204, description = "removed"),
@@ -178,7 +193,7 @@ pub async fn remove_authenticator<S: Store>(
     State(st): State<AppState<S>>,
     auth: Auth,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<ReauthRequest>,
+    ApiJson(body): ApiJson<FactorRequest>,
 ) -> Result<StatusCode, Problem> {
     let caller = auth.principal.caller(auth.origin.clone());
     st.service
@@ -187,7 +202,7 @@ pub async fn remove_authenticator<S: Store>(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/me/recovery-codes", tag = "me", request_body = ReauthRequest,
+#[utoipa::path(post, path = "/api/v1/me/recovery-codes", tag = "me", request_body = FactorRequest,
     responses(
         (status = 200, description = "ten new codes, shown once; the old ones are void", body = RecoveryCodesResponse),
         (status = 401, description = "`invalid_code`", body = ProblemSchema, content_type = "application/problem+json"),
@@ -195,7 +210,7 @@ pub async fn remove_authenticator<S: Store>(
 pub async fn recovery_codes<S: Store>(
     State(st): State<AppState<S>>,
     auth: Auth,
-    ApiJson(body): ApiJson<ReauthRequest>,
+    ApiJson(body): ApiJson<FactorRequest>,
 ) -> Result<Json<RecoveryCodesResponse>, Problem> {
     let caller = auth.principal.caller(auth.origin.clone());
     let new = st

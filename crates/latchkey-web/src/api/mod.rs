@@ -6,6 +6,9 @@ pub mod admin_dto;
 pub mod dto;
 pub mod login;
 pub mod me;
+mod openapi;
+
+pub use openapi::document;
 
 use axum::{
     Json, Router,
@@ -187,139 +190,6 @@ pub fn router<S: Store>() -> Router<AppState<S>> {
         router = router.route(path, handler);
     }
     router
-}
-
-/// The OpenAPI 3.1 document.
-pub fn document() -> serde_json::Value {
-    let mut doc = ApiDoc::openapi();
-    env!("CARGO_PKG_VERSION").clone_into(&mut doc.info.version);
-    // The answers every operation of a kind can give, added where a handler's annotation does
-    // not name them already (so a client generator or a fuzzer expects what the server says),
-    // and the constraints the derive cannot say, edited as JSON.
-    let Ok(mut value) = serde_json::to_value(&doc) else {
-        return serde_json::Value::Null;
-    };
-    complete_responses(&mut value);
-    // "Exactly one of `code` and `recovery_code`", in the words of JSON Schema.
-    if let Some(schema) = value.pointer_mut("/components/schemas/MfaRequest")
-        && let Some(schema) = schema.as_object_mut()
-    {
-        schema.insert(
-            "oneOf".into(),
-            serde_json::json!([
-                {"required": ["code"], "properties": {"code": {"type": "string"}}},
-                {"required": ["recovery_code"], "properties": {"recovery_code": {"type": "string"}}}
-            ]),
-        );
-    }
-    value
-}
-
-/// Add the problem answers that the layers around every handler give: 503 everywhere (the
-/// database or the hashing pool), 400 for malformed input, 404 where a path names something,
-/// 401 and 403 where the caller must be someone, and for a body 408, 413 and 415.
-fn complete_responses(doc: &mut serde_json::Value) {
-    use serde_json::json;
-    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
-        return;
-    };
-    let problem = |description: &str| {
-        json!({
-            "description": description,
-            "content": {"application/problem+json": {
-                "schema": {"$ref": "#/components/schemas/ProblemSchema"}
-            }}
-        })
-    };
-    for (path, item) in paths.iter_mut() {
-        if path == "/api/v1/openapi.json" {
-            continue;
-        }
-        let login = path.contains("/login") || path.ends_with("/setup-link");
-        let anonymous = login || path == "/api/v1/openapi.json";
-        let Some(item) = item.as_object_mut() else {
-            continue;
-        };
-        for (method, op) in item.iter_mut() {
-            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
-                continue;
-            }
-            let has_body = op.get("requestBody").is_some();
-            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
-                continue;
-            };
-            let mut add = |status: &str, description: &str| {
-                responses
-                    .entry(status.to_owned())
-                    .or_insert_with(|| problem(description));
-            };
-            add(
-                "400",
-                "`invalid_request`: malformed input (body, query or path)",
-            );
-            if path.contains('{') {
-                add("404", "`not_found`: no such environment or item");
-            }
-            if !anonymous {
-                add("401", "`unauthenticated`: no valid session or token");
-                add(
-                    "403",
-                    "`forbidden`: not allowed to the caller, or a cookie-authenticated write \
-                     from another origin",
-                );
-            }
-            if has_body {
-                add("408", "`request_timeout`: the body did not arrive in time");
-                add("413", "`payload_too_large`: a body over 64 KiB");
-                add("415", "`unsupported_media_type`: a body that is not JSON");
-            }
-            if login || path.starts_with("/api/v1/me/") {
-                add(
-                    "429",
-                    "`too_many_attempts`: locked or throttled, with `Retry-After`",
-                );
-            }
-            add(
-                "503",
-                "`unavailable` (the database) or `busy` (the hashing pool), with `Retry-After`",
-            );
-            constrain_parameters(op);
-        }
-    }
-}
-
-/// What the server accepts for the parameters every listing and path shares, by name.
-fn constrain_parameters(op: &mut serde_json::Value) {
-    use serde_json::json;
-    let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) else {
-        return;
-    };
-    for param in params {
-        let name = param
-            .get("name")
-            .and_then(|n| n.as_str())
-            .unwrap_or_default()
-            .to_owned();
-        let constraint = match name.as_str() {
-            "env" => json!({"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}),
-            "mfa" => json!({"type": "string", "enum": ["enrolled", "not_enrolled"]}),
-            "role" => json!({"type": "string", "enum": ["user", "admin"]}),
-            "state" => json!({"type": "string", "enum": ["invited", "active", "disabled"]}),
-            "limit" => json!({"type": "integer", "minimum": 1, "maximum": 500}),
-            "since" | "until" => json!({"type": "string", "format": "date-time"}),
-            "type" => json!({
-                "type": "string",
-                "enum": latchkey_service::AuditType::ALL
-                    .iter()
-                    .map(|t| t.as_str())
-                    .collect::<Vec<_>>()
-            }),
-            _ => continue,
-        };
-        if let Some(p) = param.as_object_mut() {
-            p.insert("schema".into(), constraint);
-        }
-    }
 }
 
 /// This document.
