@@ -66,7 +66,9 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::Conflict(what) => Self::Conflict(what.to_owned()),
             StoreError::NotFound => Self::NotFound("record"),
-            StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            StoreError::Unavailable(cause)
+            | StoreError::Contended(cause)
+            | StoreError::Disconnected(cause) => Self::Unavailable(cause),
             StoreError::Corrupt(cause) => Self::Internal(cause),
             StoreError::Unsupported(what) => Self::Invalid(what.to_owned()),
         }

@@ -293,9 +293,21 @@ impl Histogram {
 #[derive(Debug, Default)]
 pub struct StoreLatency {
     ops: RwLock<HashMap<&'static str, Histogram>>,
+    /// Operations run again after a transient database failure, by operation.
+    retries: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl StoreLatency {
+    /// An operation is run again after a transient failure (a conflict, a broken connection).
+    pub fn count_retry(&self, op: &'static str) {
+        *self
+            .retries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(op)
+            .or_default() += 1;
+    }
+
     pub fn observe(&self, op: &'static str, elapsed: Duration) {
         {
             let ops = self.ops.read().unwrap_or_else(PoisonError::into_inner);
@@ -309,6 +321,17 @@ impl StoreLatency {
     }
 
     fn render(&self, out: &mut String) {
+        {
+            let retries = self.retries.lock().unwrap_or_else(PoisonError::into_inner);
+            out.push_str(
+                "# HELP latchkey_store_retries_total Storage operations run again after a \
+                 transient database failure (a deadlock, a serialization conflict, a broken \
+                 connection).\n# TYPE latchkey_store_retries_total counter\n",
+            );
+            for (op, n) in retries.iter() {
+                let _ = writeln!(out, "latchkey_store_retries_total{{op=\"{op}\"}} {n}");
+            }
+        }
         let ops = self.ops.read().unwrap_or_else(PoisonError::into_inner);
         let mut names: Vec<&&str> = ops.keys().collect();
         names.sort();

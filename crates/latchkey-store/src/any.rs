@@ -1,7 +1,8 @@
 //! `AnyStore`: the backend chosen at start-up from the database URL (`sqlite://…` or
 //! `postgres://…`), so the binary and the web layer are built once, over one store type.
 //! Every method forwards to the backend and records how long it took (`/metrics`' store
-//! latency histograms, one per operation); nothing here has rules of its own.
+//! latency histograms, one per operation); on PostgreSQL it runs an operation again after a
+//! transient failure where that is safe (`retry`). Nothing here has rules of its own.
 
 use std::{sync::Arc, time::Instant};
 
@@ -75,7 +76,21 @@ macro_rules! forward {
                     let started = Instant::now();
                     let result = match &self.backend {
                         Backend::Sqlite(s) => s.$name($($arg),*).await,
-                        Backend::Postgres(s) => s.$name($($arg),*).await,
+                        // Transient failures run again where that is safe (`retry`).
+                        Backend::Postgres(s) => {
+                            let mut attempt = 0;
+                            loop {
+                                let result = s.$name($($arg),*).await;
+                                let Err(e) = &result else { break result };
+                                let Some(wait) = crate::retry::delay(stringify!($name), e, attempt) else {
+                                    break result;
+                                };
+                                tracing::warn!(operation = stringify!($name), attempt, error = %e, "running the operation again");
+                                self.latency.count_retry(stringify!($name));
+                                attempt += 1;
+                                tokio::time::sleep(wait).await;
+                            }
+                        }
                     };
                     self.latency.observe(stringify!($name), started.elapsed());
                     result
@@ -121,7 +136,6 @@ forward!(AuthStore {
     fn begin_setup_login(&self, txn: &NewLoginTxn, now: i64) -> StoreResult<()>;
     fn claim_attempt(&self, key: &CounterKey, settings: &LockoutSettings, now: i64) -> StoreResult<Claim>;
     fn record_failure(&self, failure: &Failure<'_>) -> StoreResult<FailureOutcome>;
-    fn attempt_step(&self, attempt: StepAttempt) -> StoreResult<StepOutcome>;
     fn locked_until(&self, key: &CounterKey, now: i64) -> StoreResult<Option<i64>>;
     fn reset_counter(&self, key: &CounterKey) -> StoreResult<()>;
     fn ip_failures(&self, env: &EnvSlug, ip: &str, now: i64) -> StoreResult<(u32, i64)>;
@@ -138,6 +152,18 @@ forward!(AuthStore {
     fn purge_expired(&self, now: i64) -> StoreResult<u64>;
     fn recovery_codes_remaining(&self, user_id: &str) -> StoreResult<u32>;
     fn has_recovery_code(&self, user_id: &str, hash: &TokenHash) -> StoreResult<bool>;
+} also {
+    // Not run again here: the attempt owns its judge (the code check, run once), and on
+    // PostgreSQL it is several transactions (claim, judge, settle), each its own unit.
+    async fn attempt_step(&self, attempt: StepAttempt) -> StoreResult<StepOutcome> {
+        let started = Instant::now();
+        let result = match &self.backend {
+            Backend::Sqlite(s) => s.attempt_step(attempt).await,
+            Backend::Postgres(s) => s.attempt_step(attempt).await,
+        };
+        self.latency.observe("attempt_step", started.elapsed());
+        result
+    }
 });
 
 forward!(ManageStore {

@@ -12,6 +12,7 @@ mod rows;
 
 pub mod any;
 pub mod postgres;
+mod retry;
 pub mod sqlite;
 
 use latchkey_service::StoreError;
@@ -31,6 +32,21 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_check_violation() => {
             StoreError::Corrupt(format!("a value broke a database rule: {}", db.message()))
         }
+        // PostgreSQL rolled the transaction back to break a deadlock or a serialization
+        // conflict: safe to run again (`retry`).
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")) => {
+            StoreError::Contended(db.message().to_owned())
+        }
+        // The server ended the connection (class 08, or 57P01–57P03: an administrator, a
+        // crash, a restart).
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| {
+                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+            }) =>
+        {
+            StoreError::Disconnected(db.message().to_owned())
+        }
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => StoreError::Disconnected(e.to_string()),
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)

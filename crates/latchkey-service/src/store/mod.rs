@@ -39,6 +39,16 @@ pub enum StoreError {
     /// for the server's log only.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database ended the transaction to break a deadlock or a serialization conflict
+    /// (PostgreSQL 40P01, 40001): nothing of it was applied, so it may run again. The store
+    /// runs it again a few times before this reaches a caller, who answers 503.
+    #[error("transaction aborted by a conflict: {0}")]
+    Contended(String),
+    /// The connection broke during the operation (or the server ended it). A read may run
+    /// again on another connection; whether a write was applied is unknown, so a write is not
+    /// repeated. Reaches a caller as 503.
+    #[error("connection lost: {0}")]
+    Disconnected(String),
     /// The backend cannot do this (the text says what to do instead).
     #[error("unsupported: {0}")]
     Unsupported(&'static str),
