@@ -13,6 +13,7 @@ mod rows;
 pub mod any;
 pub mod postgres;
 mod retry;
+mod sql;
 pub mod sqlite;
 
 use latchkey_service::StoreError;

@@ -4,14 +4,14 @@ use latchkey_core::{model::EnvSlug, model::LockoutSettings, token::TokenHash};
 use latchkey_service::{
     AuditRecord, StoreError,
     store::{
-        AuthStore, Claim, Confirmation, CounterKey, CounterKind, Failure, FailureOutcome,
-        LoginSubject, LoginTxnView, LoginWrite, NewLoginTxn, NewRecoveryCode, Proof, SessionRecord,
-        SessionView, SetupTokenView, StoreResult,
+        AuthStore, Claim, Confirmation, CounterKey, Failure, FailureOutcome, LoginSubject,
+        LoginTxnView, LoginWrite, NewLoginTxn, NewRecoveryCode, Proof, SessionRecord, SessionView,
+        SetupTokenView, StoreResult,
     },
 };
 
-use super::{PgStore, audit, credentials, logins, sessions, throttle};
-use crate::map_err;
+use super::{PgStore, audit, exec::Pg, logins, sessions};
+use crate::{map_err, sql};
 
 impl AuthStore for PgStore {
     async fn login_subject(
@@ -62,60 +62,31 @@ impl AuthStore for PgStore {
         settings: &LockoutSettings,
         now: i64,
     ) -> StoreResult<Claim> {
-        throttle::claim(&self.writer, key, settings, now).await
+        let mut tx = self.begin().await?;
+        let claim = sql::throttle::claim(&mut Pg(&mut tx), key, settings, now).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(claim)
     }
 
     async fn record_failure(&self, f: &Failure<'_>) -> StoreResult<FailureOutcome> {
         let mut tx = self.begin().await?;
-        // The user's row first, in every write about a user: one lock order, no deadlocks,
-        // and checks that read before they write see concurrent writers (PostgreSQL).
-        let user = match (f.key.kind, f.user_id) {
-            (_, Some(id)) => Some(id.to_owned()),
-            (CounterKind::SecondFactor, None) => Some(f.key.subject.clone()),
-            (CounterKind::Password, None) => None,
-        };
-        if let Some(id) = &user {
-            super::lock_user(&mut tx, id).await?;
-        }
-        let mut locked_until = None;
-        if let Claim::Allowed { attempt, locks } = f.claim
-            && attempt >= latchkey_core::policy::attempts_allowed(f.settings, locks)
-        {
-            locked_until = Some(throttle::lock(&mut tx, f.key, locks, f.settings, f.now).await?);
-            // A lock ends the pending logins (SECURITY L4): after it, the password again.
-            let user = match (f.key.kind, f.user_id) {
-                (_, Some(id)) => Some(id.to_owned()),
-                (CounterKind::Password, None) => None,
-                (CounterKind::SecondFactor, None) => Some(f.key.subject.clone()),
-            };
-            if let Some(user) = user {
-                logins::expire_all(&mut tx, &user, f.now).await?;
-            }
-        }
-        if let Some(ip) = f.ip {
-            throttle::count_ip(&mut tx, &f.key.env, ip, f.now).await?;
-        }
-        for record in f.audit {
-            if locked_until.is_some() || record.kind != "login.locked" {
-                audit::insert(&mut tx, record).await?;
-            }
-        }
+        let outcome = sql::throttle::record_failure(&mut Pg(&mut tx), f).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(FailureOutcome { locked_until })
+        Ok(outcome)
     }
 
     async fn locked_until(&self, key: &CounterKey, now: i64) -> StoreResult<Option<i64>> {
-        throttle::locked_until(&self.readers, key, now).await
+        sql::throttle::locked_until(&mut Pg(&mut *self.read().await?), key, now).await
     }
 
     async fn reset_counter(&self, key: &CounterKey) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        throttle::reset(&mut tx, key).await?;
+        sql::throttle::reset(&mut Pg(&mut tx), key).await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn ip_failures(&self, env: &EnvSlug, ip: &str, now: i64) -> StoreResult<(u32, i64)> {
-        throttle::ip_failures(&self.readers, env, ip, now).await
+        sql::throttle::ip_failures(&mut Pg(&mut *self.read().await?), env, ip, now).await
     }
 
     async fn record_ip_failure(
@@ -126,7 +97,7 @@ impl AuthStore for PgStore {
         record: Option<&AuditRecord>,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        throttle::count_ip(&mut tx, env, ip, now).await?;
+        sql::throttle::count_ip(&mut Pg(&mut tx), env, ip, now).await?;
         if let Some(r) = record {
             audit::insert(&mut tx, r).await?;
         }
@@ -173,7 +144,7 @@ impl AuthStore for PgStore {
     }
 
     async fn list_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
-        sessions::list(&self.readers, user_id).await
+        sql::sessions::list(&mut super::exec::Pg(&mut *self.read().await?), user_id).await
     }
 
     async fn change_password(
@@ -210,8 +181,8 @@ impl AuthStore for PgStore {
     async fn confirm_authenticator(&self, c: &Confirmation<'_>) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         super::lock_user(&mut tx, c.user_id).await?;
-        credentials::confirm(
-            &mut tx,
+        sql::credentials::confirm(
+            &mut Pg(&mut tx),
             c.user_id,
             c.authenticator_id,
             c.label,
@@ -220,7 +191,8 @@ impl AuthStore for PgStore {
         )
         .await?;
         if let Some(codes) = c.recovery_codes {
-            credentials::replace_recovery_codes(&mut tx, c.user_id, codes, c.now).await?;
+            sql::credentials::replace_recovery_codes(&mut Pg(&mut tx), c.user_id, codes, c.now)
+                .await?;
         }
         for record in c.audit {
             audit::insert(&mut tx, record).await?;
@@ -239,8 +211,8 @@ impl AuthStore for PgStore {
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         super::lock_user(&mut tx, user_id).await?;
-        credentials::consume_proof(&mut tx, user_id, proof, now).await?;
-        credentials::remove(&mut tx, user_id, id, keep_one).await?;
+        sql::credentials::consume_proof(&mut Pg(&mut tx), user_id, proof, now).await?;
+        sql::credentials::remove(&mut Pg(&mut tx), user_id, id, keep_one).await?;
         audit::insert(&mut tx, record).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -255,8 +227,8 @@ impl AuthStore for PgStore {
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         super::lock_user(&mut tx, user_id).await?;
-        credentials::consume_proof(&mut tx, user_id, proof, now).await?;
-        credentials::replace_recovery_codes(&mut tx, user_id, codes, now).await?;
+        sql::credentials::consume_proof(&mut Pg(&mut tx), user_id, proof, now).await?;
+        sql::credentials::replace_recovery_codes(&mut Pg(&mut tx), user_id, codes, now).await?;
         audit::insert(&mut tx, record).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -264,7 +236,7 @@ impl AuthStore for PgStore {
     async fn consume_proof(&self, user_id: &str, proof: &Proof, now: i64) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         super::lock_user(&mut tx, user_id).await?;
-        credentials::consume_proof(&mut tx, user_id, proof, now).await?;
+        sql::credentials::consume_proof(&mut Pg(&mut tx), user_id, proof, now).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -294,10 +266,10 @@ impl AuthStore for PgStore {
     }
 
     async fn recovery_codes_remaining(&self, user_id: &str) -> StoreResult<u32> {
-        credentials::remaining(&self.readers, user_id).await
+        sql::credentials::remaining(&mut Pg(&mut *self.read().await?), user_id).await
     }
 
     async fn has_recovery_code(&self, user_id: &str, hash: &TokenHash) -> StoreResult<bool> {
-        credentials::has_code(&self.readers, user_id, hash.as_str()).await
+        sql::credentials::has_code(&mut Pg(&mut *self.read().await?), user_id, hash.as_str()).await
     }
 }

@@ -10,9 +10,8 @@ use latchkey_service::{
 };
 use sqlx::{PgPool, Postgres, Transaction};
 
-use super::{audit, authenticators, credentials, rows, sessions, sessions::OF_USER, throttle};
-use crate::{corrupt, map_err};
-use std::sync::LazyLock;
+use super::{audit, authenticators, exec::Pg, rows, sessions};
+use crate::{corrupt, map_err, sql};
 
 pub(super) async fn subject(
     pool: &PgPool,
@@ -125,41 +124,12 @@ pub(super) async fn insert(
     Ok(())
 }
 
-static EXPIRE_ALL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE login_transactions AS s SET expires_at = $2 WHERE {OF_USER} AND s.expires_at > $2"
-    )
-});
-static END_ALL: LazyLock<String> =
-    LazyLock::new(|| format!("DELETE FROM login_transactions AS s WHERE {OF_USER}"));
-
-/// Expire every pending login transaction of a user now (a lockout): the rows stay so a
-/// step on one of them can still be told apart from an unknown token.
-pub(super) async fn expire_all(
-    tx: &mut Transaction<'static, Postgres>,
-    user_id: &str,
-    now: i64,
-) -> StoreResult<()> {
-    sqlx::query(sqlx::AssertSqlSafe(EXPIRE_ALL.as_str()))
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    Ok(())
-}
-
 /// End every pending login transaction of a user.
 pub(super) async fn end_all(
     tx: &mut Transaction<'static, Postgres>,
     user_id: &str,
 ) -> StoreResult<u64> {
-    Ok(sqlx::query(sqlx::AssertSqlSafe(END_ALL.as_str()))
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected())
+    sql::logins::end_all(&mut Pg(tx), user_id).await
 }
 
 pub(super) async fn setup_token(
@@ -297,7 +267,7 @@ pub(super) async fn write(
             .map_err(map_err)?;
     }
     if let Some(proof) = &w.proof {
-        credentials::consume_proof(tx, &w.user_id, proof, w.now).await?;
+        sql::credentials::consume_proof(&mut Pg(tx), &w.user_id, proof, w.now).await?;
     }
     if let Some(a) = &w.new_authenticator {
         // A first authenticator set up inside a login: only while the user still has none
@@ -315,10 +285,10 @@ pub(super) async fn write(
         authenticators::insert(tx, a).await?;
     }
     if let Some(codes) = &w.new_recovery_codes {
-        credentials::replace_recovery_codes(tx, &w.user_id, codes, w.now).await?;
+        sql::credentials::replace_recovery_codes(&mut Pg(tx), &w.user_id, codes, w.now).await?;
     }
     for key in &w.reset_counters {
-        throttle::reset(tx, key).await?;
+        sql::throttle::reset(&mut Pg(tx), key).await?;
     }
     match &w.next {
         LoginNext::Begin(t) => insert(tx, t).await?,

@@ -10,8 +10,8 @@ use latchkey_service::{
 };
 use sqlx::{Postgres, Transaction, postgres::PgRow};
 
-use super::{PgStore, audit, logins, rows, sessions, users};
-use crate::{corrupt, map_err};
+use super::{PgStore, audit, logins, rows, sessions};
+use crate::{corrupt, map_err, sql};
 
 /// The user must exist in `env` (nothing crosses environments).
 async fn user_exists(
@@ -219,7 +219,7 @@ impl ManageStore for PgStore {
         .await
         .map_err(map_err)?;
         let ended = end_everything(&mut tx, user_id).await?;
-        users::insert_setup_token(&mut tx, setup).await?;
+        sql::users::insert_setup_token(&mut super::exec::Pg(&mut tx), setup).await?;
         audit::insert(&mut tx, record).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(ended)

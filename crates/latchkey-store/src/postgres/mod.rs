@@ -9,14 +9,11 @@
 mod audit;
 mod auth;
 mod authenticators;
-mod credentials;
-mod environments;
+mod exec;
 mod logins;
 pub mod manage;
 mod rows;
 mod sessions;
-mod throttle;
-mod users;
 
 use std::{path::Path, time::Duration};
 
@@ -30,7 +27,8 @@ use latchkey_service::{
 };
 use sqlx::{PgPool, Postgres, Transaction, postgres::PgPoolOptions};
 
-use crate::{map_err, sqlite::OpenError};
+use crate::{map_err, sql, sqlite::OpenError};
+use exec::Pg;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -70,6 +68,11 @@ impl PgStore {
         })
     }
 
+    /// A connection for reads.
+    async fn read(&self) -> StoreResult<sqlx::pool::PoolConnection<Postgres>> {
+        self.readers.acquire().await.map_err(map_err)
+    }
+
     /// A write transaction.
     async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
         self.writer.begin().await.map_err(map_err)
@@ -88,12 +91,8 @@ pub(super) async fn lock_user(
     tx: &mut Transaction<'static, Postgres>,
     user_id: &str,
 ) -> StoreResult<()> {
-    sqlx::query("SELECT 1::bigint FROM users WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(user_id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    Ok(())
+    use sql::Db as _;
+    Pg(tx).lock_user(user_id).await
 }
 
 /// Keep a password in the URL out of error messages.
@@ -166,9 +165,9 @@ impl AdminStore for PgStore {
         if exists.is_some() {
             return Ok(false);
         }
-        environments::insert(&mut tx, system).await?;
-        users::insert(&mut tx, operator).await?;
-        users::insert_setup_token(&mut tx, setup).await?;
+        sql::environments::insert(&mut Pg(&mut tx), system).await?;
+        sql::users::insert(&mut Pg(&mut tx), operator).await?;
+        sql::users::insert_setup_token(&mut Pg(&mut tx), setup).await?;
         for record in audit {
             audit::insert(&mut tx, record).await?;
         }
@@ -178,17 +177,17 @@ impl AdminStore for PgStore {
 
     async fn create_environment(&self, env: &Environment, audit: &AuditRecord) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        environments::insert(&mut tx, env).await?;
+        sql::environments::insert(&mut Pg(&mut tx), env).await?;
         audit::insert(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn get_environment(&self, slug: &EnvSlug) -> StoreResult<Option<Environment>> {
-        environments::get(&self.readers, slug).await
+        sql::environments::get(&mut Pg(&mut *self.read().await?), slug).await
     }
 
     async fn list_environments(&self) -> StoreResult<Vec<Environment>> {
-        environments::list(&self.readers).await
+        sql::environments::list(&mut Pg(&mut *self.read().await?)).await
     }
 
     async fn update_environment(
@@ -198,7 +197,7 @@ impl AdminStore for PgStore {
         audit: &AuditRecord,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        environments::update(&mut tx, env, previous).await?;
+        sql::environments::update(&mut Pg(&mut tx), env, previous).await?;
         audit::insert(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -210,14 +209,14 @@ impl AdminStore for PgStore {
         audit: &AuditRecord,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        users::insert(&mut tx, user).await?;
-        users::insert_setup_token(&mut tx, setup).await?;
+        sql::users::insert(&mut Pg(&mut tx), user).await?;
+        sql::users::insert_setup_token(&mut Pg(&mut tx), setup).await?;
         audit::insert(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn get_user(&self, env: &EnvSlug, id: &str) -> StoreResult<Option<User>> {
-        users::get(&self.readers, env, id).await
+        sql::users::get(&mut Pg(&mut *self.read().await?), env, id).await
     }
 
     async fn find_user_by_email(
@@ -225,11 +224,11 @@ impl AdminStore for PgStore {
         env: &EnvSlug,
         email_normalized: &str,
     ) -> StoreResult<Option<User>> {
-        users::find_by_email(&self.readers, env, email_normalized).await
+        sql::users::find_by_email(&mut Pg(&mut *self.read().await?), env, email_normalized).await
     }
 
     async fn list_users(&self, env: &EnvSlug, query: &UserQuery) -> StoreResult<Vec<User>> {
-        users::list(&self.readers, env, query).await
+        sql::users::list(&mut Pg(&mut *self.read().await?), env, query).await
     }
 
     async fn delete_user(&self, env: &EnvSlug, id: &str, audit: &AuditRecord) -> StoreResult<bool> {
@@ -263,7 +262,7 @@ impl AdminStore for PgStore {
     }
 
     async fn list_authenticators(&self, user_id: &str) -> StoreResult<Vec<AuthenticatorRecord>> {
-        authenticators::list(&self.readers, user_id).await
+        sql::authenticators::list(&mut Pg(&mut *self.read().await?), user_id).await
     }
 
     async fn advance_totp_step(
@@ -285,7 +284,7 @@ impl AdminStore for PgStore {
     }
 
     async fn list_audit(&self, env: &EnvSlug, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
-        audit::list(&self.readers, env, query).await
+        sql::audit::list(&mut Pg(&mut *self.read().await?), env, query).await
     }
 
     async fn backup_to(&self, _path: &Path) -> StoreResult<()> {

@@ -12,9 +12,8 @@ use latchkey_service::{
 };
 use rusqlite::params;
 
-use super::{
-    SqliteStore, audit, credentials, lite, logins, sessions, throttle, writer::Durability,
-};
+use super::{SqliteStore, audit, exec::Lite, lite, logins, sessions, writer::Durability};
+use crate::sql::{self, run_now};
 
 impl AuthStore for SqliteStore {
     async fn login_subject(
@@ -72,7 +71,7 @@ impl AuthStore for SqliteStore {
         // On disk with the attempt's verdict, which is written (synced) before it is answered.
         self.writer
             .run_with(Durability::WithNextSync, move |tx| {
-                throttle::claim(tx, &key, &settings, now)
+                run_now(sql::throttle::claim(&mut Lite(tx), &key, &settings, now))
             })
             .await
     }
@@ -83,8 +82,8 @@ impl AuthStore for SqliteStore {
         let audit = f.audit.to_vec();
         self.writer
             .run(move |tx| {
-                throttle::record_failure(
-                    tx,
+                run_now(sql::throttle::record_failure(
+                    &mut Lite(tx),
                     &Failure {
                         key: &key,
                         claim,
@@ -94,7 +93,7 @@ impl AuthStore for SqliteStore {
                         now,
                         audit: &audit,
                     },
-                )
+                ))
             })
             .await
     }
@@ -111,16 +110,20 @@ impl AuthStore for SqliteStore {
     }
 
     async fn locked_until(&self, key: &CounterKey, now: i64) -> StoreResult<Option<i64>> {
-        self.fast.read(|c| throttle::locked_until(c, key, now))
+        self.fast
+            .read(|c| run_now(sql::throttle::locked_until(&mut Lite(c), key, now)))
     }
 
     async fn reset_counter(&self, key: &CounterKey) -> StoreResult<()> {
         let key = key.clone();
-        self.writer.run(move |tx| throttle::reset(tx, &key)).await
+        self.writer
+            .run(move |tx| run_now(sql::throttle::reset(&mut Lite(tx), &key)))
+            .await
     }
 
     async fn ip_failures(&self, env: &EnvSlug, ip: &str, now: i64) -> StoreResult<(u32, i64)> {
-        self.fast.read(|c| throttle::ip_failures(c, env, ip, now))
+        self.fast
+            .read(|c| run_now(sql::throttle::ip_failures(&mut Lite(c), env, ip, now)))
     }
 
     async fn record_ip_failure(
@@ -133,7 +136,7 @@ impl AuthStore for SqliteStore {
         let (env, ip, record) = (env.clone(), ip.to_owned(), record.cloned());
         self.writer
             .run(move |tx| {
-                throttle::count_ip(tx, &env, &ip, now)?;
+                run_now(sql::throttle::count_ip(&mut Lite(tx), &env, &ip, now))?;
                 if let Some(r) = &record {
                     audit::insert(tx, r)?;
                 }
@@ -186,7 +189,10 @@ impl AuthStore for SqliteStore {
     }
 
     async fn list_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
-        sessions::list(&self.readers, user_id).await
+        let user_id = user_id.to_owned();
+        self.fast
+            .scan(move |c| run_now(sql::sessions::list(&mut Lite(c), &user_id)))
+            .await
     }
 
     async fn change_password(
@@ -232,9 +238,21 @@ impl AuthStore for SqliteStore {
         let (codes, records) = (c.recovery_codes.map(<[_]>::to_vec), c.audit.to_vec());
         self.writer
             .run(move |tx| {
-                credentials::confirm(tx, &user_id, &id, &label, step, now)?;
+                run_now(sql::credentials::confirm(
+                    &mut Lite(tx),
+                    &user_id,
+                    &id,
+                    &label,
+                    step,
+                    now,
+                ))?;
                 if let Some(codes) = &codes {
-                    credentials::replace_recovery_codes(tx, &user_id, codes, now)?;
+                    run_now(sql::credentials::replace_recovery_codes(
+                        &mut Lite(tx),
+                        &user_id,
+                        codes,
+                        now,
+                    ))?;
                 }
                 for record in &records {
                     audit::insert(tx, record)?;
@@ -261,8 +279,18 @@ impl AuthStore for SqliteStore {
         );
         self.writer
             .run(move |tx| {
-                credentials::consume_proof(tx, &user_id, &proof, now)?;
-                credentials::remove(tx, &user_id, &id, keep_one)?;
+                run_now(sql::credentials::consume_proof(
+                    &mut Lite(tx),
+                    &user_id,
+                    &proof,
+                    now,
+                ))?;
+                run_now(sql::credentials::remove(
+                    &mut Lite(tx),
+                    &user_id,
+                    &id,
+                    keep_one,
+                ))?;
                 audit::insert(tx, &record)
             })
             .await
@@ -284,8 +312,18 @@ impl AuthStore for SqliteStore {
         );
         self.writer
             .run(move |tx| {
-                credentials::consume_proof(tx, &user_id, &proof, now)?;
-                credentials::replace_recovery_codes(tx, &user_id, &codes, now)?;
+                run_now(sql::credentials::consume_proof(
+                    &mut Lite(tx),
+                    &user_id,
+                    &proof,
+                    now,
+                ))?;
+                run_now(sql::credentials::replace_recovery_codes(
+                    &mut Lite(tx),
+                    &user_id,
+                    &codes,
+                    now,
+                ))?;
                 audit::insert(tx, &record)
             })
             .await
@@ -294,7 +332,14 @@ impl AuthStore for SqliteStore {
     async fn consume_proof(&self, user_id: &str, proof: &Proof, now: i64) -> StoreResult<()> {
         let (user_id, proof) = (user_id.to_owned(), proof.clone());
         self.writer
-            .run(move |tx| credentials::consume_proof(tx, &user_id, &proof, now))
+            .run(move |tx| {
+                run_now(sql::credentials::consume_proof(
+                    &mut Lite(tx),
+                    &user_id,
+                    &proof,
+                    now,
+                ))
+            })
             .await
     }
 
@@ -321,12 +366,20 @@ impl AuthStore for SqliteStore {
     }
 
     async fn recovery_codes_remaining(&self, user_id: &str) -> StoreResult<u32> {
-        credentials::remaining(&self.readers, user_id).await
+        let user_id = user_id.to_owned();
+        self.fast
+            .scan(move |c| run_now(sql::credentials::remaining(&mut Lite(c), &user_id)))
+            .await
     }
 
     async fn has_recovery_code(&self, user_id: &str, hash: &TokenHash) -> StoreResult<bool> {
-        self.fast
-            .read(|c| credentials::has_code(c, user_id, hash.as_str()))
+        self.fast.read(|c| {
+            run_now(sql::credentials::has_code(
+                &mut Lite(c),
+                user_id,
+                hash.as_str(),
+            ))
+        })
     }
 }
 

@@ -211,6 +211,20 @@ impl FastReads {
         result
     }
 
+    /// Run `f` like [`FastReads::read`], on a blocking-pool thread: for reads that may scan
+    /// (lists, pages, counts), which must not hold up the async workers.
+    pub(super) async fn scan<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let reads = std::sync::Arc::clone(self);
+        tokio::task::spawn_blocking(move || reads.read(f))
+            .await
+            .map_err(|e| {
+                latchkey_service::StoreError::Unavailable(format!("a read was cancelled: {e}"))
+            })?
+    }
+
     /// The session with its user and environment, by the token's hash: from the cache while
     /// nothing has been written since it was read, from the database otherwise.
     pub(super) fn session_by_token(&self, token_hash: &str) -> StoreResult<Option<SessionView>> {

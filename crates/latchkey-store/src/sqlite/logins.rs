@@ -14,10 +14,11 @@ use latchkey_service::{
 use rusqlite::{Connection, params};
 use std::sync::LazyLock;
 
-use super::{
-    audit, authenticators, credentials, lite, sessions, sessions::OF_USER, throttle, writer::End,
+use super::{audit, authenticators, exec::Lite, lite, sessions, writer::End};
+use crate::{
+    corrupt,
+    sql::{self, run_now},
 };
-use crate::corrupt;
 
 static SUBJECT: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -114,24 +115,9 @@ pub(super) fn insert(tx: &Connection, t: &NewLoginTxn) -> StoreResult<()> {
 
 /// Through the partial index of migration 0002 (`setup_token_id = ?` implies `IS NOT NULL`).
 pub(super) const END_FROM_LINK: &str = "DELETE FROM login_transactions WHERE setup_token_id = ?1";
-pub(super) static EXPIRE_ALL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE login_transactions AS s SET expires_at = ?2 WHERE {OF_USER} AND s.expires_at > ?2"
-    )
-});
-pub(super) static END_ALL: LazyLock<String> =
-    LazyLock::new(|| format!("DELETE FROM login_transactions AS s WHERE {OF_USER}"));
-
-/// Expire every pending login transaction of a user now (a lockout): the rows stay so a
-/// step on one of them can still be told apart from an unknown token.
-pub(super) fn expire_all(tx: &Connection, user_id: &str, now: i64) -> StoreResult<()> {
-    lite::exec(tx, &EXPIRE_ALL, params![user_id, now])?;
-    Ok(())
-}
-
 /// End every pending login transaction of a user.
 pub(super) fn end_all(tx: &Connection, user_id: &str) -> StoreResult<u64> {
-    lite::exec(tx, &END_ALL, [user_id])
+    run_now(sql::logins::end_all(&mut Lite(tx), user_id))
 }
 
 pub(super) fn setup_token(
@@ -231,7 +217,12 @@ pub(super) fn write(tx: &Connection, w: &LoginWrite) -> StoreResult<()> {
         )?;
     }
     if let Some(proof) = &w.proof {
-        credentials::consume_proof(tx, &w.user_id, proof, w.now)?;
+        run_now(sql::credentials::consume_proof(
+            &mut Lite(tx),
+            &w.user_id,
+            proof,
+            w.now,
+        ))?;
     }
     if let Some(a) = &w.new_authenticator {
         // A first authenticator set up inside a login: only while the user still has none
@@ -247,10 +238,15 @@ pub(super) fn write(tx: &Connection, w: &LoginWrite) -> StoreResult<()> {
         authenticators::insert(tx, a)?;
     }
     if let Some(codes) = &w.new_recovery_codes {
-        credentials::replace_recovery_codes(tx, &w.user_id, codes, w.now)?;
+        run_now(sql::credentials::replace_recovery_codes(
+            &mut Lite(tx),
+            &w.user_id,
+            codes,
+            w.now,
+        ))?;
     }
     for key in &w.reset_counters {
-        throttle::reset(tx, key)?;
+        run_now(sql::throttle::reset(&mut Lite(tx), key))?;
     }
     match &w.next {
         LoginNext::Begin(t) => insert(tx, t)?,
@@ -287,7 +283,12 @@ pub(super) fn attempt(tx: &Connection, a: StepAttempt) -> StoreResult<End<StepOu
         judge,
         failure_audit,
     } = a;
-    let claim = throttle::claim(tx, &facts.key, &facts.settings, facts.now)?;
+    let claim = run_now(sql::throttle::claim(
+        &mut Lite(tx),
+        &facts.key,
+        &facts.settings,
+        facts.now,
+    ))?;
     if let Claim::Refused { retry_after } = claim {
         return Ok(End::Commit(StepOutcome::Refused { retry_after }));
     }
@@ -317,7 +318,10 @@ fn failed(
     conflict: Option<&'static str>,
 ) -> StoreResult<StepOutcome> {
     let audit = failure_audit(reason);
-    let outcome = throttle::record_failure(tx, &facts.failure(claim, &audit))?;
+    let outcome = run_now(sql::throttle::record_failure(
+        &mut Lite(tx),
+        &facts.failure(claim, &audit),
+    ))?;
     Ok(StepOutcome::Failed {
         reason,
         conflict,
@@ -342,7 +346,12 @@ pub(super) fn settle_after_rollback(tx: &Connection, redo: Redo) -> StoreResult<
         failure_audit,
         error,
     } = redo;
-    let claim = throttle::claim(tx, &facts.key, &facts.settings, facts.now)?;
+    let claim = run_now(sql::throttle::claim(
+        &mut Lite(tx),
+        &facts.key,
+        &facts.settings,
+        facts.now,
+    ))?;
     if let Claim::Refused { retry_after } = claim {
         return Ok(StepOutcome::Refused { retry_after });
     }

@@ -11,8 +11,11 @@ use latchkey_service::{
 use rusqlite::{Connection, params};
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, audit, lite, lite_err, logins, rows, sessions, users};
-use crate::{corrupt, map_err};
+use super::{SqliteStore, audit, exec::Lite, lite, lite_err, logins, rows, sessions};
+use crate::{
+    corrupt, map_err,
+    sql::{self, run_now},
+};
 
 /// The user must exist in `env` (nothing crosses environments).
 fn user_exists(tx: &Connection, env: &EnvSlug, id: &str) -> StoreResult<bool> {
@@ -151,7 +154,7 @@ impl ManageStore for SqliteStore {
                 for r in &records {
                     audit::insert(tx, r)?;
                 }
-                let user = users::get(tx, &env, &id)?
+                let user = run_now(sql::users::get(&mut Lite(tx), &env, &id))?
                     .ok_or(latchkey_service::StoreError::NotFound)?;
                 Ok(Some((user, ended)))
             })
@@ -183,7 +186,7 @@ impl ManageStore for SqliteStore {
                     params![user_id, now],
                 )?;
                 let ended = end_everything(tx, &user_id)?;
-                users::insert_setup_token(tx, &setup)?;
+                run_now(sql::users::insert_setup_token(&mut Lite(tx), &setup))?;
                 audit::insert(tx, &record)?;
                 Ok(ended)
             })

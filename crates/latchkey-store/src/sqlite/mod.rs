@@ -14,8 +14,7 @@ mod audit;
 mod auth;
 mod authenticators;
 mod cache;
-mod credentials;
-mod environments;
+mod exec;
 mod fast;
 mod lite;
 mod logins;
@@ -24,8 +23,6 @@ pub mod manage;
 mod plans;
 mod rows;
 mod sessions;
-mod throttle;
-mod users;
 mod writer;
 
 use std::{path::Path, str::FromStr, time::Duration};
@@ -45,7 +42,8 @@ use sqlx::{
     },
 };
 
-use crate::map_err;
+use crate::{map_err, sql, sql::run_now};
+use exec::Lite;
 use lite::lite_err;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -265,9 +263,9 @@ impl AdminStore for SqliteStore {
                 if exists {
                     return Ok(false);
                 }
-                environments::insert(tx, &system)?;
-                users::insert(tx, &operator)?;
-                users::insert_setup_token(tx, &setup)?;
+                run_now(sql::environments::insert(&mut Lite(tx), &system))?;
+                run_now(sql::users::insert(&mut Lite(tx), &operator))?;
+                run_now(sql::users::insert_setup_token(&mut Lite(tx), &setup))?;
                 for record in &audit {
                     audit::insert(tx, record)?;
                 }
@@ -280,18 +278,20 @@ impl AdminStore for SqliteStore {
         let (env, audit) = (env.clone(), audit.clone());
         self.writer
             .run(move |tx| {
-                environments::insert(tx, &env)?;
+                run_now(sql::environments::insert(&mut Lite(tx), &env))?;
                 audit::insert(tx, &audit)
             })
             .await
     }
 
     async fn get_environment(&self, slug: &EnvSlug) -> StoreResult<Option<Environment>> {
-        self.fast.read(|c| environments::get(c, slug))
+        self.fast
+            .read(|c| run_now(sql::environments::get(&mut Lite(c), slug)))
     }
 
     async fn list_environments(&self) -> StoreResult<Vec<Environment>> {
-        environments::list(&self.readers).await
+        self.fast
+            .read(|c| run_now(sql::environments::list(&mut Lite(c))))
     }
 
     async fn update_environment(
@@ -303,7 +303,7 @@ impl AdminStore for SqliteStore {
         let (env, previous, audit) = (env.clone(), previous.clone(), audit.clone());
         self.writer
             .run(move |tx| {
-                environments::update(tx, &env, &previous)?;
+                run_now(sql::environments::update(&mut Lite(tx), &env, &previous))?;
                 audit::insert(tx, &audit)
             })
             .await
@@ -318,15 +318,16 @@ impl AdminStore for SqliteStore {
         let (user, setup, audit) = (user.clone(), setup.clone(), audit.clone());
         self.writer
             .run(move |tx| {
-                users::insert(tx, &user)?;
-                users::insert_setup_token(tx, &setup)?;
+                run_now(sql::users::insert(&mut Lite(tx), &user))?;
+                run_now(sql::users::insert_setup_token(&mut Lite(tx), &setup))?;
                 audit::insert(tx, &audit)
             })
             .await
     }
 
     async fn get_user(&self, env: &EnvSlug, id: &str) -> StoreResult<Option<User>> {
-        self.fast.read(|c| users::get(c, env, id))
+        self.fast
+            .read(|c| run_now(sql::users::get(&mut Lite(c), env, id)))
     }
 
     async fn find_user_by_email(
@@ -334,12 +335,20 @@ impl AdminStore for SqliteStore {
         env: &EnvSlug,
         email_normalized: &str,
     ) -> StoreResult<Option<User>> {
-        self.fast
-            .read(|c| users::find_by_email(c, env, email_normalized))
+        self.fast.read(|c| {
+            run_now(sql::users::find_by_email(
+                &mut Lite(c),
+                env,
+                email_normalized,
+            ))
+        })
     }
 
     async fn list_users(&self, env: &EnvSlug, query: &UserQuery) -> StoreResult<Vec<User>> {
-        users::list(&self.readers, env, query).await
+        let (env, query) = (env.clone(), query.clone());
+        self.fast
+            .scan(move |c| run_now(sql::users::list(&mut Lite(c), &env, &query)))
+            .await
     }
 
     async fn delete_user(&self, env: &EnvSlug, id: &str, audit: &AuditRecord) -> StoreResult<bool> {
@@ -391,7 +400,10 @@ impl AdminStore for SqliteStore {
     }
 
     async fn list_audit(&self, env: &EnvSlug, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
-        audit::list(&self.readers, env, query).await
+        let (env, query) = (env.clone(), query.clone());
+        self.fast
+            .scan(move |c| run_now(sql::audit::list(&mut Lite(c), &env, &query)))
+            .await
     }
 
     async fn backup_to(&self, path: &Path) -> StoreResult<()> {

@@ -4,7 +4,7 @@
 
 use rusqlite::Connection;
 
-use super::{logins, sessions};
+use super::logins;
 
 /// The plan's lines for `sql`, its parameters bound to NULL.
 fn plan(conn: &Connection, sql: &str) -> Vec<String> {
@@ -29,10 +29,16 @@ async fn statements_on_a_users_rows_search_an_index() {
     store.close().await;
     let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
     for (sql, index) in [
-        (sessions::LIST.as_str(), "sessions_env_user"),
-        (sessions::END_ALL.as_str(), "sessions_env_user"),
-        (logins::EXPIRE_ALL.as_str(), "login_transactions_env_user"),
-        (logins::END_ALL.as_str(), "login_transactions_env_user"),
+        (crate::sql::sessions::LIST.sqlite(), "sessions_env_user"),
+        (crate::sql::sessions::END_ALL.sqlite(), "sessions_env_user"),
+        (
+            crate::sql::logins::EXPIRE_ALL.sqlite(),
+            "login_transactions_env_user",
+        ),
+        (
+            crate::sql::logins::END_ALL.sqlite(),
+            "login_transactions_env_user",
+        ),
         (logins::END_FROM_LINK, "login_transactions_setup"),
         // The foreign keys' cascades when a user goes.
         (

@@ -420,3 +420,59 @@ pub async fn concurrent_step_attempts_judge_at_most_the_threshold<S: Store>(stor
     );
     assert_eq!((failed, refused, locks), (5, 45, 1));
 }
+
+/// The lock a claim sets provisionally is computed in SQL (one upsert, never read-then-write);
+/// it must be exactly `policy::lock_seconds`, the schedule the service and the confirmed lock
+/// follow: base, twice that, four times… up to the maximum, round after round.
+pub async fn the_claims_lock_is_the_policys<S: Store>(store: S) {
+    use latchkey_core::{HumanDuration, policy};
+    use latchkey_service::store::Failure;
+
+    seed(&store).await;
+    let secs = |s| HumanDuration::from_secs(s).unwrap_or_else(|e| panic!("{e}"));
+    for (threshold, base, max) in [(3, 60, 3600), (1, 60, 90), (5, 1, 86_400)] {
+        let settings = LockoutSettings {
+            threshold,
+            base_lock: secs(base),
+            max_lock: secs(max),
+            ..LockoutSettings::default()
+        };
+        let key = CounterKey {
+            env: slug("prod"),
+            kind: CounterKind::Password,
+            subject: format!("schedule-{threshold}-{base}-{max}@example.com"),
+        };
+        let mut now = T0;
+        for round in 0..20 {
+            let allowed = policy::attempts_allowed(&settings, round);
+            let mut last = None;
+            for n in 1..=allowed {
+                let claim = ok(store.claim_attempt(&key, &settings, now).await);
+                assert!(
+                    matches!(claim, Claim::Allowed { attempt, locks } if attempt == n && locks == round),
+                    "round {round}, attempt {n}: {claim:?}"
+                );
+                last = Some(claim);
+            }
+            let expected = now + policy::lock_seconds(&settings, round);
+            assert_eq!(
+                ok(store.locked_until(&key, now).await),
+                Some(expected),
+                "the claim's lock in round {round} ({threshold}, {base} s, {max} s)"
+            );
+            let outcome = ok(store
+                .record_failure(&Failure {
+                    key: &key,
+                    claim: last.unwrap_or_else(|| panic!("no claim")),
+                    settings: &settings,
+                    user_id: None,
+                    ip: None,
+                    now,
+                    audit: &[],
+                })
+                .await);
+            assert_eq!(outcome.locked_until, Some(expected), "the confirmed lock");
+            now = expected;
+        }
+    }
+}

@@ -818,6 +818,7 @@ macro_rules! store_suite {
             audit_is_listed_newest_first_with_filters,
             an_abandoned_attempt_never_locks_for_good,
             concurrent_claims_evaluate_at_most_the_threshold,
+            the_claims_lock_is_the_policys,
             a_step_attempt_is_claimed_judged_and_settled_at_once,
             a_right_code_that_loses_its_race_is_counted_and_writes_nothing,
             concurrent_step_attempts_judge_at_most_the_threshold,

@@ -1,0 +1,280 @@
+//! The units of work, written once for both backends (`docs/ARCHITECTURE.md`, "Storage").
+//!
+//! A unit of work is an `async fn` over [`Db`], a small executor with four verbs: run a
+//! statement ([`Db::exec`]), read the first row ([`Db::one`]) or every row ([`Db::all`]), and
+//! lock a user's row for the rest of the transaction ([`Db::lock_user`], a no-op on SQLite,
+//! whose one writer already runs transactions one at a time). Statements are [`Sql`] values in
+//! SQLite's spelling (`?1`, `?2`…), which PostgreSQL gets as `$1`, `$2`…; the few statements
+//! whose text really differs name both spellings ([`Sql::dialects`]).
+//!
+//! Each backend implements [`Db`] and keeps only its connection handling: SQLite runs a unit of
+//! work on its writer thread or on an inline reader (`rusqlite`, synchronous: its futures are
+//! ready at once, and [`run_now`] polls them there), PostgreSQL awaits it on a pooled
+//! connection or inside a transaction.
+
+/// The rows of user `?1` in a table aliased `s` that has an `(env, user_id)` index (sessions,
+/// login transactions): a row's env is its user's (the foreign key), and the env makes that
+/// index usable (migration 0002).
+macro_rules! of_user {
+    () => {
+        "s.env = (SELECT env FROM users WHERE id = ?1) AND s.user_id = ?1"
+    };
+}
+
+pub(crate) mod audit;
+pub(crate) mod authenticators;
+pub(crate) mod credentials;
+pub(crate) mod environments;
+pub(crate) mod logins;
+mod rows;
+pub(crate) mod sessions;
+pub(crate) mod throttle;
+pub(crate) mod users;
+
+use std::{
+    future::Future,
+    pin::pin,
+    sync::OnceLock,
+    task::{Context, Poll, Waker},
+};
+
+use latchkey_service::{StoreError, store::StoreResult};
+
+/// A statement: its SQLite text, and PostgreSQL's, derived once (or given).
+pub(crate) struct Sql {
+    sqlite: &'static str,
+    postgres: Option<&'static str>,
+    derived: OnceLock<String>,
+}
+
+impl Sql {
+    /// A statement both databases read alike, with `?N` placeholders.
+    pub(crate) const fn new(sqlite: &'static str) -> Self {
+        Self {
+            sqlite,
+            postgres: None,
+            derived: OnceLock::new(),
+        }
+    }
+
+    /// A statement whose text differs: each database's own spelling (PostgreSQL's with `$N`).
+    pub(crate) const fn dialects(sqlite: &'static str, postgres: &'static str) -> Self {
+        Self {
+            sqlite,
+            postgres: Some(postgres),
+            derived: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn sqlite(&self) -> &'static str {
+        self.sqlite
+    }
+
+    /// PostgreSQL's text: `?N` becomes `$N`.
+    pub(crate) fn postgres(&'static self) -> &'static str {
+        if let Some(text) = self.postgres {
+            return text;
+        }
+        self.derived
+            .get_or_init(|| dollar_placeholders(self.sqlite))
+    }
+}
+
+/// `?N` → `$N`, outside quoted strings (our statements quote only literals, never `?`).
+fn dollar_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quoted = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '?' if !quoted && chars.peek().is_some_and(char::is_ascii_digit) => out.push('$'),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A value bound to a placeholder. Every kind carries its `NULL`, so PostgreSQL knows a null's
+/// type.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Value<'a> {
+    Int(Option<i64>),
+    Text(Option<&'a str>),
+    Blob(Option<&'a [u8]>),
+    Bool(Option<bool>),
+}
+
+impl From<i64> for Value<'_> {
+    fn from(v: i64) -> Self {
+        Self::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Value<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Self::Int(v)
+    }
+}
+
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(v: &'a str) -> Self {
+        Self::Text(Some(v))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Value<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Self::Text(v)
+    }
+}
+
+impl<'a> From<&'a [u8]> for Value<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Self::Blob(Some(v))
+    }
+}
+
+impl From<bool> for Value<'_> {
+    fn from(v: bool) -> Self {
+        Self::Bool(Some(v))
+    }
+}
+
+/// A row as both backends give it: columns by name, `None` for `NULL`. A value of another type
+/// than asked is an error (corruption or a bug), never a panic.
+pub(crate) trait Row {
+    fn int(&self, column: &str) -> StoreResult<Option<i64>>;
+    fn text(&self, column: &str) -> StoreResult<Option<String>>;
+    fn blob(&self, column: &str) -> StoreResult<Option<Vec<u8>>>;
+    fn boolean(&self, column: &str) -> StoreResult<Option<bool>>;
+}
+
+/// A column's value as a Rust type.
+pub(crate) trait Column: Sized {
+    fn read(row: &dyn Row, column: &str) -> StoreResult<Self>;
+}
+
+fn present<T>(value: Option<T>, column: &str) -> StoreResult<T> {
+    value.ok_or_else(|| StoreError::Corrupt(format!("column {column} is NULL")))
+}
+
+impl Column for i64 {
+    fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
+        present(row.int(column)?, column)
+    }
+}
+
+impl Column for Option<i64> {
+    fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
+        row.int(column)
+    }
+}
+
+impl Column for String {
+    fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
+        present(row.text(column)?, column)
+    }
+}
+
+impl Column for Option<String> {
+    fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
+        row.text(column)
+    }
+}
+
+impl Column for Vec<u8> {
+    fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
+        present(row.blob(column)?, column)
+    }
+}
+
+impl Column for bool {
+    fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
+        present(row.boolean(column)?, column)
+    }
+}
+
+/// One column of a row, by name.
+pub(crate) fn get<T: Column>(row: &dyn Row, column: &str) -> StoreResult<T> {
+    T::read(row, column)
+}
+
+/// The executor a unit of work runs on: a transaction (writes) or a connection (reads).
+pub(crate) trait Db {
+    /// Run a statement; the rows it changed.
+    fn exec(
+        &mut self,
+        sql: &'static Sql,
+        args: &[Value<'_>],
+    ) -> impl Future<Output = StoreResult<u64>>;
+
+    /// The first row of a query, read by `read`.
+    fn one<T>(
+        &mut self,
+        sql: &'static Sql,
+        args: &[Value<'_>],
+        read: impl FnOnce(&dyn Row) -> StoreResult<T>,
+    ) -> impl Future<Output = StoreResult<Option<T>>>;
+
+    /// Every row of a query, each read by `read`.
+    fn all<T>(
+        &mut self,
+        sql: &'static Sql,
+        args: &[Value<'_>],
+        read: impl FnMut(&dyn Row) -> StoreResult<T>,
+    ) -> impl Future<Output = StoreResult<Vec<T>>>;
+
+    /// Lock a user's row until the transaction ends, so that writes about one user run one
+    /// after the other and see each other (a no-op where one writer runs every transaction).
+    fn lock_user(&mut self, user_id: &str) -> impl Future<Output = StoreResult<()>>;
+}
+
+/// Whether a query finds a row.
+pub(crate) async fn exists<D: Db>(
+    db: &mut D,
+    sql: &'static Sql,
+    args: &[Value<'_>],
+) -> StoreResult<bool> {
+    Ok(db.one(sql, args, |_| Ok(())).await?.is_some())
+}
+
+/// Run a unit of work whose futures never wait (SQLite's, on `rusqlite`) to its end, here.
+pub(crate) fn run_now<T>(work: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    let mut work = pin!(work);
+    match work.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(StoreError::Corrupt(
+            "a SQLite unit of work waited (a bug: its statements are synchronous)".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_dollars_outside_literals() {
+        static GIVEN: Sql = Sql::dialects("SELECT instr(a, ?1)", "SELECT strpos(a, $1)");
+        assert_eq!(
+            dollar_placeholders("SELECT '?1' FROM t WHERE a = ?1 AND b IN (?2, ?10)"),
+            "SELECT '?1' FROM t WHERE a = $1 AND b IN ($2, $10)"
+        );
+        assert_eq!(GIVEN.postgres(), "SELECT strpos(a, $1)");
+        assert_eq!(GIVEN.sqlite(), "SELECT instr(a, ?1)");
+    }
+
+    #[test]
+    fn a_unit_of_work_that_waits_is_refused_not_blocked_on() {
+        let waits = async {
+            std::future::pending::<()>().await;
+            Ok(())
+        };
+        assert!(matches!(run_now(waits), Err(StoreError::Corrupt(_))));
+        assert_eq!(run_now(async { Ok(7) }).ok(), Some(7));
+    }
+}

@@ -1,0 +1,56 @@
+//! Session rows. Only token hashes are stored.
+
+use latchkey_service::store::{NewSession, SessionRecord, StoreResult};
+
+use super::{Db, Sql, rows};
+
+static INSERT: Sql = Sql::new(
+    "INSERT INTO sessions (id, token_hash, user_id, env, authenticated_at, amr, created_at, \
+     last_seen_at, ip, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+);
+
+pub(crate) async fn insert<D: Db>(db: &mut D, s: &NewSession) -> StoreResult<()> {
+    db.exec(
+        &INSERT,
+        &[
+            s.id.as_str().into(),
+            s.token_hash.as_str().into(),
+            s.user_id.as_str().into(),
+            s.env.as_str().into(),
+            s.authenticated_at.into(),
+            s.amr.as_str().into(),
+            s.created_at.into(),
+            s.ip.as_deref().into(),
+            s.user_agent.as_deref().into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) static LIST: Sql = Sql::new(concat!(
+    "SELECT s.id AS s_id, s.user_id AS s_user_id, s.env AS s_env, s.authenticated_at, s.amr, \
+     s.created_at AS s_created_at, s.last_seen_at, s.ip, s.user_agent FROM sessions s WHERE ",
+    of_user!(),
+    " ORDER BY s.id"
+));
+
+/// A user's sessions, oldest first.
+pub(crate) async fn list<D: Db>(db: &mut D, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
+    db.all(&LIST, &[user_id.into()], rows::session_record).await
+}
+
+pub(crate) static END_ALL: Sql = Sql::new(concat!(
+    "DELETE FROM sessions AS s WHERE ",
+    of_user!(),
+    " AND (?2 IS NULL OR s.id <> ?2)"
+));
+
+/// End the user's sessions except `keep`; returns how many ended.
+pub(crate) async fn end_all<D: Db>(
+    db: &mut D,
+    user_id: &str,
+    keep: Option<&str>,
+) -> StoreResult<u64> {
+    db.exec(&END_ALL, &[user_id.into(), keep.into()]).await
+}
