@@ -10,7 +10,7 @@ use latchkey_service::{
 };
 use sqlx::{Postgres, Transaction, postgres::PgRow};
 
-use super::{PgStore, audit, logins, rows, sessions};
+use super::{PgStore, audit, exec::Pg, rows};
 use crate::{corrupt, map_err, sql};
 
 /// The user must exist in `env` (nothing crosses environments).
@@ -78,13 +78,7 @@ pub(super) async fn revoke_tokens_of(
     user_id: &str,
     now: i64,
 ) -> StoreResult<()> {
-    sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE created_by = 'user:' || $1 AND revoked_at IS NULL")
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    Ok(())
+    sql::manage::revoke_tokens_of(&mut Pg(tx), user_id, now).await
 }
 
 /// End a user's sessions and pending logins; returns the sessions ended.
@@ -92,9 +86,7 @@ async fn end_everything(
     tx: &mut Transaction<'static, Postgres>,
     user_id: &str,
 ) -> StoreResult<u64> {
-    let ended = sessions::end_all(tx, user_id, None).await?;
-    logins::end_all(tx, user_id).await?;
-    Ok(ended)
+    sql::manage::end_everything(&mut Pg(tx), user_id).await
 }
 
 fn token(row: &PgRow) -> StoreResult<ApiTokenRecord> {
@@ -206,23 +198,10 @@ impl ManageStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<u64> {
         let mut tx = self.begin().await?;
-        super::lock_user(&mut tx, user_id).await?;
-        if !user_exists(&mut tx, env, user_id).await? {
-            return Err(latchkey_service::StoreError::NotFound);
-        }
-        sqlx::query(
-            "UPDATE users SET password_hash = NULL, password_change_required = TRUE, updated_at = $2 WHERE id = $1",
-        )
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let ended = end_everything(&mut tx, user_id).await?;
-        sql::users::insert_setup_token(&mut super::exec::Pg(&mut tx), setup).await?;
-        audit::insert(&mut tx, record).await?;
+        let done =
+            sql::manage::reset_password(&mut Pg(&mut tx), env, user_id, setup, now, record).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(ended)
+        Ok(done)
     }
 
     async fn reset_mfa(
@@ -232,33 +211,9 @@ impl ManageStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<(u64, u64)> {
         let mut tx = self.begin().await?;
-        super::lock_user(&mut tx, user_id).await?;
-        if !user_exists(&mut tx, env, user_id).await? {
-            return Err(latchkey_service::StoreError::NotFound);
-        }
-        let removed = sqlx::query(
-            "DELETE FROM authenticators WHERE user_id = $1 AND confirmed_at IS NOT NULL",
-        )
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        for sql in [
-            "DELETE FROM authenticators WHERE user_id = $1",
-            "DELETE FROM recovery_codes WHERE user_id = $1",
-            "DELETE FROM failure_counters WHERE kind = 'second_factor' AND subject = $1",
-        ] {
-            sqlx::query(sql)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        let ended = end_everything(&mut tx, user_id).await?;
-        audit::insert(&mut tx, record).await?;
+        let done = sql::manage::reset_mfa(&mut Pg(&mut tx), env, user_id, record).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok((ended, removed))
+        Ok(done)
     }
 
     async fn sign_out(
@@ -268,14 +223,9 @@ impl ManageStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<u64> {
         let mut tx = self.begin().await?;
-        super::lock_user(&mut tx, user_id).await?;
-        if !user_exists(&mut tx, env, user_id).await? {
-            return Err(latchkey_service::StoreError::NotFound);
-        }
-        let ended = end_everything(&mut tx, user_id).await?;
-        audit::insert(&mut tx, record).await?;
+        let done = sql::manage::sign_out(&mut Pg(&mut tx), env, user_id, record).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(ended)
+        Ok(done)
     }
 
     async fn enforce_mfa(
@@ -361,20 +311,11 @@ impl ManageStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let cleared = sqlx::query(
-            "DELETE FROM failure_counters WHERE env = $1 AND ((kind = 'second_factor' AND subject = $2) \
-             OR (kind = 'password' AND subject = $3))",
-        )
-        .bind(env.as_str())
-        .bind(user_id)
-        .bind(email_normalized)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        audit::insert(&mut tx, record).await?;
+        let done =
+            sql::manage::clear_lockout(&mut Pg(&mut tx), env, user_id, email_normalized, record)
+                .await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(cleared > 0)
+        Ok(done)
     }
 
     async fn enforce_preview(&self, env: &EnvSlug, all: bool) -> StoreResult<EnforceCounts> {

@@ -26,6 +26,7 @@ pub(crate) mod authenticators;
 pub(crate) mod credentials;
 pub(crate) mod environments;
 pub(crate) mod logins;
+pub(crate) mod manage;
 mod rows;
 pub(crate) mod sessions;
 pub(crate) mod throttle;

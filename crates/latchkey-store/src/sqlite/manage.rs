@@ -11,7 +11,7 @@ use latchkey_service::{
 use rusqlite::{Connection, params};
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, audit, exec::Lite, lite, lite_err, logins, rows, sessions};
+use super::{SqliteStore, audit, exec::Lite, lite, lite_err, rows};
 use crate::{
     corrupt, map_err,
     sql::{self, run_now},
@@ -58,19 +58,12 @@ pub const LAST_OPERATOR: &str = "last operator";
 
 /// Tokens a user made stop working when the user can no longer administer (SECURITY S7).
 pub(super) fn revoke_tokens_of(tx: &Connection, user_id: &str, now: i64) -> StoreResult<()> {
-    lite::exec(
-        tx,
-        "UPDATE api_tokens SET revoked_at = ?2 WHERE created_by = 'user:' || ?1 AND revoked_at IS NULL",
-        params![user_id, now],
-    )?;
-    Ok(())
+    run_now(sql::manage::revoke_tokens_of(&mut Lite(tx), user_id, now))
 }
 
 /// End a user's sessions and pending logins; returns the sessions ended.
 fn end_everything(tx: &Connection, user_id: &str) -> StoreResult<u64> {
-    let ended = sessions::end_all(tx, user_id, None)?;
-    logins::end_all(tx, user_id)?;
-    Ok(ended)
+    run_now(sql::manage::end_everything(&mut Lite(tx), user_id))
 }
 
 fn token(row: &SqliteRow) -> StoreResult<ApiTokenRecord> {
@@ -177,18 +170,14 @@ impl ManageStore for SqliteStore {
         );
         self.writer
             .run(move |tx| {
-                if !user_exists(tx, &env, &user_id)? {
-                    return Err(latchkey_service::StoreError::NotFound);
-                }
-                lite::exec(
-                    tx,
-                    "UPDATE users SET password_hash = NULL, password_change_required = 1, updated_at = ?2 WHERE id = ?1",
-                    params![user_id, now],
-                )?;
-                let ended = end_everything(tx, &user_id)?;
-                run_now(sql::users::insert_setup_token(&mut Lite(tx), &setup))?;
-                audit::insert(tx, &record)?;
-                Ok(ended)
+                run_now(sql::manage::reset_password(
+                    &mut Lite(tx),
+                    &env,
+                    &user_id,
+                    &setup,
+                    now,
+                    &record,
+                ))
             })
             .await
     }
@@ -202,24 +191,12 @@ impl ManageStore for SqliteStore {
         let (env, user_id, record) = (env.clone(), user_id.to_owned(), record.clone());
         self.writer
             .run(move |tx| {
-                if !user_exists(tx, &env, &user_id)? {
-                    return Err(latchkey_service::StoreError::NotFound);
-                }
-                let removed = lite::exec(
-                    tx,
-                    "DELETE FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
-                    [&user_id],
-                )?;
-                for sql in [
-                    "DELETE FROM authenticators WHERE user_id = ?1",
-                    "DELETE FROM recovery_codes WHERE user_id = ?1",
-                    "DELETE FROM failure_counters WHERE kind = 'second_factor' AND subject = ?1",
-                ] {
-                    lite::exec(tx, sql, [&user_id])?;
-                }
-                let ended = end_everything(tx, &user_id)?;
-                audit::insert(tx, &record)?;
-                Ok((ended, removed))
+                run_now(sql::manage::reset_mfa(
+                    &mut Lite(tx),
+                    &env,
+                    &user_id,
+                    &record,
+                ))
             })
             .await
     }
@@ -233,12 +210,12 @@ impl ManageStore for SqliteStore {
         let (env, user_id, record) = (env.clone(), user_id.to_owned(), record.clone());
         self.writer
             .run(move |tx| {
-                if !user_exists(tx, &env, &user_id)? {
-                    return Err(latchkey_service::StoreError::NotFound);
-                }
-                let ended = end_everything(tx, &user_id)?;
-                audit::insert(tx, &record)?;
-                Ok(ended)
+                run_now(sql::manage::sign_out(
+                    &mut Lite(tx),
+                    &env,
+                    &user_id,
+                    &record,
+                ))
             })
             .await
     }
@@ -321,14 +298,13 @@ impl ManageStore for SqliteStore {
         );
         self.writer
             .run(move |tx| {
-                let cleared = lite::exec(
-                    tx,
-                    "DELETE FROM failure_counters WHERE env = ?1 AND ((kind = 'second_factor' AND subject = ?2) \
-                     OR (kind = 'password' AND subject = ?3))",
-                    [env.as_str(), &user_id, &email],
-                )?;
-                audit::insert(tx, &record)?;
-                Ok(cleared > 0)
+                run_now(sql::manage::clear_lockout(
+                    &mut Lite(tx),
+                    &env,
+                    &user_id,
+                    &email,
+                    &record,
+                ))
             })
             .await
     }

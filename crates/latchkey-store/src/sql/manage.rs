@@ -1,0 +1,131 @@
+//! Administration (SPEC §4): the units moved here so far, each a whole transaction's work.
+
+use latchkey_core::model::EnvSlug;
+use latchkey_service::{AuditRecord, StoreError, store::NewSetupToken, store::StoreResult};
+
+use super::{Db, Sql, audit, exists, logins, sessions, users};
+
+static USER_IN_ENV: Sql = Sql::new("SELECT 1 FROM users WHERE env = ?1 AND id = ?2");
+
+/// Lock the user's row, and find them in `env` (nothing crosses environments): `NotFound`
+/// otherwise.
+async fn lock_user_in<D: Db>(db: &mut D, env: &EnvSlug, id: &str) -> StoreResult<()> {
+    db.lock_user(id).await?;
+    if exists(db, &USER_IN_ENV, &[env.as_str().into(), id.into()]).await? {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+static REVOKE_TOKENS_OF: Sql = Sql::new(
+    "UPDATE api_tokens SET revoked_at = ?2 \
+     WHERE created_by = 'user:' || ?1 AND revoked_at IS NULL",
+);
+
+/// Tokens a user made stop working when the user can no longer administer (SECURITY S7).
+pub(crate) async fn revoke_tokens_of<D: Db>(
+    db: &mut D,
+    user_id: &str,
+    now: i64,
+) -> StoreResult<()> {
+    db.exec(&REVOKE_TOKENS_OF, &[user_id.into(), now.into()])
+        .await?;
+    Ok(())
+}
+
+/// End a user's sessions and pending logins; returns the sessions ended.
+pub(crate) async fn end_everything<D: Db>(db: &mut D, user_id: &str) -> StoreResult<u64> {
+    let ended = sessions::end_all(db, user_id, None).await?;
+    logins::end_all(db, user_id).await?;
+    Ok(ended)
+}
+
+static CLEAR_PASSWORD: Sql = Sql::new(
+    "UPDATE users SET password_hash = NULL, password_change_required = ?3, updated_at = ?2 \
+     WHERE id = ?1",
+);
+
+/// An admin resets a password (SPEC §4.2): the password goes, every session and pending login
+/// ends, and a new setup link replaces the old ones. Returns the sessions ended.
+pub(crate) async fn reset_password<D: Db>(
+    db: &mut D,
+    env: &EnvSlug,
+    user_id: &str,
+    setup: &NewSetupToken,
+    now: i64,
+    record: &AuditRecord,
+) -> StoreResult<u64> {
+    lock_user_in(db, env, user_id).await?;
+    db.exec(&CLEAR_PASSWORD, &[user_id.into(), now.into(), true.into()])
+        .await?;
+    let ended = end_everything(db, user_id).await?;
+    users::insert_setup_token(db, setup).await?;
+    audit::insert(db, record).await?;
+    Ok(ended)
+}
+
+static REMOVE_CONFIRMED: Sql =
+    Sql::new("DELETE FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL");
+
+/// What an MFA reset removes besides the confirmed authenticators: pending ones, recovery
+/// codes, the second-factor failure count.
+static MFA_LEFTOVERS: [Sql; 3] = [
+    Sql::new("DELETE FROM authenticators WHERE user_id = ?1"),
+    Sql::new("DELETE FROM recovery_codes WHERE user_id = ?1"),
+    Sql::new("DELETE FROM failure_counters WHERE kind = 'second_factor' AND subject = ?1"),
+];
+
+/// An admin resets a lost device (SPEC §4.3): every second factor goes and the user is signed
+/// out. Returns `(sessions ended, authenticators removed)`.
+pub(crate) async fn reset_mfa<D: Db>(
+    db: &mut D,
+    env: &EnvSlug,
+    user_id: &str,
+    record: &AuditRecord,
+) -> StoreResult<(u64, u64)> {
+    lock_user_in(db, env, user_id).await?;
+    let removed = db.exec(&REMOVE_CONFIRMED, &[user_id.into()]).await?;
+    for sql in &MFA_LEFTOVERS {
+        db.exec(sql, &[user_id.into()]).await?;
+    }
+    let ended = end_everything(db, user_id).await?;
+    audit::insert(db, record).await?;
+    Ok((ended, removed))
+}
+
+/// An admin signs a user out everywhere. Returns the sessions ended.
+pub(crate) async fn sign_out<D: Db>(
+    db: &mut D,
+    env: &EnvSlug,
+    user_id: &str,
+    record: &AuditRecord,
+) -> StoreResult<u64> {
+    lock_user_in(db, env, user_id).await?;
+    let ended = end_everything(db, user_id).await?;
+    audit::insert(db, record).await?;
+    Ok(ended)
+}
+
+static CLEAR_LOCKOUT: Sql = Sql::new(
+    "DELETE FROM failure_counters WHERE env = ?1 \
+     AND ((kind = 'second_factor' AND subject = ?2) OR (kind = 'password' AND subject = ?3))",
+);
+
+/// An admin clears a user's lockout: both counters start again. Whether there was one.
+pub(crate) async fn clear_lockout<D: Db>(
+    db: &mut D,
+    env: &EnvSlug,
+    user_id: &str,
+    email_normalized: &str,
+    record: &AuditRecord,
+) -> StoreResult<bool> {
+    let cleared = db
+        .exec(
+            &CLEAR_LOCKOUT,
+            &[env.as_str().into(), user_id.into(), email_normalized.into()],
+        )
+        .await?;
+    audit::insert(db, record).await?;
+    Ok(cleared > 0)
+}
