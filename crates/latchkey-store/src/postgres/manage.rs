@@ -8,10 +8,10 @@ use latchkey_service::{
         StoreResult, UserUpdate,
     },
 };
-use sqlx::{Postgres, Transaction, postgres::PgRow};
+use sqlx::{Postgres, Transaction};
 
 use super::{PgStore, audit, exec::Pg, rows};
-use crate::{corrupt, map_err, sql};
+use crate::{map_err, sql};
 
 /// The user must exist in `env` (nothing crosses environments).
 async fn user_exists(
@@ -88,23 +88,6 @@ async fn end_everything(
 ) -> StoreResult<u64> {
     sql::manage::end_everything(&mut Pg(tx), user_id).await
 }
-
-fn token(row: &PgRow) -> StoreResult<ApiTokenRecord> {
-    let env: Option<String> = rows::get(row, "env")?;
-    Ok(ApiTokenRecord {
-        id: rows::get(row, "id")?,
-        env: env
-            .map(|e| EnvSlug::parse(&e).map_err(|_| corrupt("env", e)))
-            .transpose()?,
-        name: rows::get(row, "name")?,
-        created_by: rows::get(row, "created_by")?,
-        created_at: rows::get(row, "created_at")?,
-        last_used_at: rows::get(row, "last_used_at")?,
-        revoked_at: rows::get(row, "revoked_at")?,
-    })
-}
-
-const TOKEN_COLUMNS: &str = "id, env, name, created_by, created_at, last_used_at, revoked_at";
 
 impl ManageStore for PgStore {
     async fn update_user(
@@ -319,84 +302,21 @@ impl ManageStore for PgStore {
     }
 
     async fn enforce_preview(&self, env: &EnvSlug, all: bool) -> StoreResult<EnforceCounts> {
-        let row: (i64, i64, i64) = sqlx::query_as(
-            "WITH targets AS (SELECT u.id, u.mfa_enforced, NOT EXISTS (SELECT 1 FROM authenticators a \
-               WHERE a.user_id = u.id AND a.confirmed_at IS NOT NULL) AS without_mfa \
-               FROM users u WHERE u.env = $1) \
-             SELECT \
-               (SELECT count(*) FROM targets WHERE without_mfa AND NOT mfa_enforced), \
-               (SELECT count(DISTINCT s.user_id) FROM sessions s JOIN targets t ON t.id = s.user_id \
-                  WHERE s.env = $1 AND ($2 OR t.without_mfa)), \
-               (SELECT count(*) FROM sessions s JOIN targets t ON t.id = s.user_id \
-                  WHERE s.env = $1 AND ($2 OR t.without_mfa))",
-        )
-        .bind(env.as_str())
-        .bind(all)
-        .fetch_one(&self.readers)
-        .await
-        .map_err(map_err)?;
-        let n = |v: i64| u64::try_from(v).unwrap_or(0);
-        Ok(EnforceCounts {
-            users_marked: n(row.0),
-            users_signed_out: n(row.1),
-            sessions_ended: n(row.2),
-        })
+        sql::manage::enforce_preview(&mut Pg(&mut *self.read().await?), env, all).await
     }
 
     async fn stats(&self, env: &EnvSlug, now: i64) -> StoreResult<EnvStats> {
-        let row: (i64, i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT \
-               (SELECT count(*) FROM users WHERE env = $1), \
-               (SELECT count(DISTINCT a.user_id) FROM authenticators a JOIN users u ON u.id = a.user_id \
-                  WHERE u.env = $1 AND a.confirmed_at IS NOT NULL), \
-               (SELECT count(*) FROM users WHERE env = $1 AND mfa_enforced), \
-               (SELECT count(*) FROM sessions s WHERE s.env = $1 AND s.authenticated_at + \
-                  (SELECT session_max_age FROM environments e WHERE e.slug = $1) > $2), \
-               (SELECT count(*) FROM audit_events WHERE env = $1 AND type = 'login.locked' AND at > $2 - 86400)",
-        )
-        .bind(env.as_str())
-        .bind(now)
-        .fetch_one(&self.readers)
-        .await
-        .map_err(map_err)?;
-        let n = |v: i64| u64::try_from(v).unwrap_or(0);
-        Ok(EnvStats {
-            users: n(row.0),
-            users_with_mfa: n(row.1),
-            users_mfa_enforced: n(row.2),
-            active_sessions: n(row.3),
-            lockouts_24h: n(row.4),
-        })
+        sql::manage::stats(&mut Pg(&mut *self.read().await?), env, now).await
     }
 
     async fn create_api_token(&self, t: &NewApiToken, record: &AuditRecord) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO api_tokens (id, token_hash, env, name, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&t.id)
-        .bind(t.hash.as_str())
-        .bind(t.env.as_ref().map(EnvSlug::as_str))
-        .bind(&t.name)
-        .bind(t.created_by.as_deref())
-        .bind(t.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        audit::insert(&mut tx, record).await?;
+        sql::api_tokens::create(&mut Pg(&mut tx), t, record).await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn list_api_tokens(&self, env: Option<&EnvSlug>) -> StoreResult<Vec<ApiTokenRecord>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE env IS NOT DISTINCT FROM $1 ORDER BY id"
-        ));
-        let found = sqlx::query(sql)
-            .bind(env.map(EnvSlug::as_str))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(map_err)?;
-        found.iter().map(token).collect()
+        sql::api_tokens::list(&mut Pg(&mut *self.read().await?), env).await
     }
 
     async fn revoke_api_token(
@@ -407,20 +327,9 @@ impl ManageStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let revoked = sqlx::query("UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND env IS NOT DISTINCT FROM $2 AND revoked_at IS NULL")
-            .bind(id)
-            .bind(env.map(EnvSlug::as_str))
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        if revoked == 0 {
-            return Ok(false);
-        }
-        audit::insert(&mut tx, record).await?;
+        let revoked = sql::api_tokens::revoke(&mut Pg(&mut tx), env, id, now, record).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(revoked)
     }
 
     async fn use_api_token(
@@ -428,26 +337,14 @@ impl ManageStore for PgStore {
         hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<ApiTokenRecord>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
-        ));
-        let Some(row) = sqlx::query(sql)
-            .bind(hash.as_str())
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(map_err)?
-        else {
+        let found =
+            sql::api_tokens::find(&mut Pg(&mut *self.read().await?), hash.as_str(), now).await?;
+        let Some((record, stale)) = found else {
             return Ok(None);
         };
-        let record = token(&row)?;
-        if record.last_used_at.is_none_or(|t| now - t >= 60) {
+        if stale {
             let mut tx = self.begin().await?;
-            sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
-                .bind(&record.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            sql::api_tokens::mark_used(&mut Pg(&mut tx), &record.id, now).await?;
             tx.commit().await.map_err(map_err)?;
         }
         Ok(Some(record))

@@ -1,9 +1,12 @@
 //! Administration (SPEC §4): the units moved here so far, each a whole transaction's work.
 
 use latchkey_core::model::EnvSlug;
-use latchkey_service::{AuditRecord, StoreError, store::NewSetupToken, store::StoreResult};
+use latchkey_service::{
+    AuditRecord, StoreError,
+    store::{EnforceCounts, EnvStats, NewSetupToken, StoreResult},
+};
 
-use super::{Db, Sql, audit, exists, logins, sessions, users};
+use super::{Db, Row, Sql, audit, exists, get, logins, sessions, users};
 
 static USER_IN_ENV: Sql = Sql::new("SELECT 1 FROM users WHERE env = ?1 AND id = ?2");
 
@@ -128,4 +131,74 @@ pub(crate) async fn clear_lockout<D: Db>(
         .await?;
     audit::insert(db, record).await?;
     Ok(cleared > 0)
+}
+
+static PREVIEW: Sql = Sql::new(
+    "WITH targets AS (SELECT u.id, u.mfa_enforced, NOT EXISTS (SELECT 1 FROM authenticators a \
+       WHERE a.user_id = u.id AND a.confirmed_at IS NOT NULL) AS without_mfa \
+       FROM users u WHERE u.env = ?1) \
+     SELECT \
+       (SELECT count(*) FROM targets WHERE without_mfa AND mfa_enforced = ?3) AS marked, \
+       (SELECT count(DISTINCT s.user_id) FROM sessions s JOIN targets t ON t.id = s.user_id \
+          WHERE s.env = ?1 AND (?2 OR t.without_mfa)) AS signed_out, \
+       (SELECT count(*) FROM sessions s JOIN targets t ON t.id = s.user_id \
+          WHERE s.env = ?1 AND (?2 OR t.without_mfa)) AS ended",
+);
+
+fn count(row: &dyn Row, column: &str) -> StoreResult<u64> {
+    Ok(u64::try_from(get::<i64>(row, column)?).unwrap_or(0))
+}
+
+/// What enforce-MFA would do now: the users it would mark, sign out, the sessions it would end.
+pub(crate) async fn enforce_preview<D: Db>(
+    db: &mut D,
+    env: &EnvSlug,
+    all: bool,
+) -> StoreResult<EnforceCounts> {
+    let counts = db
+        .one(
+            &PREVIEW,
+            &[env.as_str().into(), all.into(), false.into()],
+            |row| {
+                Ok(EnforceCounts {
+                    users_marked: count(row, "marked")?,
+                    users_signed_out: count(row, "signed_out")?,
+                    sessions_ended: count(row, "ended")?,
+                })
+            },
+        )
+        .await?;
+    counts.ok_or(StoreError::NotFound)
+}
+
+static STATS: Sql = Sql::new(
+    "SELECT \
+       (SELECT count(*) FROM users WHERE env = ?1) AS users, \
+       (SELECT count(DISTINCT a.user_id) FROM authenticators a JOIN users u ON u.id = a.user_id \
+          WHERE u.env = ?1 AND a.confirmed_at IS NOT NULL) AS with_mfa, \
+       (SELECT count(*) FROM users WHERE env = ?1 AND mfa_enforced = ?3) AS enforced, \
+       (SELECT count(*) FROM sessions s WHERE s.env = ?1 AND s.authenticated_at + \
+          (SELECT session_max_age FROM environments e WHERE e.slug = ?1) > ?2) AS sessions, \
+       (SELECT count(*) FROM audit_events \
+          WHERE env = ?1 AND type = 'login.locked' AND at > ?2 - 86400) AS lockouts",
+);
+
+/// An environment's figures for its admin page.
+pub(crate) async fn stats<D: Db>(db: &mut D, env: &EnvSlug, now: i64) -> StoreResult<EnvStats> {
+    let stats = db
+        .one(
+            &STATS,
+            &[env.as_str().into(), now.into(), true.into()],
+            |row| {
+                Ok(EnvStats {
+                    users: count(row, "users")?,
+                    users_with_mfa: count(row, "with_mfa")?,
+                    users_mfa_enforced: count(row, "enforced")?,
+                    active_sessions: count(row, "sessions")?,
+                    lockouts_24h: count(row, "lockouts")?,
+                })
+            },
+        )
+        .await?;
+    stats.ok_or(StoreError::NotFound)
 }

@@ -21,6 +21,7 @@ macro_rules! of_user {
     };
 }
 
+pub(crate) mod api_tokens;
 pub(crate) mod audit;
 pub(crate) mod authenticators;
 pub(crate) mod credentials;

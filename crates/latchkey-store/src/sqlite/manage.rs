@@ -9,13 +9,9 @@ use latchkey_service::{
     },
 };
 use rusqlite::{Connection, params};
-use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, audit, exec::Lite, lite, lite_err, rows};
-use crate::{
-    corrupt, map_err,
-    sql::{self, run_now},
-};
+use super::{SqliteStore, audit, exec::Lite, lite, lite_err};
+use crate::sql::{self, run_now};
 
 /// The user must exist in `env` (nothing crosses environments).
 fn user_exists(tx: &Connection, env: &EnvSlug, id: &str) -> StoreResult<bool> {
@@ -65,23 +61,6 @@ pub(super) fn revoke_tokens_of(tx: &Connection, user_id: &str, now: i64) -> Stor
 fn end_everything(tx: &Connection, user_id: &str) -> StoreResult<u64> {
     run_now(sql::manage::end_everything(&mut Lite(tx), user_id))
 }
-
-fn token(row: &SqliteRow) -> StoreResult<ApiTokenRecord> {
-    let env: Option<String> = rows::get(row, "env")?;
-    Ok(ApiTokenRecord {
-        id: rows::get(row, "id")?,
-        env: env
-            .map(|e| EnvSlug::parse(&e).map_err(|_| corrupt("env", e)))
-            .transpose()?,
-        name: rows::get(row, "name")?,
-        created_by: rows::get(row, "created_by")?,
-        created_at: rows::get(row, "created_at")?,
-        last_used_at: rows::get(row, "last_used_at")?,
-        revoked_at: rows::get(row, "revoked_at")?,
-    })
-}
-
-const TOKEN_COLUMNS: &str = "id, env, name, created_by, created_at, last_used_at, revoked_at";
 
 impl ManageStore for SqliteStore {
     async fn update_user(
@@ -310,87 +289,29 @@ impl ManageStore for SqliteStore {
     }
 
     async fn enforce_preview(&self, env: &EnvSlug, all: bool) -> StoreResult<EnforceCounts> {
-        let row: (i64, i64, i64) = sqlx::query_as(
-            "WITH targets AS (SELECT u.id, u.mfa_enforced, NOT EXISTS (SELECT 1 FROM authenticators a \
-               WHERE a.user_id = u.id AND a.confirmed_at IS NOT NULL) AS without_mfa \
-               FROM users u WHERE u.env = ?1) \
-             SELECT \
-               (SELECT count(*) FROM targets WHERE without_mfa AND mfa_enforced = 0), \
-               (SELECT count(DISTINCT s.user_id) FROM sessions s JOIN targets t ON t.id = s.user_id \
-                  WHERE s.env = ?1 AND (?2 OR t.without_mfa)), \
-               (SELECT count(*) FROM sessions s JOIN targets t ON t.id = s.user_id \
-                  WHERE s.env = ?1 AND (?2 OR t.without_mfa))",
-        )
-        .bind(env.as_str())
-        .bind(all)
-        .fetch_one(&self.readers)
-        .await
-        .map_err(map_err)?;
-        let n = |v: i64| u64::try_from(v).unwrap_or(0);
-        Ok(EnforceCounts {
-            users_marked: n(row.0),
-            users_signed_out: n(row.1),
-            sessions_ended: n(row.2),
-        })
+        let env = env.clone();
+        self.fast
+            .scan(move |c| run_now(sql::manage::enforce_preview(&mut Lite(c), &env, all)))
+            .await
     }
 
     async fn stats(&self, env: &EnvSlug, now: i64) -> StoreResult<EnvStats> {
-        let row: (i64, i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT \
-               (SELECT count(*) FROM users WHERE env = ?1), \
-               (SELECT count(DISTINCT a.user_id) FROM authenticators a JOIN users u ON u.id = a.user_id \
-                  WHERE u.env = ?1 AND a.confirmed_at IS NOT NULL), \
-               (SELECT count(*) FROM users WHERE env = ?1 AND mfa_enforced = 1), \
-               (SELECT count(*) FROM sessions s WHERE s.env = ?1 AND s.authenticated_at + \
-                  (SELECT session_max_age FROM environments e WHERE e.slug = ?1) > ?2), \
-               (SELECT count(*) FROM audit_events WHERE env = ?1 AND type = 'login.locked' AND at > ?2 - 86400)",
-        )
-        .bind(env.as_str())
-        .bind(now)
-        .fetch_one(&self.readers)
-        .await
-        .map_err(map_err)?;
-        let n = |v: i64| u64::try_from(v).unwrap_or(0);
-        Ok(EnvStats {
-            users: n(row.0),
-            users_with_mfa: n(row.1),
-            users_mfa_enforced: n(row.2),
-            active_sessions: n(row.3),
-            lockouts_24h: n(row.4),
-        })
+        let env = env.clone();
+        self.fast
+            .scan(move |c| run_now(sql::manage::stats(&mut Lite(c), &env, now)))
+            .await
     }
 
     async fn create_api_token(&self, t: &NewApiToken, record: &AuditRecord) -> StoreResult<()> {
         let (t, record) = (t.clone(), record.clone());
         self.writer
-            .run(move |tx| {
-                lite::exec(
-                    tx,
-                    "INSERT INTO api_tokens (id, token_hash, env, name, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        t.id,
-                        t.hash.as_str(),
-                        t.env.as_ref().map(EnvSlug::as_str),
-                        t.name,
-                        t.created_by,
-                        t.created_at,
-                    ],
-                )?;
-                audit::insert(tx, &record)
-            })
+            .run(move |tx| run_now(sql::api_tokens::create(&mut Lite(tx), &t, &record)))
             .await
     }
 
     async fn list_api_tokens(&self, env: Option<&EnvSlug>) -> StoreResult<Vec<ApiTokenRecord>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE env IS ?1 ORDER BY id"
-        ));
-        let found = sqlx::query(sql)
-            .bind(env.map(EnvSlug::as_str))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(map_err)?;
-        found.iter().map(token).collect()
+        self.fast
+            .read(|c| run_now(sql::api_tokens::list(&mut Lite(c), env)))
     }
 
     async fn revoke_api_token(
@@ -403,16 +324,13 @@ impl ManageStore for SqliteStore {
         let (env, id, record) = (env.cloned(), id.to_owned(), record.clone());
         self.writer
             .run(move |tx| {
-                let revoked = lite::exec(
-                    tx,
-                    "UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND env IS ?2 AND revoked_at IS NULL",
-                    params![id, env.as_ref().map(EnvSlug::as_str), now],
-                )?;
-                if revoked == 0 {
-                    return Ok(false);
-                }
-                audit::insert(tx, &record)?;
-                Ok(true)
+                run_now(sql::api_tokens::revoke(
+                    &mut Lite(tx),
+                    env.as_ref(),
+                    &id,
+                    now,
+                    &record,
+                ))
             })
             .await
     }
@@ -422,28 +340,16 @@ impl ManageStore for SqliteStore {
         hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<ApiTokenRecord>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL"
-        ));
-        let Some(row) = sqlx::query(sql)
-            .bind(hash.as_str())
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(map_err)?
-        else {
+        let found = self
+            .fast
+            .read(|c| run_now(sql::api_tokens::find(&mut Lite(c), hash.as_str(), now)))?;
+        let Some((record, stale)) = found else {
             return Ok(None);
         };
-        let record = token(&row)?;
-        if record.last_used_at.is_none_or(|t| now - t >= 60) {
+        if stale {
             let id = record.id.clone();
             self.writer
-                .run(move |tx| {
-                    lite::exec(
-                        tx,
-                        "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
-                        params![id, now],
-                    )
-                })
+                .run(move |tx| run_now(sql::api_tokens::mark_used(&mut Lite(tx), &id, now)))
                 .await?;
         }
         Ok(Some(record))
