@@ -9,7 +9,7 @@ use sqlx::{
 
 use crate::{
     map_err,
-    sql::{Db, Row, Sql, Value},
+    sql::{Db, Queue, Row, Sql, Value},
 };
 
 /// A PostgreSQL connection (a transaction derefs to one) as a [`Db`].
@@ -91,6 +91,20 @@ impl Db for Pg<'_> {
             .await
             .map_err(map_err)?;
         rows.iter().map(|r| read(r)).collect()
+    }
+
+    async fn lock_user_to_delete(&mut self, user_id: &str) -> StoreResult<()> {
+        static LOCK: Sql = Sql::new("SELECT 1 FROM users WHERE id = ?1 FOR UPDATE");
+        self.one(&LOCK, &[user_id.into()], |_| Ok(()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn serialize(&mut self, queue: Queue) -> StoreResult<()> {
+        static ADVISORY: Sql = Sql::new("SELECT pg_advisory_xact_lock(?1)");
+        self.exec(&ADVISORY, &[queue.key().into()])
+            .await
+            .map(|_| ())
     }
 
     async fn lock_user(&mut self, user_id: &str) -> StoreResult<()> {

@@ -8,86 +8,9 @@ use latchkey_service::{
         StoreResult, UserUpdate,
     },
 };
-use sqlx::{Postgres, Transaction};
 
-use super::{PgStore, audit, exec::Pg, rows};
+use super::{PgStore, audit, exec::Pg};
 use crate::{map_err, sql};
-
-/// The user must exist in `env` (nothing crosses environments).
-async fn user_exists(
-    tx: &mut Transaction<'static, Postgres>,
-    env: &EnvSlug,
-    id: &str,
-) -> StoreResult<bool> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1::bigint FROM users WHERE env = $1 AND id = $2")
-            .bind(env.as_str())
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(map_err)?;
-    Ok(found.is_some())
-}
-
-/// `system` must keep an active admin (an operator): refuse a change that would remove the
-/// last one, checked inside the writing transaction so two concurrent changes cannot both pass.
-pub(super) async fn keep_an_operator(
-    tx: &mut Transaction<'static, Postgres>,
-    env: &EnvSlug,
-    id: &str,
-) -> StoreResult<()> {
-    if !env.is_system() {
-        return Ok(());
-    }
-    // Changes to operators queue up, so two concurrent demotions cannot each count the other.
-    sqlx::query("SELECT pg_advisory_xact_lock(7270001)")
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    let is_operator: Option<i64> = sqlx::query_scalar(
-        "SELECT 1::bigint FROM users WHERE env = $1 AND id = $2 AND role = 'admin' AND state = 'active'",
-    )
-    .bind(env.as_str())
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    if is_operator.is_none() {
-        return Ok(());
-    }
-    let others: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM users WHERE env = $1 AND role = 'admin' AND state = 'active' AND id <> $2",
-    )
-    .bind(env.as_str())
-    .bind(id)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    if others == 0 {
-        return Err(latchkey_service::StoreError::Conflict(LAST_OPERATOR));
-    }
-    Ok(())
-}
-
-/// The conflict a change that would leave `system` without an operator gets.
-pub const LAST_OPERATOR: &str = "last operator";
-
-/// Tokens a user made stop working when the user can no longer administer (SECURITY S7).
-pub(super) async fn revoke_tokens_of(
-    tx: &mut Transaction<'static, Postgres>,
-    user_id: &str,
-    now: i64,
-) -> StoreResult<()> {
-    sql::manage::revoke_tokens_of(&mut Pg(tx), user_id, now).await
-}
-
-/// End a user's sessions and pending logins; returns the sessions ended.
-async fn end_everything(
-    tx: &mut Transaction<'static, Postgres>,
-    user_id: &str,
-) -> StoreResult<u64> {
-    sql::manage::end_everything(&mut Pg(tx), user_id).await
-}
 
 impl ManageStore for PgStore {
     async fn update_user(
@@ -99,77 +22,9 @@ impl ManageStore for PgStore {
         records: &[AuditRecord],
     ) -> StoreResult<Option<(latchkey_core::model::User, u64)>> {
         let mut tx = self.begin().await?;
-        super::lock_user(&mut tx, id).await?;
-        if !user_exists(&mut tx, env, id).await? {
-            return Ok(None);
-        }
-        let loses_admin =
-            u.disabled == Some(true) || u.role == Some(latchkey_core::model::Role::User);
-        if loses_admin {
-            keep_an_operator(&mut tx, env, id).await?;
-        }
-        let state = u.disabled.map(|d| if d { "disabled" } else { "enabled" });
-        sqlx::query(
-            "UPDATE users SET name = coalesce($3, name), role = coalesce($4, role), \
-             mfa_enforced = coalesce($5, mfa_enforced), \
-             state = CASE WHEN $6 = 'disabled' THEN 'disabled' \
-                          WHEN $6 = 'enabled' AND state = 'disabled' \
-                          THEN CASE WHEN password_hash IS NULL THEN 'invited' ELSE 'active' END \
-                          ELSE state END, \
-             updated_at = $7 WHERE env = $1 AND id = $2",
-        )
-        .bind(env.as_str())
-        .bind(id)
-        .bind(u.name.as_deref())
-        .bind(u.role.map(latchkey_core::model::Role::as_str))
-        .bind(u.mfa_enforced)
-        .bind(state)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let mut ended = 0;
-        if u.disabled == Some(true) {
-            ended = end_everything(&mut tx, id).await?;
-            // A disabled user's links must not work again when they are enabled.
-            sqlx::query("DELETE FROM setup_tokens WHERE user_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        if loses_admin {
-            revoke_tokens_of(&mut tx, id, now).await?;
-        }
-        if u.mfa_enforced == Some(true) {
-            // Marked like *enforce MFA* does for one user: without an authenticator, signed out.
-            let has: Option<i64> = sqlx::query_scalar(
-                "SELECT 1::bigint FROM authenticators WHERE user_id = $1 AND confirmed_at IS NOT NULL",
-            )
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if has.is_none() {
-                ended += end_everything(&mut tx, id).await?;
-            }
-        }
-        for r in records {
-            audit::insert(&mut tx, r).await?;
-        }
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM users u WHERE u.env = $1 AND u.id = $2",
-            rows::USER_COLUMNS
-        ));
-        let row = sqlx::query(sql)
-            .bind(env.as_str())
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let user = rows::user(&row)?;
+        let done = sql::manage::update_user(&mut Pg(&mut tx), env, id, u, now, records).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(Some((user, ended)))
+        Ok(done)
     }
 
     async fn reset_password(

@@ -233,26 +233,9 @@ impl AdminStore for PgStore {
 
     async fn delete_user(&self, env: &EnvSlug, id: &str, audit: &AuditRecord) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        sqlx::query("SELECT 1::bigint FROM users WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        manage::keep_an_operator(&mut tx, env, id).await?;
-        manage::revoke_tokens_of(&mut tx, id, audit.at).await?;
-        let deleted = sqlx::query("DELETE FROM users WHERE env = $1 AND id = $2")
-            .bind(env.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        if deleted == 0 {
-            return Ok(false);
-        }
-        audit::insert(&mut tx, audit).await?;
+        let deleted = sql::manage::delete_user(&mut Pg(&mut tx), env, id, audit).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(deleted)
     }
 
     async fn insert_authenticator(&self, authenticator: &NewAuthenticator) -> StoreResult<()> {

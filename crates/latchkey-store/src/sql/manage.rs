@@ -1,12 +1,12 @@
 //! Administration (SPEC §4): the units moved here so far, each a whole transaction's work.
 
-use latchkey_core::model::EnvSlug;
+use latchkey_core::model::{EnvSlug, Role, User};
 use latchkey_service::{
     AuditRecord, StoreError,
-    store::{EnforceCounts, EnvStats, NewSetupToken, StoreResult},
+    store::{EnforceCounts, EnvStats, NewSetupToken, StoreResult, UserUpdate},
 };
 
-use super::{Db, Row, Sql, audit, exists, get, logins, sessions, users};
+use super::{Db, Queue, Row, Sql, Value, audit, exists, get, logins, sessions, users};
 
 static USER_IN_ENV: Sql = Sql::new("SELECT 1 FROM users WHERE env = ?1 AND id = ?2");
 
@@ -201,4 +201,129 @@ pub(crate) async fn stats<D: Db>(db: &mut D, env: &EnvSlug, now: i64) -> StoreRe
         )
         .await?;
     stats.ok_or(StoreError::NotFound)
+}
+
+/// The conflict a change that would leave `system` without an operator gets.
+pub(crate) const LAST_OPERATOR: &str = "last operator";
+
+static IS_OPERATOR: Sql = Sql::new(
+    "SELECT 1 FROM users WHERE env = ?1 AND id = ?2 AND role = 'admin' AND state = 'active'",
+);
+
+static OTHER_OPERATORS: Sql = Sql::new(
+    "SELECT count(*) AS n FROM users \
+     WHERE env = ?1 AND role = 'admin' AND state = 'active' AND id <> ?2",
+);
+
+/// `system` must keep an active admin (an operator): refuse a change that would remove the
+/// last one, checked inside the writing transaction so two concurrent changes cannot both pass.
+pub(crate) async fn keep_an_operator<D: Db>(
+    db: &mut D,
+    env: &EnvSlug,
+    id: &str,
+) -> StoreResult<()> {
+    if !env.is_system() {
+        return Ok(());
+    }
+    db.serialize(Queue::Operators).await?;
+    let args = [env.as_str().into(), id.into()];
+    if !exists(db, &IS_OPERATOR, &args).await? {
+        return Ok(());
+    }
+    let others: Option<i64> = db.one(&OTHER_OPERATORS, &args, |row| get(row, "n")).await?;
+    if others == Some(0) {
+        return Err(StoreError::Conflict(LAST_OPERATOR));
+    }
+    Ok(())
+}
+
+static UPDATE_USER: Sql = Sql::new(
+    "UPDATE users SET name = coalesce(?3, name), role = coalesce(?4, role), \
+     mfa_enforced = coalesce(?5, mfa_enforced), \
+     state = CASE WHEN ?6 = 'disabled' THEN 'disabled' \
+                  WHEN ?6 = 'enabled' AND state = 'disabled' \
+                  THEN CASE WHEN password_hash IS NULL THEN 'invited' ELSE 'active' END \
+                  ELSE state END, \
+     updated_at = ?7 WHERE env = ?1 AND id = ?2",
+);
+
+static VOID_SETUP_TOKENS: Sql = Sql::new("DELETE FROM setup_tokens WHERE user_id = ?1");
+
+static HAS_AUTHENTICATOR: Sql =
+    Sql::new("SELECT 1 FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL");
+
+/// An admin changes a user (SPEC §4): name, role, disabled, `mfa_enforced`, with what each
+/// change brings. `None` when the user is not in `env`; else the user as now, and the sessions
+/// ended.
+pub(crate) async fn update_user<D: Db>(
+    db: &mut D,
+    env: &EnvSlug,
+    id: &str,
+    u: &UserUpdate,
+    now: i64,
+    records: &[AuditRecord],
+) -> StoreResult<Option<(User, u64)>> {
+    match lock_user_in(db, env, id).await {
+        Err(StoreError::NotFound) => return Ok(None),
+        other => other?,
+    }
+    let loses_admin = u.disabled == Some(true) || u.role == Some(Role::User);
+    if loses_admin {
+        keep_an_operator(db, env, id).await?;
+    }
+    let state = u.disabled.map(|d| if d { "disabled" } else { "enabled" });
+    db.exec(
+        &UPDATE_USER,
+        &[
+            env.as_str().into(),
+            id.into(),
+            u.name.as_deref().into(),
+            u.role.map(Role::as_str).into(),
+            Value::Bool(u.mfa_enforced),
+            state.into(),
+            now.into(),
+        ],
+    )
+    .await?;
+    let mut ended = 0;
+    if u.disabled == Some(true) {
+        ended = end_everything(db, id).await?;
+        // A disabled user's links must not work again when they are enabled.
+        db.exec(&VOID_SETUP_TOKENS, &[id.into()]).await?;
+    }
+    if loses_admin {
+        revoke_tokens_of(db, id, now).await?;
+    }
+    // Marked like *enforce MFA* does for one user: without an authenticator, signed out.
+    if u.mfa_enforced == Some(true) && !exists(db, &HAS_AUTHENTICATOR, &[id.into()]).await? {
+        ended += end_everything(db, id).await?;
+    }
+    for r in records {
+        audit::insert(db, r).await?;
+    }
+    let user = users::get(db, env, id).await?.ok_or(StoreError::NotFound)?;
+    Ok(Some((user, ended)))
+}
+
+static DELETE_USER: Sql = Sql::new("DELETE FROM users WHERE env = ?1 AND id = ?2");
+
+/// An admin deletes a user: everything of theirs goes (the foreign keys' cascades), the
+/// tokens they made are revoked, the audit log stays. Whether they existed.
+pub(crate) async fn delete_user<D: Db>(
+    db: &mut D,
+    env: &EnvSlug,
+    id: &str,
+    record: &AuditRecord,
+) -> StoreResult<bool> {
+    db.lock_user_to_delete(id).await?;
+    // Nothing happens to a user of another environment (not even to their tokens).
+    if !exists(db, &USER_IN_ENV, &[env.as_str().into(), id.into()]).await? {
+        return Ok(false);
+    }
+    keep_an_operator(db, env, id).await?;
+    revoke_tokens_of(db, id, record.at).await?;
+    db.exec(&DELETE_USER, &[env.as_str().into(), id.into()])
+        .await?;
+    audit::insert(db, record).await?;
+    Ok(true)
 }

@@ -233,6 +233,32 @@ pub(crate) trait Db {
     /// Lock a user's row until the transaction ends, so that writes about one user run one
     /// after the other and see each other (a no-op where one writer runs every transaction).
     fn lock_user(&mut self, user_id: &str) -> impl Future<Output = StoreResult<()>>;
+
+    /// Lock a user's row to delete it (a stronger lock than [`Db::lock_user`]'s; a no-op on
+    /// SQLite).
+    fn lock_user_to_delete(&mut self, user_id: &str) -> impl Future<Output = StoreResult<()>>;
+
+    /// Queue this transaction behind any other that asked for `queue` until it ends (an
+    /// advisory lock on PostgreSQL; a no-op on SQLite): for checks that count rows other
+    /// transactions may be changing.
+    fn serialize(&mut self, queue: Queue) -> impl Future<Output = StoreResult<()>>;
+}
+
+/// The queues [`Db::serialize`] knows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Queue {
+    /// Changes to operators (`system`'s active admins), so two concurrent demotions cannot
+    /// each count the other.
+    Operators,
+}
+
+impl Queue {
+    /// The advisory lock's key: fixed, and Latchkey's own.
+    pub(crate) fn key(self) -> i64 {
+        match self {
+            Self::Operators => 7_270_001,
+        }
+    }
 }
 
 /// Whether a query finds a row.

@@ -8,59 +8,10 @@ use latchkey_service::{
         StoreResult, UserUpdate,
     },
 };
-use rusqlite::{Connection, params};
+use rusqlite::params;
 
 use super::{SqliteStore, audit, exec::Lite, lite, lite_err};
 use crate::sql::{self, run_now};
-
-/// The user must exist in `env` (nothing crosses environments).
-fn user_exists(tx: &Connection, env: &EnvSlug, id: &str) -> StoreResult<bool> {
-    let found = lite::exists(
-        tx,
-        "SELECT 1 FROM users WHERE env = ?1 AND id = ?2",
-        [env.as_str(), id],
-    )?;
-    Ok(found)
-}
-
-/// `system` must keep an active admin (an operator): refuse a change that would remove the
-/// last one, checked inside the writing transaction so two concurrent changes cannot both pass.
-pub(super) fn keep_an_operator(tx: &Connection, env: &EnvSlug, id: &str) -> StoreResult<()> {
-    if !env.is_system() {
-        return Ok(());
-    }
-    let is_operator = lite::exists(
-        tx,
-        "SELECT 1 FROM users WHERE env = ?1 AND id = ?2 AND role = 'admin' AND state = 'active'",
-        [env.as_str(), id],
-    )?;
-    if !is_operator {
-        return Ok(());
-    }
-    let others = lite::one(
-        tx,
-        "SELECT count(*) FROM users WHERE env = ?1 AND role = 'admin' AND state = 'active' AND id <> ?2",
-        [env.as_str(), id],
-        lite::first::<i64>,
-    )?;
-    if others == Some(0) {
-        return Err(latchkey_service::StoreError::Conflict(LAST_OPERATOR));
-    }
-    Ok(())
-}
-
-/// The conflict a change that would leave `system` without an operator gets.
-pub const LAST_OPERATOR: &str = "last operator";
-
-/// Tokens a user made stop working when the user can no longer administer (SECURITY S7).
-pub(super) fn revoke_tokens_of(tx: &Connection, user_id: &str, now: i64) -> StoreResult<()> {
-    run_now(sql::manage::revoke_tokens_of(&mut Lite(tx), user_id, now))
-}
-
-/// End a user's sessions and pending logins; returns the sessions ended.
-fn end_everything(tx: &Connection, user_id: &str) -> StoreResult<u64> {
-    run_now(sql::manage::end_everything(&mut Lite(tx), user_id))
-}
 
 impl ManageStore for SqliteStore {
     async fn update_user(
@@ -74,61 +25,14 @@ impl ManageStore for SqliteStore {
         let (env, id, u, records) = (env.clone(), id.to_owned(), u.clone(), records.to_vec());
         self.writer
             .run(move |tx| {
-                if !user_exists(tx, &env, &id)? {
-                    return Ok(None);
-                }
-                let loses_admin =
-                    u.disabled == Some(true) || u.role == Some(latchkey_core::model::Role::User);
-                if loses_admin {
-                    keep_an_operator(tx, &env, &id)?;
-                }
-                let state = u.disabled.map(|d| if d { "disabled" } else { "enabled" });
-                lite::exec(
-                    tx,
-                    "UPDATE users SET name = coalesce(?3, name), role = coalesce(?4, role), \
-                     mfa_enforced = coalesce(?5, mfa_enforced), \
-                     state = CASE WHEN ?6 = 'disabled' THEN 'disabled' \
-                                  WHEN ?6 = 'enabled' AND state = 'disabled' \
-                                  THEN CASE WHEN password_hash IS NULL THEN 'invited' ELSE 'active' END \
-                                  ELSE state END, \
-                     updated_at = ?7 WHERE env = ?1 AND id = ?2",
-                    params![
-                        env.as_str(),
-                        id,
-                        u.name.as_deref(),
-                        u.role.map(latchkey_core::model::Role::as_str),
-                        u.mfa_enforced,
-                        state,
-                        now,
-                    ],
-                )?;
-                let mut ended = 0;
-                if u.disabled == Some(true) {
-                    ended = end_everything(tx, &id)?;
-                    // A disabled user's links must not work again when they are enabled.
-                    lite::exec(tx, "DELETE FROM setup_tokens WHERE user_id = ?1", [&id])?;
-                }
-                if loses_admin {
-                    revoke_tokens_of(tx, &id, now)?;
-                }
-                if u.mfa_enforced == Some(true) {
-                    // Marked like *enforce MFA* does for one user: without an authenticator,
-                    // signed out.
-                    let has = lite::exists(
-                        tx,
-                        "SELECT 1 FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
-                        [&id],
-                    )?;
-                    if !has {
-                        ended += end_everything(tx, &id)?;
-                    }
-                }
-                for r in &records {
-                    audit::insert(tx, r)?;
-                }
-                let user = run_now(sql::users::get(&mut Lite(tx), &env, &id))?
-                    .ok_or(latchkey_service::StoreError::NotFound)?;
-                Ok(Some((user, ended)))
+                run_now(sql::manage::update_user(
+                    &mut Lite(tx),
+                    &env,
+                    &id,
+                    &u,
+                    now,
+                    &records,
+                ))
             })
             .await
     }

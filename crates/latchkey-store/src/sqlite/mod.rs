@@ -354,20 +354,7 @@ impl AdminStore for SqliteStore {
     async fn delete_user(&self, env: &EnvSlug, id: &str, audit: &AuditRecord) -> StoreResult<bool> {
         let (env, id, audit) = (env.clone(), id.to_owned(), audit.clone());
         self.writer
-            .run(move |tx| {
-                manage::keep_an_operator(tx, &env, &id)?;
-                manage::revoke_tokens_of(tx, &id, audit.at)?;
-                let deleted = lite::exec(
-                    tx,
-                    "DELETE FROM users WHERE env = ?1 AND id = ?2",
-                    [env.as_str(), &id],
-                )?;
-                if deleted == 0 {
-                    return Ok(false);
-                }
-                audit::insert(tx, &audit)?;
-                Ok(true)
-            })
+            .run(move |tx| run_now(sql::manage::delete_user(&mut Lite(tx), &env, &id, &audit)))
             .await
     }
 

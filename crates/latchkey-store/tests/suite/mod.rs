@@ -304,6 +304,20 @@ pub async fn deleting_a_user_cascades<S: Store>(store: S) {
         .insert_authenticator(&authenticator("auth-1", &id(1), true))
         .await);
     assert_eq!(ok(store.list_authenticators(&id(1)).await).len(), 1);
+    // An API token the user made (as an admin of `prod`).
+    let token = latchkey_service::store::NewApiToken {
+        id: "token-1".into(),
+        hash: latchkey_core::token::Token::generate()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .hash(),
+        env: Some(slug("prod")),
+        name: "ci".into(),
+        created_by: Some(format!("user:{}", id(1))),
+        created_at: T0,
+    };
+    ok(store
+        .create_api_token(&token, &audit("prod", 8, "api_token.created", None))
+        .await);
     assert!(
         !ok(store
             .delete_user(
@@ -313,6 +327,11 @@ pub async fn deleting_a_user_cascades<S: Store>(store: S) {
             )
             .await),
         "wrong environment deletes nothing"
+    );
+    let tokens = ok(store.list_api_tokens(Some(&slug("prod"))).await);
+    assert_eq!(
+        tokens[0].revoked_at, None,
+        "nor touches the tokens of the user it did not delete"
     );
     assert!(ok(store
         .delete_user(
