@@ -9,7 +9,7 @@ use latchkey_service::{
     },
 };
 
-use super::{PgStore, audit, exec::Pg};
+use super::{PgStore, exec::Pg};
 use crate::{map_err, sql};
 
 impl ManageStore for PgStore {
@@ -73,70 +73,7 @@ impl ManageStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<EnforceCounts> {
         let mut tx = self.begin().await?;
-        // Who is concerned: users without a confirmed authenticator (everyone with `all`).
-        sqlx::query(
-            "CREATE TEMP TABLE IF NOT EXISTS enforce_targets (id TEXT PRIMARY KEY) ON COMMIT DELETE ROWS",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query("DELETE FROM enforce_targets")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO enforce_targets (id) SELECT u.id FROM users u WHERE u.env = $1 AND ($2 OR NOT EXISTS \
-             (SELECT 1 FROM authenticators a WHERE a.user_id = u.id AND a.confirmed_at IS NOT NULL))",
-        )
-        .bind(env.as_str())
-        .bind(all)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let users_marked = sqlx::query(
-            "UPDATE users SET mfa_enforced = TRUE WHERE env = $1 AND NOT mfa_enforced AND NOT EXISTS \
-             (SELECT 1 FROM authenticators a WHERE a.user_id = users.id AND a.confirmed_at IS NOT NULL)",
-        )
-        .bind(env.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        let signed_out: i64 = sqlx::query_scalar(
-            "SELECT count(DISTINCT s.user_id) FROM sessions s JOIN enforce_targets t ON t.id = s.user_id WHERE s.env = $1",
-        )
-        .bind(env.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let sessions_ended = sqlx::query(
-            "DELETE FROM sessions WHERE env = $1 AND user_id IN (SELECT id FROM enforce_targets)",
-        )
-        .bind(env.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        sqlx::query("DELETE FROM login_transactions WHERE env = $1 AND user_id IN (SELECT id FROM enforce_targets)")
-            .bind(env.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query("DELETE FROM enforce_targets")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let counts = EnforceCounts {
-            users_marked,
-            users_signed_out: u64::try_from(signed_out).unwrap_or(0),
-            sessions_ended,
-        };
-        let mut record = record.clone();
-        record.detail = Some(format!(
-            "{{\"all\":{all},\"users_marked\":{},\"users_signed_out\":{},\"sessions_ended\":{}}}",
-            counts.users_marked, counts.users_signed_out, counts.sessions_ended
-        ));
-        audit::insert(&mut tx, &record).await?;
+        let counts = sql::manage::enforce_mfa(&mut Pg(&mut tx), env, all, record).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(counts)
     }

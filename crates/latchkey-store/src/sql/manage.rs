@@ -327,3 +327,71 @@ pub(crate) async fn delete_user<D: Db>(
     audit::insert(db, record).await?;
     Ok(true)
 }
+
+/// Enforce-MFA's targets, a temporary table of the transaction's connection (emptied before and
+/// after use; PostgreSQL also empties it at commit).
+static TARGETS_TABLE: Sql = Sql::dialects(
+    "CREATE TEMP TABLE IF NOT EXISTS enforce_targets (id TEXT PRIMARY KEY) WITHOUT ROWID",
+    "CREATE TEMP TABLE IF NOT EXISTS enforce_targets (id TEXT PRIMARY KEY) ON COMMIT DELETE ROWS",
+);
+
+static EMPTY_TARGETS: Sql = Sql::new("DELETE FROM enforce_targets");
+
+static FILL_TARGETS: Sql = Sql::new(
+    "INSERT INTO enforce_targets (id) SELECT u.id FROM users u WHERE u.env = ?1 AND (?2 OR NOT \
+     EXISTS (SELECT 1 FROM authenticators a WHERE a.user_id = u.id AND a.confirmed_at IS NOT NULL))",
+);
+
+static MARK: Sql = Sql::new(
+    "UPDATE users SET mfa_enforced = ?2 WHERE env = ?1 AND mfa_enforced = ?3 AND NOT EXISTS \
+     (SELECT 1 FROM authenticators a WHERE a.user_id = users.id AND a.confirmed_at IS NOT NULL)",
+);
+
+static TARGETS_SIGNED_IN: Sql = Sql::new(
+    "SELECT count(DISTINCT s.user_id) AS n FROM sessions s \
+     JOIN enforce_targets t ON t.id = s.user_id WHERE s.env = ?1",
+);
+
+static END_TARGET_SESSIONS: Sql =
+    Sql::new("DELETE FROM sessions WHERE env = ?1 AND user_id IN (SELECT id FROM enforce_targets)");
+
+static END_TARGET_LOGINS: Sql = Sql::new(
+    "DELETE FROM login_transactions WHERE env = ?1 AND user_id IN (SELECT id FROM enforce_targets)",
+);
+
+/// Enforce MFA (SPEC §4.6) in one transaction: users without an authenticator are marked
+/// `mfa_enforced`, and they (everyone with `all`) are signed out. The audit record gets the
+/// counts.
+pub(crate) async fn enforce_mfa<D: Db>(
+    db: &mut D,
+    env: &EnvSlug,
+    all: bool,
+    record: &AuditRecord,
+) -> StoreResult<EnforceCounts> {
+    let in_env = [env.as_str().into()];
+    db.exec(&TARGETS_TABLE, &[]).await?;
+    db.exec(&EMPTY_TARGETS, &[]).await?;
+    db.exec(&FILL_TARGETS, &[env.as_str().into(), all.into()])
+        .await?;
+    let users_marked = db
+        .exec(&MARK, &[env.as_str().into(), true.into(), false.into()])
+        .await?;
+    let signed_out: Option<i64> = db
+        .one(&TARGETS_SIGNED_IN, &in_env, |row| get(row, "n"))
+        .await?;
+    let sessions_ended = db.exec(&END_TARGET_SESSIONS, &in_env).await?;
+    db.exec(&END_TARGET_LOGINS, &in_env).await?;
+    db.exec(&EMPTY_TARGETS, &[]).await?;
+    let counts = EnforceCounts {
+        users_marked,
+        users_signed_out: signed_out.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+        sessions_ended,
+    };
+    let mut record = record.clone();
+    record.detail = Some(format!(
+        "{{\"all\":{all},\"users_marked\":{},\"users_signed_out\":{},\"sessions_ended\":{}}}",
+        counts.users_marked, counts.users_signed_out, counts.sessions_ended
+    ));
+    audit::insert(db, &record).await?;
+    Ok(counts)
+}

@@ -8,9 +8,8 @@ use latchkey_service::{
         StoreResult, UserUpdate,
     },
 };
-use rusqlite::params;
 
-use super::{SqliteStore, audit, exec::Lite, lite, lite_err};
+use super::{SqliteStore, exec::Lite};
 use crate::sql::{self, run_now};
 
 impl ManageStore for SqliteStore {
@@ -111,58 +110,7 @@ impl ManageStore for SqliteStore {
     ) -> StoreResult<EnforceCounts> {
         let (env, record) = (env.clone(), record.clone());
         self.writer
-            .run(move |tx| {
-                // Who is concerned: users without a confirmed authenticator (everyone with `all`).
-                for sql in [
-                    "CREATE TEMP TABLE IF NOT EXISTS enforce_targets (id TEXT PRIMARY KEY) WITHOUT ROWID",
-                    "DELETE FROM enforce_targets",
-                ] {
-                    tx.execute(sql, []).map_err(lite_err)?;
-                }
-                lite::exec(
-                    tx,
-                    "INSERT INTO enforce_targets (id) SELECT u.id FROM users u WHERE u.env = ?1 AND (?2 OR NOT EXISTS \
-                     (SELECT 1 FROM authenticators a WHERE a.user_id = u.id AND a.confirmed_at IS NOT NULL))",
-                    params![env.as_str(), all],
-                )?;
-                let users_marked = lite::exec(
-                    tx,
-                    "UPDATE users SET mfa_enforced = 1 WHERE env = ?1 AND mfa_enforced = 0 AND NOT EXISTS \
-                     (SELECT 1 FROM authenticators a WHERE a.user_id = users.id AND a.confirmed_at IS NOT NULL)",
-                    [env.as_str()],
-                )?;
-                let signed_out = lite::one(
-                    tx,
-                    "SELECT count(DISTINCT s.user_id) FROM sessions s JOIN enforce_targets t ON t.id = s.user_id WHERE s.env = ?1",
-                    [env.as_str()],
-                    lite::first::<i64>,
-                )?
-                .unwrap_or(0);
-                let sessions_ended = lite::exec(
-                    tx,
-                    "DELETE FROM sessions WHERE env = ?1 AND user_id IN (SELECT id FROM enforce_targets)",
-                    [env.as_str()],
-                )?;
-                lite::exec(
-                    tx,
-                    "DELETE FROM login_transactions WHERE env = ?1 AND user_id IN (SELECT id FROM enforce_targets)",
-                    [env.as_str()],
-                )?;
-                tx.execute("DELETE FROM enforce_targets", [])
-                    .map_err(lite_err)?;
-                let counts = EnforceCounts {
-                    users_marked,
-                    users_signed_out: u64::try_from(signed_out).unwrap_or(0),
-                    sessions_ended,
-                };
-                let mut record = record;
-                record.detail = Some(format!(
-                    "{{\"all\":{all},\"users_marked\":{},\"users_signed_out\":{},\"sessions_ended\":{}}}",
-                    counts.users_marked, counts.users_signed_out, counts.sessions_ended
-                ));
-                audit::insert(tx, &record)?;
-                Ok(counts)
-            })
+            .run(move |tx| run_now(sql::manage::enforce_mfa(&mut Lite(tx), &env, all, &record)))
             .await
     }
 
