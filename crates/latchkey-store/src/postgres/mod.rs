@@ -118,28 +118,13 @@ impl AdminStore for PgStore {
 
     async fn claim_key_fingerprint(&self, fingerprint: &str) -> StoreResult<KeyCheck> {
         let mut tx = self.begin().await?;
-        let inserted = sqlx::query("INSERT INTO meta (key, value) VALUES ('key_fingerprint', $1) ON CONFLICT (key) DO NOTHING")
-            .bind(fingerprint)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        let (recorded,): (String,) =
-            sqlx::query_as("SELECT value FROM meta WHERE key = 'key_fingerprint'")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        let check = sql::meta::claim_key_fingerprint(&mut Pg(&mut tx), fingerprint).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(KeyCheck::after_claim(inserted == 1, recorded, fingerprint))
+        Ok(check)
     }
 
     async fn key_fingerprint(&self) -> StoreResult<Option<String>> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT value FROM meta WHERE key = 'key_fingerprint'")
-                .fetch_optional(&self.readers)
-                .await
-                .map_err(map_err)?;
-        Ok(row.map(|r| r.0))
+        sql::meta::key_fingerprint(&mut Pg(&mut *self.read().await?)).await
     }
 
     async fn bootstrap(
@@ -150,35 +135,15 @@ impl AdminStore for PgStore {
         audit: &[AuditRecord],
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        // Nodes starting together on an empty database: one creates `system`, the others wait
-        // and then find it.
-        sqlx::query("SELECT pg_advisory_xact_lock(7270002)")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let exists: Option<(String,)> =
-            sqlx::query_as("SELECT slug FROM environments WHERE slug = $1")
-                .bind(system.slug.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        if exists.is_some() {
-            return Ok(false);
-        }
-        sql::environments::insert(&mut Pg(&mut tx), system).await?;
-        sql::users::insert(&mut Pg(&mut tx), operator).await?;
-        sql::users::insert_setup_token(&mut Pg(&mut tx), setup).await?;
-        for record in audit {
-            audit::insert(&mut tx, record).await?;
-        }
+        let created =
+            sql::meta::bootstrap(&mut Pg(&mut tx), system, operator, setup, audit).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(created)
     }
 
     async fn create_environment(&self, env: &Environment, audit: &AuditRecord) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        sql::environments::insert(&mut Pg(&mut tx), env).await?;
-        audit::insert(&mut tx, audit).await?;
+        sql::environments::create(&mut Pg(&mut tx), env, audit).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -197,8 +162,7 @@ impl AdminStore for PgStore {
         audit: &AuditRecord,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        sql::environments::update(&mut Pg(&mut tx), env, previous).await?;
-        audit::insert(&mut tx, audit).await?;
+        sql::environments::change(&mut Pg(&mut tx), env, previous, audit).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -209,9 +173,7 @@ impl AdminStore for PgStore {
         audit: &AuditRecord,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        sql::users::insert(&mut Pg(&mut tx), user).await?;
-        sql::users::insert_setup_token(&mut Pg(&mut tx), setup).await?;
-        audit::insert(&mut tx, audit).await?;
+        sql::users::create(&mut Pg(&mut tx), user, setup, audit).await?;
         tx.commit().await.map_err(map_err)
     }
 

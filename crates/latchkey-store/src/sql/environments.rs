@@ -3,7 +3,9 @@
 use latchkey_core::model::{EnvSlug, Environment};
 use latchkey_service::{StoreError, store::StoreResult};
 
-use super::{Db, Sql, Value, exists, rows};
+use latchkey_service::AuditRecord;
+
+use super::{Db, Sql, Value, audit, exists, rows};
 
 fn secs(d: latchkey_core::HumanDuration) -> i64 {
     d.as_secs_i64()
@@ -95,4 +97,25 @@ static LIST: Sql = Sql::new(
 
 pub(crate) async fn list<D: Db>(db: &mut D) -> StoreResult<Vec<Environment>> {
     db.all(&LIST, &[], rows::environment).await
+}
+
+/// An operator creates an environment.
+pub(crate) async fn create<D: Db>(
+    db: &mut D,
+    env: &Environment,
+    record: &AuditRecord,
+) -> StoreResult<()> {
+    insert(db, env).await?;
+    audit::insert(db, record).await
+}
+
+/// An operator changes an environment's settings, provided no one changed them meanwhile.
+pub(crate) async fn change<D: Db>(
+    db: &mut D,
+    env: &Environment,
+    previous: &Environment,
+    record: &AuditRecord,
+) -> StoreResult<()> {
+    update(db, env, previous).await?;
+    audit::insert(db, record).await
 }

@@ -28,6 +28,7 @@ pub(crate) mod credentials;
 pub(crate) mod environments;
 pub(crate) mod logins;
 pub(crate) mod manage;
+pub(crate) mod meta;
 mod rows;
 pub(crate) mod sessions;
 pub(crate) mod throttle;
@@ -250,6 +251,8 @@ pub(crate) enum Queue {
     /// Changes to operators (`system`'s active admins), so two concurrent demotions cannot
     /// each count the other.
     Operators,
+    /// The first start, so nodes starting together on an empty database create `system` once.
+    Bootstrap,
 }
 
 impl Queue {
@@ -257,6 +260,7 @@ impl Queue {
     pub(crate) fn key(self) -> i64 {
         match self {
             Self::Operators => 7_270_001,
+            Self::Bootstrap => 7_270_002,
         }
     }
 }

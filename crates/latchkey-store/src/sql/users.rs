@@ -1,9 +1,12 @@
 //! User and setup-token rows.
 
 use latchkey_core::model::{EnvSlug, Role, User, UserState};
-use latchkey_service::store::{MfaFilter, NewSetupToken, NewUser, StoreResult, UserQuery};
+use latchkey_service::{
+    AuditRecord,
+    store::{MfaFilter, NewSetupToken, NewUser, StoreResult, UserQuery},
+};
 
-use super::{Db, Sql, Value, rows};
+use super::{Db, Sql, Value, audit, rows};
 
 /// `SELECT` of the columns `rows::user` reads, then `$tail`.
 macro_rules! select_users {
@@ -136,4 +139,16 @@ pub(crate) async fn list<D: Db>(
         rows::user,
     )
     .await
+}
+
+/// An admin invites a user: the user, their setup link, the record.
+pub(crate) async fn create<D: Db>(
+    db: &mut D,
+    user: &NewUser,
+    setup: &NewSetupToken,
+    record: &AuditRecord,
+) -> StoreResult<()> {
+    insert(db, user).await?;
+    insert_setup_token(db, setup).await?;
+    audit::insert(db, record).await
 }

@@ -214,30 +214,17 @@ impl AdminStore for SqliteStore {
         let fingerprint = fingerprint.to_owned();
         self.writer
             .run(move |tx| {
-                let inserted = lite::exec(
-                    tx,
-                    "INSERT INTO meta (key, value) VALUES ('key_fingerprint', ?1) ON CONFLICT (key) DO NOTHING",
-                    [&fingerprint],
-                )?;
-                let recorded = lite::one(
-                    tx,
-                    "SELECT value FROM meta WHERE key = 'key_fingerprint'",
-                    [],
-                    lite::first::<String>,
-                )?
-                .ok_or(latchkey_service::StoreError::NotFound)?;
-                Ok(KeyCheck::after_claim(inserted == 1, recorded, &fingerprint))
+                run_now(sql::meta::claim_key_fingerprint(
+                    &mut Lite(tx),
+                    &fingerprint,
+                ))
             })
             .await
     }
 
     async fn key_fingerprint(&self) -> StoreResult<Option<String>> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT value FROM meta WHERE key = 'key_fingerprint'")
-                .fetch_optional(&self.readers)
-                .await
-                .map_err(map_err)?;
-        Ok(row.map(|r| r.0))
+        self.fast
+            .read(|c| run_now(sql::meta::key_fingerprint(&mut Lite(c))))
     }
 
     async fn bootstrap(
@@ -255,21 +242,13 @@ impl AdminStore for SqliteStore {
         );
         self.writer
             .run(move |tx| {
-                let exists = lite::exists(
-                    tx,
-                    "SELECT slug FROM environments WHERE slug = ?1",
-                    [system.slug.as_str()],
-                )?;
-                if exists {
-                    return Ok(false);
-                }
-                run_now(sql::environments::insert(&mut Lite(tx), &system))?;
-                run_now(sql::users::insert(&mut Lite(tx), &operator))?;
-                run_now(sql::users::insert_setup_token(&mut Lite(tx), &setup))?;
-                for record in &audit {
-                    audit::insert(tx, record)?;
-                }
-                Ok(true)
+                run_now(sql::meta::bootstrap(
+                    &mut Lite(tx),
+                    &system,
+                    &operator,
+                    &setup,
+                    &audit,
+                ))
             })
             .await
     }
@@ -277,10 +256,7 @@ impl AdminStore for SqliteStore {
     async fn create_environment(&self, env: &Environment, audit: &AuditRecord) -> StoreResult<()> {
         let (env, audit) = (env.clone(), audit.clone());
         self.writer
-            .run(move |tx| {
-                run_now(sql::environments::insert(&mut Lite(tx), &env))?;
-                audit::insert(tx, &audit)
-            })
+            .run(move |tx| run_now(sql::environments::create(&mut Lite(tx), &env, &audit)))
             .await
     }
 
@@ -303,8 +279,12 @@ impl AdminStore for SqliteStore {
         let (env, previous, audit) = (env.clone(), previous.clone(), audit.clone());
         self.writer
             .run(move |tx| {
-                run_now(sql::environments::update(&mut Lite(tx), &env, &previous))?;
-                audit::insert(tx, &audit)
+                run_now(sql::environments::change(
+                    &mut Lite(tx),
+                    &env,
+                    &previous,
+                    &audit,
+                ))
             })
             .await
     }
@@ -317,11 +297,7 @@ impl AdminStore for SqliteStore {
     ) -> StoreResult<()> {
         let (user, setup, audit) = (user.clone(), setup.clone(), audit.clone());
         self.writer
-            .run(move |tx| {
-                run_now(sql::users::insert(&mut Lite(tx), &user))?;
-                run_now(sql::users::insert_setup_token(&mut Lite(tx), &setup))?;
-                audit::insert(tx, &audit)
-            })
+            .run(move |tx| run_now(sql::users::create(&mut Lite(tx), &user, &setup, &audit)))
             .await
     }
 
