@@ -2,7 +2,7 @@
 
 use latchkey_core::{model::EnvSlug, model::LockoutSettings, token::TokenHash};
 use latchkey_service::{
-    AuditRecord, StoreError,
+    AuditRecord,
     store::{
         AuthStore, Claim, Confirmation, CounterKey, Failure, FailureOutcome, LoginSubject,
         LoginTxnView, LoginWrite, NewLoginTxn, NewRecoveryCode, Proof, SessionRecord, SessionView,
@@ -10,7 +10,7 @@ use latchkey_service::{
     },
 };
 
-use super::{PgStore, audit, exec::Pg, logins, sessions};
+use super::{PgStore, exec::Pg, sessions};
 use crate::{map_err, sql};
 
 impl AuthStore for PgStore {
@@ -19,7 +19,7 @@ impl AuthStore for PgStore {
         env: &EnvSlug,
         email_normalized: &str,
     ) -> StoreResult<Option<LoginSubject>> {
-        logins::subject(&self.readers, env, email_normalized).await
+        sql::logins::subject(&mut Pg(&mut *self.read().await?), env, email_normalized).await
     }
 
     async fn login_txn(
@@ -27,18 +27,19 @@ impl AuthStore for PgStore {
         token_hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<LoginTxnView>> {
-        logins::txn(&self.readers, token_hash.as_str(), now).await
+        let _ = now; // expired or not: the caller tells a lockout from an expiry
+        sql::logins::txn(&mut Pg(&mut *self.read().await?), token_hash.as_str()).await
     }
 
     async fn set_pending_secret(&self, txn_id: &str, sealed: &[u8], now: i64) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        logins::set_pending_secret(&mut tx, txn_id, sealed, now).await?;
+        sql::logins::set_pending_secret(&mut Pg(&mut tx), txn_id, sealed, now).await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn write_login(&self, write: &LoginWrite) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        logins::write(&mut tx, write).await?;
+        sql::logins::write(&mut Pg(&mut tx), write).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -47,12 +48,12 @@ impl AuthStore for PgStore {
         token_hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<SetupTokenView>> {
-        logins::setup_token(&self.readers, token_hash.as_str(), now).await
+        sql::logins::setup_token(&mut Pg(&mut *self.read().await?), token_hash.as_str(), now).await
     }
 
     async fn begin_setup_login(&self, txn: &NewLoginTxn, now: i64) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        logins::begin_setup(&mut tx, txn, now).await?;
+        sql::logins::begin_setup(&mut Pg(&mut tx), txn, now).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -97,10 +98,7 @@ impl AuthStore for PgStore {
         record: Option<&AuditRecord>,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        sql::throttle::count_ip(&mut Pg(&mut tx), env, ip, now).await?;
-        if let Some(r) = record {
-            audit::insert(&mut tx, r).await?;
-        }
+        sql::throttle::record_ip_failure(&mut Pg(&mut tx), env, ip, now, record).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -110,12 +108,7 @@ impl AuthStore for PgStore {
 
     async fn touch_session(&self, id: &str, now: i64) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2")
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sql::account::touch_session(&mut Pg(&mut tx), id, now).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -126,21 +119,9 @@ impl AuthStore for PgStore {
         record: Option<&AuditRecord>,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let ended = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        if ended == 0 {
-            return Ok(false);
-        }
-        if let Some(r) = record {
-            audit::insert(&mut tx, r).await?;
-        }
+        let done = sql::account::end_session(&mut Pg(&mut tx), user_id, id, record).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(done)
     }
 
     async fn list_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
@@ -156,47 +137,22 @@ impl AuthStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<u64> {
         let mut tx = self.begin().await?;
-        super::lock_user(&mut tx, user_id).await?;
-        let changed = sqlx::query(
-            "UPDATE users SET password_hash = $2, password_change_required = FALSE, updated_at = $3 \
-             WHERE id = $1 AND state = 'active'",
+        let done = sql::account::change_password(
+            &mut Pg(&mut tx),
+            user_id,
+            hash,
+            keep_session,
+            now,
+            record,
         )
-        .bind(user_id)
-        .bind(hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        if changed != 1 {
-            return Err(StoreError::NotFound);
-        }
-        let ended = sessions::end_all(&mut tx, user_id, keep_session).await?;
-        logins::end_all(&mut tx, user_id).await?;
-        audit::insert(&mut tx, record).await?;
+        .await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(ended)
+        Ok(done)
     }
 
     async fn confirm_authenticator(&self, c: &Confirmation<'_>) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        super::lock_user(&mut tx, c.user_id).await?;
-        sql::credentials::confirm(
-            &mut Pg(&mut tx),
-            c.user_id,
-            c.authenticator_id,
-            c.label,
-            c.step,
-            c.now,
-        )
-        .await?;
-        if let Some(codes) = c.recovery_codes {
-            sql::credentials::replace_recovery_codes(&mut Pg(&mut tx), c.user_id, codes, c.now)
-                .await?;
-        }
-        for record in c.audit {
-            audit::insert(&mut tx, record).await?;
-        }
+        sql::account::confirm_authenticator(&mut Pg(&mut tx), c).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -210,10 +166,16 @@ impl AuthStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        super::lock_user(&mut tx, user_id).await?;
-        sql::credentials::consume_proof(&mut Pg(&mut tx), user_id, proof, now).await?;
-        sql::credentials::remove(&mut Pg(&mut tx), user_id, id, keep_one).await?;
-        audit::insert(&mut tx, record).await?;
+        sql::account::remove_authenticator(
+            &mut Pg(&mut tx),
+            user_id,
+            id,
+            keep_one,
+            proof,
+            now,
+            record,
+        )
+        .await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -226,43 +188,22 @@ impl AuthStore for PgStore {
         record: &AuditRecord,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        super::lock_user(&mut tx, user_id).await?;
-        sql::credentials::consume_proof(&mut Pg(&mut tx), user_id, proof, now).await?;
-        sql::credentials::replace_recovery_codes(&mut Pg(&mut tx), user_id, codes, now).await?;
-        audit::insert(&mut tx, record).await?;
+        sql::account::replace_recovery_codes(&mut Pg(&mut tx), user_id, codes, proof, now, record)
+            .await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn consume_proof(&self, user_id: &str, proof: &Proof, now: i64) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        super::lock_user(&mut tx, user_id).await?;
-        sql::credentials::consume_proof(&mut Pg(&mut tx), user_id, proof, now).await?;
+        sql::account::consume_proof(&mut Pg(&mut tx), user_id, proof, now).await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
         let mut tx = self.begin().await?;
-        let mut gone = 0;
-        for sql in [
-            // Kept an hour past expiry, so a step on one still answers login_expired.
-            "DELETE FROM login_transactions WHERE expires_at < $1 - 3600",
-            "DELETE FROM sessions WHERE authenticated_at + \
-             (SELECT session_max_age FROM environments e WHERE e.slug = sessions.env) <= $1",
-            "DELETE FROM setup_tokens WHERE expires_at < $1 - 30 * 86400 OR used_at < $1 - 30 * 86400",
-            "DELETE FROM authenticators WHERE confirmed_at IS NULL AND created_at < $1 - 86400",
-            // Counters untouched for a day and not locked: a day-old failure is forgotten.
-            "DELETE FROM failure_counters WHERE (locked_until IS NULL OR locked_until < $1) \
-             AND updated_at < $1 - 86400",
-        ] {
-            gone += sqlx::query(sql)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .rows_affected();
-        }
+        let done = sql::meta::purge_expired(&mut Pg(&mut tx), now).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(gone)
+        Ok(done)
     }
 
     async fn recovery_codes_remaining(&self, user_id: &str) -> StoreResult<u32> {

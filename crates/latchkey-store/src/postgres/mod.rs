@@ -10,7 +10,6 @@ mod audit;
 mod auth;
 mod authenticators;
 mod exec;
-mod logins;
 pub mod manage;
 mod rows;
 mod sessions;
@@ -81,18 +80,6 @@ impl PgStore {
     pub async fn close(&self) {
         self.writer.close().await;
     }
-}
-
-/// Lock a user's row for the rest of the transaction. Every write about a user starts here,
-/// so concurrent writes about one user run one after the other (what SQLite's single writer
-/// gives for free), checks that read before they write see each other, and locks are taken in
-/// one order.
-pub(super) async fn lock_user(
-    tx: &mut Transaction<'static, Postgres>,
-    user_id: &str,
-) -> StoreResult<()> {
-    use sql::Db as _;
-    Pg(tx).lock_user(user_id).await
 }
 
 /// Keep a password in the URL out of error messages.

@@ -1,21 +1,14 @@
-//! Session rows in a transaction (the units of work are `sql::sessions`'), and PostgreSQL's
-//! session check.
+//! PostgreSQL's session check: the session, its user and its environment in one read. (The
+//! other session units are `sql::sessions`'.)
 
-use latchkey_service::store::{NewSession, SessionView, StoreResult};
-use sqlx::{PgPool, Postgres, Transaction};
+use latchkey_service::store::{SessionView, StoreResult};
+use sqlx::PgPool;
 
-use super::{exec::Pg, rows};
-use crate::{map_err, sql};
+use super::rows;
+use crate::map_err;
 
 const COLUMNS: &str = "s.id AS s_id, s.user_id AS s_user_id, s.env AS s_env, s.authenticated_at, s.amr, \
      s.created_at AS s_created_at, s.last_seen_at, s.ip, s.user_agent";
-
-pub(super) async fn insert(
-    tx: &mut Transaction<'static, Postgres>,
-    s: &NewSession,
-) -> StoreResult<()> {
-    sql::sessions::insert(&mut Pg(tx), s).await
-}
 
 /// One query: the session, its user and its environment, so a session check is one read.
 pub(super) async fn by_token(pool: &PgPool, token_hash: &str) -> StoreResult<Option<SessionView>> {
@@ -38,13 +31,4 @@ pub(super) async fn by_token(pool: &PgPool, token_hash: &str) -> StoreResult<Opt
         user: rows::user(&row)?,
         environment: rows::environment_joined(&row)?,
     }))
-}
-
-/// End the user's sessions except `keep`; returns how many ended.
-pub(super) async fn end_all(
-    tx: &mut Transaction<'static, Postgres>,
-    user_id: &str,
-    keep: Option<&str>,
-) -> StoreResult<u64> {
-    sql::sessions::end_all(&mut Pg(tx), user_id, keep).await
 }

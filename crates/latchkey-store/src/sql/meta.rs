@@ -54,3 +54,33 @@ pub(crate) async fn bootstrap<D: Db>(
     }
     Ok(true)
 }
+
+/// What housekeeping removes, each statement with `?1` the time now.
+static PURGE: [Sql; 5] = [
+    // Kept an hour past expiry, so a step on one still answers login_expired.
+    Sql::new("DELETE FROM login_transactions WHERE expires_at < ?1 - 3600"),
+    Sql::new(
+        "DELETE FROM sessions WHERE authenticated_at + \
+         (SELECT session_max_age FROM environments e WHERE e.slug = sessions.env) <= ?1",
+    ),
+    Sql::new(
+        "DELETE FROM setup_tokens WHERE expires_at < ?1 - 30 * 86400 \
+         OR used_at < ?1 - 30 * 86400",
+    ),
+    Sql::new("DELETE FROM authenticators WHERE confirmed_at IS NULL AND created_at < ?1 - 86400"),
+    // Counters untouched for a day and not locked: a day-old failure is forgotten.
+    Sql::new(
+        "DELETE FROM failure_counters WHERE (locked_until IS NULL OR locked_until < ?1) \
+         AND updated_at < ?1 - 86400",
+    ),
+];
+
+/// Remove what is over: expired logins, sessions and links, abandoned enrolments, forgotten
+/// failures. Returns the rows removed.
+pub(crate) async fn purge_expired<D: Db>(db: &mut D, now: i64) -> StoreResult<u64> {
+    let mut gone = 0;
+    for sql in &PURGE {
+        gone += db.exec(sql, &[now.into()]).await?;
+    }
+    Ok(gone)
+}

@@ -21,6 +21,31 @@ macro_rules! of_user {
     };
 }
 
+/// The columns `rows::user` reads, of `users u` (with whether they have a confirmed
+/// authenticator).
+macro_rules! user_columns {
+    () => {
+        "u.id, u.env, u.email, u.name, u.role, u.state, u.mfa_enforced, \
+         u.last_login_at, u.created_at, u.updated_at, \
+         EXISTS (SELECT 1 FROM authenticators a WHERE a.user_id = u.id \
+         AND a.confirmed_at IS NOT NULL) AS mfa_enrolled"
+    };
+}
+
+/// The columns `rows::environment_joined` reads, of `environments e` joined into a row.
+macro_rules! env_joined_columns {
+    () => {
+        "e.slug AS e_slug, e.name AS e_name, e.mfa_policy AS e_mfa_policy, \
+         e.session_max_age AS e_session_max_age, e.session_idle_timeout AS e_session_idle_timeout, \
+         e.totp_window AS e_totp_window, e.lockout_threshold AS e_lockout_threshold, \
+         e.lockout_base_seconds AS e_lockout_base_seconds, \
+         e.lockout_max_seconds AS e_lockout_max_seconds, \
+         e.ip_failures_per_minute AS e_ip_failures_per_minute, e.issuer AS e_issuer, \
+         e.created_at AS e_created_at, e.updated_at AS e_updated_at"
+    };
+}
+
+pub(crate) mod account;
 pub(crate) mod api_tokens;
 pub(crate) mod audit;
 pub(crate) mod authenticators;

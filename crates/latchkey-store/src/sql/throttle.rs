@@ -247,3 +247,19 @@ pub(crate) async fn ip_failures<D: Db>(
         _ => (0, now),
     })
 }
+
+/// A failure from a client address outside any account's counter (an unknown email, a bad
+/// setup link), with the `login.throttled` record when it is the first refusal of a window.
+pub(crate) async fn record_ip_failure<D: Db>(
+    db: &mut D,
+    env: &EnvSlug,
+    ip: &str,
+    now: i64,
+    record: Option<&latchkey_service::AuditRecord>,
+) -> StoreResult<()> {
+    count_ip(db, env, ip, now).await?;
+    if let Some(r) = record {
+        audit::insert(db, r).await?;
+    }
+    Ok(())
+}

@@ -11,13 +11,7 @@ use super::{Db, Sql, Value, audit, rows};
 /// `SELECT` of the columns `rows::user` reads, then `$tail`.
 macro_rules! select_users {
     ($tail:literal) => {
-        concat!(
-            "SELECT u.id, u.env, u.email, u.name, u.role, u.state, u.mfa_enforced, \
-             u.last_login_at, u.created_at, u.updated_at, \
-             EXISTS (SELECT 1 FROM authenticators a WHERE a.user_id = u.id \
-             AND a.confirmed_at IS NOT NULL) AS mfa_enrolled FROM users u ",
-            $tail
-        )
+        concat!("SELECT ", user_columns!(), " FROM users u ", $tail)
     };
 }
 

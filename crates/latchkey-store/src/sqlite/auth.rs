@@ -3,16 +3,15 @@
 
 use latchkey_core::{model::EnvSlug, model::LockoutSettings, token::TokenHash};
 use latchkey_service::{
-    AuditRecord, StoreError,
+    AuditRecord,
     store::{
         AuthStore, Claim, Confirmation, CounterKey, Failure, FailureOutcome, LoginSubject,
         LoginTxnView, LoginWrite, NewLoginTxn, NewRecoveryCode, Proof, SessionRecord, SessionView,
         SetupTokenView, StepAttempt, StepOutcome, StoreResult,
     },
 };
-use rusqlite::params;
 
-use super::{SqliteStore, audit, exec::Lite, lite, logins, sessions, writer::Durability};
+use super::{SqliteStore, exec::Lite, logins, writer::Durability};
 use crate::sql::{self, run_now};
 
 impl AuthStore for SqliteStore {
@@ -22,7 +21,7 @@ impl AuthStore for SqliteStore {
         email_normalized: &str,
     ) -> StoreResult<Option<LoginSubject>> {
         self.fast
-            .read(|c| logins::subject(c, env, email_normalized))
+            .read(|c| run_now(sql::logins::subject(&mut Lite(c), env, email_normalized)))
     }
 
     async fn login_txn(
@@ -30,19 +29,30 @@ impl AuthStore for SqliteStore {
         token_hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<LoginTxnView>> {
-        self.fast.read(|c| logins::txn(c, token_hash.as_str(), now))
+        let _ = now; // expired or not: the caller tells a lockout from an expiry
+        self.fast
+            .read(|c| run_now(sql::logins::txn(&mut Lite(c), token_hash.as_str())))
     }
 
     async fn set_pending_secret(&self, txn_id: &str, sealed: &[u8], now: i64) -> StoreResult<()> {
         let (id, sealed) = (txn_id.to_owned(), sealed.to_vec());
         self.writer
-            .run(move |tx| logins::set_pending_secret(tx, &id, &sealed, now))
+            .run(move |tx| {
+                run_now(sql::logins::set_pending_secret(
+                    &mut Lite(tx),
+                    &id,
+                    &sealed,
+                    now,
+                ))
+            })
             .await
     }
 
     async fn write_login(&self, write: &LoginWrite) -> StoreResult<()> {
         let write = write.clone();
-        self.writer.run(move |tx| logins::write(tx, &write)).await
+        self.writer
+            .run(move |tx| run_now(sql::logins::write(&mut Lite(tx), &write)))
+            .await
     }
 
     async fn setup_token(
@@ -50,14 +60,19 @@ impl AuthStore for SqliteStore {
         token_hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<SetupTokenView>> {
-        self.fast
-            .read(|c| logins::setup_token(c, token_hash.as_str(), now))
+        self.fast.read(|c| {
+            run_now(sql::logins::setup_token(
+                &mut Lite(c),
+                token_hash.as_str(),
+                now,
+            ))
+        })
     }
 
     async fn begin_setup_login(&self, txn: &NewLoginTxn, now: i64) -> StoreResult<()> {
         let txn = txn.clone();
         self.writer
-            .run(move |tx| logins::begin_setup(tx, &txn, now))
+            .run(move |tx| run_now(sql::logins::begin_setup(&mut Lite(tx), &txn, now)))
             .await
     }
 
@@ -136,11 +151,13 @@ impl AuthStore for SqliteStore {
         let (env, ip, record) = (env.clone(), ip.to_owned(), record.cloned());
         self.writer
             .run(move |tx| {
-                run_now(sql::throttle::count_ip(&mut Lite(tx), &env, &ip, now))?;
-                if let Some(r) = &record {
-                    audit::insert(tx, r)?;
-                }
-                Ok(())
+                run_now(sql::throttle::record_ip_failure(
+                    &mut Lite(tx),
+                    &env,
+                    &ip,
+                    now,
+                    record.as_ref(),
+                ))
             })
             .await
     }
@@ -152,14 +169,7 @@ impl AuthStore for SqliteStore {
     async fn touch_session(&self, id: &str, now: i64) -> StoreResult<()> {
         let id = id.to_owned();
         self.writer
-            .run(move |tx| {
-                lite::exec(
-                    tx,
-                    "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND last_seen_at < ?2",
-                    params![id, now],
-                )?;
-                Ok(())
-            })
+            .run(move |tx| run_now(sql::account::touch_session(&mut Lite(tx), &id, now)))
             .await
     }
 
@@ -172,18 +182,12 @@ impl AuthStore for SqliteStore {
         let (user_id, id, record) = (user_id.to_owned(), id.to_owned(), record.cloned());
         self.writer
             .run(move |tx| {
-                let ended = lite::exec(
-                    tx,
-                    "DELETE FROM sessions WHERE id = ?1 AND user_id = ?2",
-                    [&id, &user_id],
-                )?;
-                if ended == 0 {
-                    return Ok(false);
-                }
-                if let Some(r) = &record {
-                    audit::insert(tx, r)?;
-                }
-                Ok(true)
+                run_now(sql::account::end_session(
+                    &mut Lite(tx),
+                    &user_id,
+                    &id,
+                    record.as_ref(),
+                ))
             })
             .await
     }
@@ -211,19 +215,14 @@ impl AuthStore for SqliteStore {
         );
         self.writer
             .run(move |tx| {
-                let changed = lite::exec(
-                    tx,
-                    "UPDATE users SET password_hash = ?2, password_change_required = 0, updated_at = ?3 \
-                     WHERE id = ?1 AND state = 'active'",
-                    params![user_id, hash, now],
-                )?;
-                if changed != 1 {
-                    return Err(StoreError::NotFound);
-                }
-                let ended = sessions::end_all(tx, &user_id, keep.as_deref())?;
-                logins::end_all(tx, &user_id)?;
-                audit::insert(tx, &record)?;
-                Ok(ended)
+                run_now(sql::account::change_password(
+                    &mut Lite(tx),
+                    &user_id,
+                    &hash,
+                    keep.as_deref(),
+                    now,
+                    &record,
+                ))
             })
             .await
     }
@@ -238,26 +237,18 @@ impl AuthStore for SqliteStore {
         let (codes, records) = (c.recovery_codes.map(<[_]>::to_vec), c.audit.to_vec());
         self.writer
             .run(move |tx| {
-                run_now(sql::credentials::confirm(
+                run_now(sql::account::confirm_authenticator(
                     &mut Lite(tx),
-                    &user_id,
-                    &id,
-                    &label,
-                    step,
-                    now,
-                ))?;
-                if let Some(codes) = &codes {
-                    run_now(sql::credentials::replace_recovery_codes(
-                        &mut Lite(tx),
-                        &user_id,
-                        codes,
+                    &Confirmation {
+                        user_id: &user_id,
+                        authenticator_id: &id,
+                        label: &label,
+                        step,
+                        recovery_codes: codes.as_deref(),
                         now,
-                    ))?;
-                }
-                for record in &records {
-                    audit::insert(tx, record)?;
-                }
-                Ok(())
+                        audit: &records,
+                    },
+                ))
             })
             .await
     }
@@ -279,19 +270,15 @@ impl AuthStore for SqliteStore {
         );
         self.writer
             .run(move |tx| {
-                run_now(sql::credentials::consume_proof(
-                    &mut Lite(tx),
-                    &user_id,
-                    &proof,
-                    now,
-                ))?;
-                run_now(sql::credentials::remove(
+                run_now(sql::account::remove_authenticator(
                     &mut Lite(tx),
                     &user_id,
                     &id,
                     keep_one,
-                ))?;
-                audit::insert(tx, &record)
+                    &proof,
+                    now,
+                    &record,
+                ))
             })
             .await
     }
@@ -312,19 +299,14 @@ impl AuthStore for SqliteStore {
         );
         self.writer
             .run(move |tx| {
-                run_now(sql::credentials::consume_proof(
-                    &mut Lite(tx),
-                    &user_id,
-                    &proof,
-                    now,
-                ))?;
-                run_now(sql::credentials::replace_recovery_codes(
+                run_now(sql::account::replace_recovery_codes(
                     &mut Lite(tx),
                     &user_id,
                     &codes,
+                    &proof,
                     now,
-                ))?;
-                audit::insert(tx, &record)
+                    &record,
+                ))
             })
             .await
     }
@@ -333,7 +315,7 @@ impl AuthStore for SqliteStore {
         let (user_id, proof) = (user_id.to_owned(), proof.clone());
         self.writer
             .run(move |tx| {
-                run_now(sql::credentials::consume_proof(
+                run_now(sql::account::consume_proof(
                     &mut Lite(tx),
                     &user_id,
                     &proof,
@@ -345,23 +327,7 @@ impl AuthStore for SqliteStore {
 
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
         self.writer
-            .run(move |tx| {
-                let mut gone = 0;
-                for sql in [
-                    // Kept an hour past expiry, so a step on one still answers login_expired.
-                    "DELETE FROM login_transactions WHERE expires_at < ?1 - 3600",
-                    "DELETE FROM sessions WHERE authenticated_at + \
-                     (SELECT session_max_age FROM environments e WHERE e.slug = sessions.env) <= ?1",
-                    "DELETE FROM setup_tokens WHERE expires_at < ?1 - 30 * 86400 OR used_at < ?1 - 30 * 86400",
-                    "DELETE FROM authenticators WHERE confirmed_at IS NULL AND created_at < ?1 - 86400",
-                    // Counters untouched for a day and not locked: a day-old failure is forgotten.
-                    "DELETE FROM failure_counters WHERE (locked_until IS NULL OR locked_until < ?1) \
-                     AND updated_at < ?1 - 86400",
-                ] {
-                    gone += lite::exec(tx, sql, [now])?;
-                }
-                Ok(gone)
-            })
+            .run(move |tx| run_now(sql::meta::purge_expired(&mut Lite(tx), now)))
             .await
     }
 

@@ -22,7 +22,6 @@ pub mod manage;
 #[cfg(test)]
 mod plans;
 mod rows;
-mod sessions;
 mod writer;
 
 use std::{path::Path, str::FromStr, time::Duration};

@@ -4,8 +4,6 @@
 
 use rusqlite::Connection;
 
-use super::logins;
-
 /// The plan's lines for `sql`, its parameters bound to NULL.
 fn plan(conn: &Connection, sql: &str) -> Vec<String> {
     let mut stmt = conn
@@ -39,7 +37,10 @@ async fn statements_on_a_users_rows_search_an_index() {
             crate::sql::logins::END_ALL.sqlite(),
             "login_transactions_env_user",
         ),
-        (logins::END_FROM_LINK, "login_transactions_setup"),
+        (
+            crate::sql::logins::END_FROM_LINK.sqlite(),
+            "login_transactions_setup",
+        ),
         // The foreign keys' cascades when a user goes.
         (
             "DELETE FROM sessions WHERE env = ?1 AND user_id = ?2",
