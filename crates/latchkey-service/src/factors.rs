@@ -244,18 +244,18 @@ impl<S: Store> Service<S> {
         reason: &str,
     ) -> ServiceResult<()> {
         let target = user.map(|u| u.id.as_str());
-        let audit = self.failure_audit(env, key, target, caller)(reason);
+        let failure = Failure::new(
+            key,
+            claim,
+            &env.lockout,
+            target,
+            caller.origin.ip.as_deref(),
+            self.now(),
+        );
+        let audit = self.failure_audit(env, key, target, caller)(reason, failure.locks());
         let outcome = self
             .store
-            .record_failure(&Failure {
-                key,
-                claim,
-                settings: &env.lockout,
-                user_id: target,
-                ip: caller.origin.ip.as_deref(),
-                now: self.now(),
-                audit: &audit,
-            })
+            .record_failure(&failure.with_audit(&audit))
             .await?;
         if outcome.locked_until.is_some() {
             self.locked(env, key);
@@ -264,7 +264,7 @@ impl<S: Store> Service<S> {
     }
 
     /// The audit records of a failed attempt on `key`, for its reason: `login.failed`, and
-    /// `login.locked`, which the store keeps only when the failure locks the counter.
+    /// `login.locked` when the failure locks the counter.
     pub(crate) fn failure_audit(
         &self,
         env: &Environment,
@@ -274,7 +274,7 @@ impl<S: Store> Service<S> {
     ) -> FailureAudit {
         let (recorder, env, caller) = (self.recorder.clone(), env.slug.clone(), caller.clone());
         let (kind, target) = (key.kind.as_str(), target.map(str::to_owned));
-        Box::new(move |reason| {
+        Box::new(move |reason, locks| {
             let record = |audit_type, detail: serde_json::Value| {
                 recorder.audit(
                     &env,
@@ -285,13 +285,14 @@ impl<S: Store> Service<S> {
                     Some(detail.to_string()),
                 )
             };
-            vec![
-                record(
-                    AuditType::LoginFailed,
-                    json!({"reason": reason, "counter": kind}),
-                ),
-                record(AuditType::LoginLocked, json!({"counter": kind})),
-            ]
+            let mut records = vec![record(
+                AuditType::LoginFailed,
+                json!({"reason": reason, "counter": kind}),
+            )];
+            if locks {
+                records.push(record(AuditType::LoginLocked, json!({"counter": kind})));
+            }
+            records
         })
     }
 

@@ -22,9 +22,9 @@ pub type Verdict = Result<LoginWrite, &'static str>;
 /// needs are opened and the write prepared before the claim.
 pub type Judge = Box<dyn FnOnce() -> Verdict + Send>;
 
-/// The audit records of a failed attempt for its reason: `login.failed`, then `login.locked`,
-/// which is kept only when this failure locks the counter.
-pub type FailureAudit = Box<dyn Fn(&str) -> Vec<AuditRecord> + Send>;
+/// The audit records of a failed attempt for its reason and whether it locks the counter:
+/// `login.failed`, and `login.locked` with a lock.
+pub type FailureAudit = Box<dyn Fn(&str, bool) -> Vec<AuditRecord> + Send>;
 
 /// One attempt on a counter, to claim, judge and settle (see the module's text).
 pub struct StepAttempt {
@@ -46,17 +46,16 @@ pub struct AttemptFacts {
 }
 
 impl AttemptFacts {
-    /// The failure to record for this attempt, claimed under `claim`.
-    pub fn failure<'a>(&'a self, claim: Claim, audit: &'a [AuditRecord]) -> Failure<'a> {
-        Failure {
-            key: &self.key,
+    /// The failure of this attempt, claimed under `claim` (its audit records still to add).
+    pub fn failure(&self, claim: Claim) -> Failure<'_> {
+        Failure::new(
+            &self.key,
             claim,
-            settings: &self.settings,
-            user_id: Some(&self.user_id),
-            ip: self.ip.as_deref(),
-            now: self.now,
-            audit,
-        }
+            &self.settings,
+            Some(&self.user_id),
+            self.ip.as_deref(),
+            self.now,
+        )
     }
 }
 
@@ -121,8 +120,9 @@ pub async fn composed<S: AuthStore>(store: &S, attempt: StepAttempt) -> StoreRes
             Err(e) => return Err(e),
         },
     };
-    let audit = failure_audit(reason);
-    let outcome = store.record_failure(&facts.failure(claim, &audit)).await?;
+    let failure = facts.failure(claim);
+    let audit = failure_audit(reason, failure.locks());
+    let outcome = store.record_failure(&failure.with_audit(&audit)).await?;
     Ok(StepOutcome::Failed {
         reason,
         conflict,

@@ -202,19 +202,68 @@ pub struct LoginWrite {
     pub audit: Vec<AuditRecord>,
 }
 
-/// A failed attempt to record.
+/// A failed attempt to record, with what it causes decided by the service ([`Failure::new`]):
+/// the store applies it.
 #[derive(Debug, Clone)]
 pub struct Failure<'a> {
     pub key: &'a CounterKey,
-    /// The claim the attempt was evaluated under.
-    pub claim: Claim,
-    pub settings: &'a LockoutSettings,
-    /// Whose pending login transactions a lock ends.
+    /// The account's user (if known): their row is locked first, and a lock ends their pending
+    /// logins (SECURITY L4).
     pub user_id: Option<&'a str>,
+    /// When the lock this failure sets ends; `None` when it sets none.
+    pub lock_until: Option<i64>,
     /// The client, counted for per-IP throttling.
     pub ip: Option<&'a str>,
     pub now: i64,
+    /// The records to write: `login.locked` among them exactly when `lock_until` is set.
     pub audit: &'a [AuditRecord],
+}
+
+impl<'a> Failure<'a> {
+    /// The failure of an attempt claimed under `claim` (SPEC §2): the last attempt a round
+    /// allows locks the counter for `policy::lock_seconds`, and the lock is the account
+    /// user's: `user_id`, or for a second-factor counter the user it counts. Its audit
+    /// records come after, from [`Failure::locks`].
+    pub fn new(
+        key: &'a CounterKey,
+        claim: Claim,
+        settings: &LockoutSettings,
+        user_id: Option<&'a str>,
+        ip: Option<&'a str>,
+        now: i64,
+    ) -> Self {
+        let lock_until = match claim {
+            Claim::Allowed { attempt, locks }
+                if attempt >= latchkey_core::policy::attempts_allowed(settings, locks) =>
+            {
+                Some(now.saturating_add(latchkey_core::policy::lock_seconds(settings, locks)))
+            }
+            Claim::Allowed { .. } | Claim::Refused { .. } => None,
+        };
+        let user_id = user_id.or(match key.kind {
+            CounterKind::SecondFactor => Some(key.subject.as_str()),
+            CounterKind::Password => None,
+        });
+        Self {
+            key,
+            user_id,
+            lock_until,
+            ip,
+            now,
+            audit: &[],
+        }
+    }
+
+    /// Whether this failure locks the counter.
+    pub fn locks(&self) -> bool {
+        self.lock_until.is_some()
+    }
+
+    /// With its audit records.
+    #[must_use]
+    pub fn with_audit(self, audit: &'a [AuditRecord]) -> Self {
+        Self { audit, ..self }
+    }
 }
 
 /// A pending enrolment to confirm.
@@ -458,4 +507,61 @@ pub trait AuthStore: Clone + Send + Sync + 'static {
         user_id: &str,
         hash: &TokenHash,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use latchkey_core::model::{EnvSlug, LockoutSettings};
+
+    use super::{Claim, CounterKey, CounterKind, Failure};
+
+    fn key(kind: CounterKind) -> CounterKey {
+        CounterKey {
+            env: EnvSlug::parse("prod").unwrap_or_else(|e| panic!("{e}")),
+            kind,
+            subject: "user-7".into(),
+        }
+    }
+
+    #[test]
+    fn the_last_attempt_of_a_round_locks_for_the_policys_time() {
+        let settings = LockoutSettings::default(); // 5 attempts, then 60 s, doubling to 3600 s
+        let k = key(CounterKind::Password);
+        let allowed = |attempt, locks| Claim::Allowed { attempt, locks };
+        let at = |claim| Failure::new(&k, claim, &settings, None, None, 1_000).lock_until;
+        assert_eq!(at(allowed(4, 0)), None, "not yet the fifth");
+        assert_eq!(at(allowed(5, 0)), Some(1_060), "the fifth: 60 s");
+        assert_eq!(
+            at(allowed(1, 1)),
+            Some(1_120),
+            "after a lock, the first: twice that"
+        );
+        assert_eq!(at(allowed(1, 9)), Some(4_600), "never past the maximum");
+        assert_eq!(at(Claim::Refused { retry_after: 30 }), None);
+    }
+
+    #[test]
+    fn a_lock_is_the_account_users() {
+        let settings = LockoutSettings::default();
+        let password = key(CounterKind::Password);
+        let second = key(CounterKind::SecondFactor);
+        let claim = Claim::Allowed {
+            attempt: 1,
+            locks: 0,
+        };
+        // A password counter is by email: its user only when known (never for an unknown one).
+        assert_eq!(
+            Failure::new(&password, claim, &settings, None, None, 0).user_id,
+            None
+        );
+        assert_eq!(
+            Failure::new(&password, claim, &settings, Some("u"), None, 0).user_id,
+            Some("u")
+        );
+        // A second-factor counter is the user's own.
+        assert_eq!(
+            Failure::new(&second, claim, &settings, None, None, 0).user_id,
+            Some("user-7")
+        );
+    }
 }

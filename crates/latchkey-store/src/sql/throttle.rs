@@ -6,9 +6,7 @@ use latchkey_core::{
     model::{EnvSlug, LockoutSettings},
     policy,
 };
-use latchkey_service::store::{
-    Claim, CounterKey, CounterKind, Failure, FailureOutcome, StoreResult,
-};
+use latchkey_service::store::{Claim, CounterKey, Failure, FailureOutcome, StoreResult};
 
 use super::{Db, Sql, Value, audit, get, logins};
 
@@ -124,30 +122,19 @@ pub(crate) async fn locked_until<D: Db>(
     Ok(locked_until_any(db, key).await?.filter(|u| *u > now))
 }
 
-/// Record a failed attempt claimed under `f.claim`: the last attempt a round allows locks the
-/// counter and ends the user's pending logins (SECURITY L4); the client's IP is counted; the
-/// `login.locked` record is kept only with a lock.
+/// Record a failed attempt as the service decided it (`Failure::new`): the account user's row
+/// first (one lock order on PostgreSQL), the lock it sets and the pending logins it ends
+/// (SECURITY L4), the client's address counted, the records written.
 pub(crate) async fn record_failure<D: Db>(
     db: &mut D,
     f: &Failure<'_>,
 ) -> StoreResult<FailureOutcome> {
-    // The user whose logins a lock ends, and whose row every write about them locks first
-    // (one lock order on PostgreSQL, no deadlocks).
-    let user = match (f.key.kind, f.user_id) {
-        (_, Some(id)) => Some(id),
-        (CounterKind::SecondFactor, None) => Some(f.key.subject.as_str()),
-        (CounterKind::Password, None) => None,
-    };
-    if let Some(id) = user {
+    if let Some(id) = f.user_id {
         db.lock_user(id).await?;
     }
-    let mut locked_until = None;
-    if let Claim::Allowed { attempt, locks } = f.claim
-        && attempt >= policy::attempts_allowed(f.settings, locks)
-    {
-        locked_until = Some(lock(db, f.key, locks, f.settings, f.now).await?);
-        // A lock ends the pending logins (SECURITY L4): after it, the password again.
-        if let Some(id) = user {
+    if let Some(until) = f.lock_until {
+        lock(db, f.key, until, f.now).await?;
+        if let Some(id) = f.user_id {
             logins::expire_all(db, id, f.now).await?;
         }
     }
@@ -155,11 +142,11 @@ pub(crate) async fn record_failure<D: Db>(
         count_ip(db, &f.key.env, ip, f.now).await?;
     }
     for record in f.audit {
-        if locked_until.is_some() || record.kind != "login.locked" {
-            audit::insert(db, record).await?;
-        }
+        audit::insert(db, record).await?;
     }
-    Ok(FailureOutcome { locked_until })
+    Ok(FailureOutcome {
+        locked_until: f.lock_until,
+    })
 }
 
 static LOCK: Sql = Sql::new(
@@ -169,19 +156,12 @@ static LOCK: Sql = Sql::new(
      locked_until = ?4, updated_at = ?5",
 );
 
-/// Lock the counter for the length its history asks; returns when the lock ends.
-pub(crate) async fn lock<D: Db>(
-    db: &mut D,
-    key: &CounterKey,
-    locks: u32,
-    settings: &LockoutSettings,
-    now: i64,
-) -> StoreResult<i64> {
-    let until = now.saturating_add(policy::lock_seconds(settings, locks));
+/// Lock the counter until `until`: one more lock in its series.
+async fn lock<D: Db>(db: &mut D, key: &CounterKey, until: i64, now: i64) -> StoreResult<()> {
     let [env, kind, subject] = key_args(key);
     db.exec(&LOCK, &[env, kind, subject, until.into(), now.into()])
         .await?;
-    Ok(until)
+    Ok(())
 }
 
 static RESET: Sql =

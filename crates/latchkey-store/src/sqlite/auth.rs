@@ -92,7 +92,7 @@ impl AuthStore for SqliteStore {
     }
 
     async fn record_failure(&self, f: &Failure<'_>) -> StoreResult<FailureOutcome> {
-        let (key, settings, claim, now) = (f.key.clone(), *f.settings, f.claim, f.now);
+        let (key, lock_until, now) = (f.key.clone(), f.lock_until, f.now);
         let (user_id, ip) = (f.user_id.map(str::to_owned), f.ip.map(str::to_owned));
         let audit = f.audit.to_vec();
         self.writer
@@ -101,9 +101,8 @@ impl AuthStore for SqliteStore {
                     &mut Lite(tx),
                     &Failure {
                         key: &key,
-                        claim,
-                        settings: &settings,
                         user_id: user_id.as_deref(),
+                        lock_until,
                         ip: ip.as_deref(),
                         now,
                         audit: &audit,
@@ -384,15 +383,14 @@ mod tests {
         assert!(matches!(claim, Claim::Allowed { attempt: 1, .. }));
         assert_eq!(store.writer.last_commit(), Some(Durability::WithNextSync));
         store
-            .record_failure(&Failure {
-                key: &key,
+            .record_failure(&Failure::new(
+                &key,
                 claim,
-                settings: &settings,
-                user_id: None,
-                ip: Some("192.0.2.1"),
-                now: 100,
-                audit: &[],
-            })
+                &settings,
+                None,
+                Some("192.0.2.1"),
+                100,
+            ))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.writer.last_commit(), Some(Durability::Synced));

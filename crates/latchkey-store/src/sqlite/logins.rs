@@ -63,10 +63,11 @@ fn failed(
     reason: &'static str,
     conflict: Option<&'static str>,
 ) -> StoreResult<StepOutcome> {
-    let audit = failure_audit(reason);
+    let failure = facts.failure(claim);
+    let audit = failure_audit(reason, failure.locks());
     let outcome = run_now(sql::throttle::record_failure(
         &mut Lite(tx),
-        &facts.failure(claim, &audit),
+        &failure.with_audit(&audit),
     ))?;
     Ok(StepOutcome::Failed {
         reason,

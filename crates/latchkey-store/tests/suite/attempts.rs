@@ -137,11 +137,15 @@ fn attempt(
             judged.fetch_add(1, Ordering::SeqCst);
             verdict()
         }),
-        failure_audit: Box::new(move |reason| {
+        failure_audit: Box::new(move |reason, locks| {
             let n = RECORDS.fetch_add(2, Ordering::SeqCst);
             let mut failed = audit("prod", n, "login.failed", Some(&id(1)));
             failed.detail = Some(reason.to_owned());
-            vec![failed, audit("prod", n + 1, "login.locked", Some(&id(1)))]
+            let mut records = vec![failed];
+            if locks {
+                records.push(audit("prod", n + 1, "login.locked", Some(&id(1))));
+            }
+            records
         }),
     }
 }
@@ -461,15 +465,14 @@ pub async fn the_claims_lock_is_the_policys<S: Store>(store: S) {
                 "the claim's lock in round {round} ({threshold}, {base} s, {max} s)"
             );
             let outcome = ok(store
-                .record_failure(&Failure {
-                    key: &key,
-                    claim: last.unwrap_or_else(|| panic!("no claim")),
-                    settings: &settings,
-                    user_id: None,
-                    ip: None,
+                .record_failure(&Failure::new(
+                    &key,
+                    last.unwrap_or_else(|| panic!("no claim")),
+                    &settings,
+                    None,
+                    None,
                     now,
-                    audit: &[],
-                })
+                ))
                 .await);
             assert_eq!(outcome.locked_until, Some(expected), "the confirmed lock");
             now = expected;
