@@ -1,24 +1,11 @@
-//! Reading rows back into domain types, written once for both backends: `row_readers!`
-//! expands the same readers for a backend's row type. A value that does not parse is reported
+//! Reading rows back into domain types, written once: `row_readers!` expands the readers for a
+//! row type — `sql::Row` (both backends' executors) and SQLite's session check, which reads
+//! its one query by column index (`sqlite/fast.rs`). A value that does not parse is reported
 //! as corrupt, never trusted and never a panic.
 
-/// The row readers (`get`, `environment`, `environment_joined`, `user`, `authenticator`) and the
-/// column lists they read, for one backend's row type and database.
+/// The row readers (`environment`, `environment_joined`, `user`, `session_record`,
+/// `authenticator`) for a row type, given a `get(row, column)` in scope.
 macro_rules! row_readers {
-    ($row:ty, $db:ty) => {
-        use sqlx::Row;
-
-        use crate::map_err;
-
-        pub(super) fn get<'r, T>(row: &'r $row, col: &str) -> Result<T, StoreError>
-        where
-            T: sqlx::Decode<'r, $db> + sqlx::Type<$db>,
-        {
-            row.try_get(col).map_err(map_err)
-        }
-
-        row_readers!(@readers $row);
-    };
     // The readers over any row type, given a `get(row, column)` in scope.
     (@readers $row:ty) => {
         use latchkey_core::{

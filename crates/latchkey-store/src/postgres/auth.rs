@@ -10,7 +10,7 @@ use latchkey_service::{
     },
 };
 
-use super::{PgStore, exec::Pg, sessions};
+use super::{PgStore, exec::Pg};
 use crate::{map_err, sql};
 
 impl AuthStore for PgStore {
@@ -103,7 +103,7 @@ impl AuthStore for PgStore {
     }
 
     async fn session_by_token(&self, token_hash: &TokenHash) -> StoreResult<Option<SessionView>> {
-        sessions::by_token(&self.readers, token_hash.as_str()).await
+        sql::sessions::by_token(&mut Pg(&mut *self.read().await?), token_hash.as_str()).await
     }
 
     async fn touch_session(&self, id: &str, now: i64) -> StoreResult<()> {

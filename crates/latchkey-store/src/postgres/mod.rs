@@ -11,8 +11,6 @@ mod auth;
 mod authenticators;
 mod exec;
 pub mod manage;
-mod rows;
-mod sessions;
 
 use std::{path::Path, time::Duration};
 

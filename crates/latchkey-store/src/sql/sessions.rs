@@ -1,6 +1,6 @@
 //! Session rows. Only token hashes are stored.
 
-use latchkey_service::store::{NewSession, SessionRecord, StoreResult};
+use latchkey_service::store::{NewSession, SessionRecord, SessionView, StoreResult};
 
 use super::{Db, Sql, rows};
 
@@ -53,4 +53,30 @@ pub(crate) async fn end_all<D: Db>(
     keep: Option<&str>,
 ) -> StoreResult<u64> {
     db.exec(&END_ALL, &[user_id.into(), keep.into()]).await
+}
+
+static BY_TOKEN: Sql = Sql::new(concat!(
+    "SELECT s.id AS s_id, s.user_id AS s_user_id, s.env AS s_env, s.authenticated_at, s.amr, \
+     s.created_at AS s_created_at, s.last_seen_at, s.ip, s.user_agent, ",
+    user_columns!(),
+    ", ",
+    env_joined_columns!(),
+    " FROM sessions s JOIN users u ON u.id = s.user_id \
+     JOIN environments e ON e.slug = s.env WHERE s.token_hash = ?1"
+));
+
+/// The session check in one read: the session, its user and its environment, by the token's
+/// hash. (SQLite's check is `sqlite/fast.rs`', through its cache.)
+pub(crate) async fn by_token<D: Db>(
+    db: &mut D,
+    token_hash: &str,
+) -> StoreResult<Option<SessionView>> {
+    db.one(&BY_TOKEN, &[token_hash.into()], |row| {
+        Ok(SessionView {
+            session: rows::session_record(row)?,
+            user: rows::user(row)?,
+            environment: rows::environment_joined(row)?,
+        })
+    })
+    .await
 }

@@ -1,11 +1,8 @@
-//! `rusqlite` for the reads made inline (`fast.rs`) and inside the writer's transactions
-//! (`writer.rs`): the row readers of `rows.rs` over `rusqlite` rows (columns found by name), the
-//! statement helpers (`exec`, `one`, `exists`, `all`), and `lite_err`, which maps a `rusqlite`
-//! error as `crate::map_err` maps sqlx's.
+//! The statement helpers on `rusqlite` under SQLite's executor (`exec.rs`): `exec`, `one`,
+//! `all`, each prepared once per connection, and `lite_err`, which maps a `rusqlite` error as
+//! `crate::map_err` maps sqlx's.
 
-#![allow(dead_code)] // every reader is expanded; not every one is read this way
-
-use latchkey_service::store::StoreResult;
+use latchkey_service::{StoreError, store::StoreResult};
 use rusqlite::{Connection, Params, Row};
 
 /// A `rusqlite` error as the service sees it, as `crate::map_err` does for sqlx: a duplicate is
@@ -65,11 +62,6 @@ pub(super) fn one<T>(
     }
 }
 
-/// Whether a query finds a row.
-pub(super) fn exists(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<bool> {
-    Ok(one(conn, sql, params, |_| Ok(()))?.is_some())
-}
-
 /// Every row of a query, each read by `read`.
 pub(super) fn all<T>(
     conn: &Connection,
@@ -85,18 +77,3 @@ pub(super) fn all<T>(
     }
     Ok(found)
 }
-
-/// A row's first column (`SELECT count(*)`, `SELECT value`).
-pub(super) fn first<T: rusqlite::types::FromSql>(row: &Row<'_>) -> StoreResult<T> {
-    row.get(0).map_err(lite_err)
-}
-
-/// One column of a row, by name.
-pub(super) fn get<T: rusqlite::types::FromSql>(
-    row: &rusqlite::Row<'_>,
-    col: &str,
-) -> Result<T, StoreError> {
-    row.get(col).map_err(lite_err)
-}
-
-row_readers!(@readers rusqlite::Row<'_>);

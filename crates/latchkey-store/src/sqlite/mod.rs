@@ -21,7 +21,6 @@ mod logins;
 pub mod manage;
 #[cfg(test)]
 mod plans;
-mod rows;
 mod writer;
 
 use std::{path::Path, str::FromStr, time::Duration};
