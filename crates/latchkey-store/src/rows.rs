@@ -1,6 +1,6 @@
 //! Reading rows back into domain types, written once: `row_readers!` expands the readers for a
 //! row type — `sql::Row` (both backends' executors) and SQLite's session check, which reads
-//! its one query by column index (`sqlite/fast.rs`). A value that does not parse is reported
+//! its one query by column index (`sqlite/readers.rs`). A value that does not parse is reported
 //! as corrupt, never trusted and never a panic.
 
 /// The row readers (`environment`, `environment_joined`, `user`, `session_record`,

@@ -22,8 +22,7 @@ use crate::{
     state::{AppState, WebConfig},
 };
 
-/// Request bodies above this size are refused with 413 before they are read (SECURITY R3).
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub use crate::extract::BODY_LIMIT;
 
 /// The label of the sealing-key subkey that form tokens are derived with.
 const CSRF_KEY_LABEL: &str = "latchkey/csrf/v1";

@@ -22,6 +22,9 @@ use crate::{
     state::{AppState, WebConfig},
 };
 
+/// Request bodies above this size are refused with 413 before they are read (SECURITY R3).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
 /// A JSON body; malformed JSON, wrong types, a wrong content type and oversized bodies are
 /// 4xx problems (SECURITY R3), never a bare text answer.
 pub struct ApiJson<T>(pub T);
@@ -63,7 +66,7 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
         )) => Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("the body is larger than {} bytes", crate::app::BODY_LIMIT),
+            format!("the body is larger than {BODY_LIMIT} bytes"),
         ),
         // A body that stopped arriving (SECURITY R6) or a client that went away.
         JsonRejection::BytesRejection(_) => Problem::new(

@@ -66,7 +66,7 @@ static BY_TOKEN: Sql = Sql::new(concat!(
 ));
 
 /// The session check in one read: the session, its user and its environment, by the token's
-/// hash. (SQLite's check is `sqlite/fast.rs`', through its cache.)
+/// hash. (SQLite's check is `sqlite/readers.rs`', through its cache.)
 pub(crate) async fn by_token<D: Db>(
     db: &mut D,
     token_hash: &str,

@@ -1,5 +1,5 @@
 //! `AuthStore` for SQLite: each write one transaction on the writer thread (`writer.rs`), each
-//! point read inline (`fast.rs`), over the modules beside it.
+//! point read inline (`readers.rs`), over the modules beside it.
 
 use latchkey_core::{model::EnvSlug, model::LockoutSettings, token::TokenHash};
 use latchkey_service::{

@@ -9,7 +9,7 @@ use rusqlite::{
     types::{ToSqlOutput, ValueRef},
 };
 
-use super::lite::{self, lite_err};
+use super::statements::{self, lite_err};
 use crate::sql::{Db, Queue, Row, Sql, Value};
 
 /// A `rusqlite` connection as a [`Db`].
@@ -53,7 +53,11 @@ impl Db for Lite<'_> {
         sql: &'static Sql,
         args: &[Value<'_>],
     ) -> impl Future<Output = StoreResult<u64>> {
-        ready(lite::exec(self.0, sql.sqlite(), params_from_iter(args)))
+        ready(statements::exec(
+            self.0,
+            sql.sqlite(),
+            params_from_iter(args),
+        ))
     }
 
     fn one<T>(
@@ -62,7 +66,7 @@ impl Db for Lite<'_> {
         args: &[Value<'_>],
         read: impl FnOnce(&dyn Row) -> StoreResult<T>,
     ) -> impl Future<Output = StoreResult<Option<T>>> {
-        ready(lite::one(
+        ready(statements::one(
             self.0,
             sql.sqlite(),
             params_from_iter(args),
@@ -76,7 +80,7 @@ impl Db for Lite<'_> {
         args: &[Value<'_>],
         mut read: impl FnMut(&dyn Row) -> StoreResult<T>,
     ) -> impl Future<Output = StoreResult<Vec<T>>> {
-        ready(lite::all(
+        ready(statements::all(
             self.0,
             sql.sqlite(),
             params_from_iter(args),

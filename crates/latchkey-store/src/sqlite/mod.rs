@@ -5,7 +5,7 @@
 //! write that settles it: `writer::Durability`), foreign keys on, a busy timeout, one writer
 //! connection whose transactions open with `BEGIN IMMEDIATE` (so read-then-write never fails on
 //! a stale snapshot) on a thread of its own (`writer.rs`), point reads inline on read-only
-//! connections (`fast.rs`; the session check through `cache.rs`), and sqlx's pool of readers
+//! connections (`readers.rs`; the session check through `cache.rs`), and sqlx's pool of readers
 //! for lists and counts. Opening creates the file readable by its owner only and applies the
 //! migrations. Other processes (the CLI beside a running server) share the file through
 //! SQLite's own locking.
@@ -15,12 +15,12 @@ mod auth;
 mod authenticators;
 mod cache;
 mod exec;
-mod fast;
-mod lite;
 mod logins;
 pub mod manage;
 #[cfg(test)]
-mod plans;
+mod query_plans;
+mod readers;
+mod statements;
 mod writer;
 
 use std::{path::Path, str::FromStr, time::Duration};
@@ -42,7 +42,7 @@ use sqlx::{
 
 use crate::{map_err, sql, sql::run_now};
 use exec::Lite;
-use lite::lite_err;
+use statements::lite_err;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -56,8 +56,8 @@ pub struct SqliteStore {
     /// Behind an `Arc`: the options hold a map of pragmas, and the service (with its store)
     /// is cloned for every request.
     options: std::sync::Arc<SqliteConnectOptions>,
-    /// Point reads made inline: the session check and a login's reads (`fast.rs`).
-    fast: std::sync::Arc<fast::FastReads>,
+    /// Point reads made inline: the session check and a login's reads (`readers.rs`).
+    fast: std::sync::Arc<readers::FastReads>,
 }
 
 impl SqliteStore {
@@ -124,7 +124,7 @@ impl SqliteStore {
             writer: std::sync::Arc::new(writer),
             readers,
             options: std::sync::Arc::new(options),
-            fast: std::sync::Arc::new(fast::FastReads::new(path)),
+            fast: std::sync::Arc::new(readers::FastReads::new(path)),
         })
     }
 

@@ -304,7 +304,7 @@ mod tests {
 
         let two = writer
             .run(|tx| {
-                super::super::lite::exec(tx, "INSERT INTO t VALUES (1), (2)", [])?;
+                super::super::statements::exec(tx, "INSERT INTO t VALUES (1), (2)", [])?;
                 Ok(2)
             })
             .await;
@@ -314,7 +314,7 @@ mod tests {
         // A job that fails after writing leaves nothing of what it wrote.
         let failed = writer
             .run(|tx| {
-                super::super::lite::exec(tx, "INSERT INTO t VALUES (3)", [])?;
+                super::super::statements::exec(tx, "INSERT INTO t VALUES (3)", [])?;
                 Err::<(), _>(StoreError::Conflict("lost a race"))
             })
             .await;
@@ -335,7 +335,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let (path, writer) = table_and_writer(dir.path());
         let insert = |tx: &Transaction<'_>, x: i64| {
-            super::super::lite::exec(tx, "INSERT INTO t VALUES (?1)", [x])
+            super::super::statements::exec(tx, "INSERT INTO t VALUES (?1)", [x])
         };
         // Committed at once: `then` does not run.
         let kept = writer
@@ -391,7 +391,7 @@ mod tests {
         // What a job wrote at either level is committed and visible to every connection.
         let wrote = writer
             .run_with(Durability::WithNextSync, |tx| {
-                super::super::lite::exec(tx, "INSERT INTO t VALUES (1)", [])
+                super::super::statements::exec(tx, "INSERT INTO t VALUES (1)", [])
             })
             .await;
         assert_eq!(wrote.ok(), Some(1));
@@ -418,8 +418,10 @@ mod tests {
         let insert = |x: i64| {
             let w = std::sync::Arc::clone(&writer);
             tokio::spawn(async move {
-                w.run(move |tx| super::super::lite::exec(tx, "INSERT INTO t VALUES (?1)", [x]))
-                    .await
+                w.run(move |tx| {
+                    super::super::statements::exec(tx, "INSERT INTO t VALUES (?1)", [x])
+                })
+                .await
             })
         };
         let first = insert(1);

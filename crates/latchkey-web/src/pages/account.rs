@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::{
     PagePath, PageQuery, PageUser,
+    csrf::{Csrf, Form},
     enrol::{CodesPage, SetupPage, factor_of, label_or_default},
-    form::{Csrf, Form},
     problem_page,
     view::{Chrome, Notice, refusal, see_other, when},
 };

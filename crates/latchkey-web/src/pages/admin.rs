@@ -17,7 +17,7 @@ use super::{
         AdminPage, CHART_WIDTH, ConfirmPage, EnvRow, ResultPage, StatsView, UserFilters, UserPage,
         UserRow,
     },
-    form::{Csrf, Form},
+    csrf::{Csrf, Form},
     problem_page,
     view::{Chrome, Notice},
 };

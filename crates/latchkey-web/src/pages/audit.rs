@@ -8,7 +8,7 @@ use super::{
     PageAdmin, PageQuery,
     admin::chrome,
     admin_views::{AuditFilters, AuditPage, AuditRow},
-    form::Csrf,
+    csrf::Csrf,
 };
 use crate::{redirect::encode, state::AppState};
 

@@ -10,7 +10,7 @@ use super::{
     PageAdmin, PagePath,
     admin::{Extra, admin_page},
     admin_views::UserFilters,
-    form::{Csrf, Form},
+    csrf::{Csrf, Form},
     problem_page,
     view::{Notice, see_other},
 };

@@ -15,8 +15,8 @@ use serde::Deserialize;
 
 use super::{
     PageEnv, PageQuery, PageUser,
+    csrf::{Csrf, Form},
     enrol::{CodesPage, SetupPage, factor_of, label_or_default},
-    form::{Csrf, Form},
     view::{self, Chrome, Notice, see_other},
 };
 use crate::{

@@ -11,9 +11,9 @@ pub mod account;
 pub mod admin;
 pub mod admin_views;
 pub mod audit;
+pub mod csrf;
 pub mod enrol;
 pub mod environments;
-pub mod form;
 pub mod login;
 pub mod view;
 
