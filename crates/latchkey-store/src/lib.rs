@@ -1,10 +1,13 @@
-//! Latchkey's storage: the implementations of `latchkey_service::store::Store` — `SqliteStore`
+//! Latchkey's storage: the units of work, written once over a small executor (`sql/`), and
+//! the implementations of `latchkey_service::store::Store` that run them — `SqliteStore`
 //! (`sqlite/`), `PgStore` (`postgres/`), and `AnyStore`, the one a database URL selects — with
 //! their migrations and the row readers they share (`rows.rs`).
 //!
 //! The only crate that knows SQL. Each write method runs as one transaction; unique-constraint
-//! violations become `StoreError::Conflict`; driver errors become `StoreError::Unavailable`
-//! with the cause kept for the log. Nothing here ever sees a secret in clear: tokens arrive as
+//! violations become `StoreError::Conflict`; a deadlock or serialization failure
+//! `StoreError::Contended` and a broken connection `StoreError::Disconnected` (run again where
+//! safe: `retry.rs`); other driver errors `StoreError::Unavailable`, with the cause kept for
+//! the log. Nothing here ever sees a secret in clear: tokens arrive as
 //! hashes and TOTP secrets sealed.
 
 #[macro_use]

@@ -22,7 +22,7 @@ use crate::{
     state::{AppState, WebConfig},
 };
 
-pub use crate::extract::BODY_LIMIT;
+use crate::extract::BODY_LIMIT;
 
 /// The label of the sealing-key subkey that form tokens are derived with.
 const CSRF_KEY_LABEL: &str = "latchkey/csrf/v1";

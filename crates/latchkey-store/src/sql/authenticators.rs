@@ -2,7 +2,7 @@
 
 use latchkey_service::store::{AuthenticatorRecord, NewAuthenticator, StoreResult};
 
-use super::{Db, Sql, rows};
+use super::{Db, Sql, exists, rows};
 use crate::corrupt;
 
 fn step_value(step: u64) -> StoreResult<i64> {
@@ -45,6 +45,14 @@ pub(crate) async fn list<D: Db>(
     user_id: &str,
 ) -> StoreResult<Vec<AuthenticatorRecord>> {
     db.all(&LIST, &[user_id.into()], rows::authenticator).await
+}
+
+static HAS_CONFIRMED: Sql =
+    Sql::new("SELECT 1 FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL");
+
+/// Whether the user has a confirmed authenticator.
+pub(crate) async fn has_confirmed<D: Db>(db: &mut D, user_id: &str) -> StoreResult<bool> {
+    exists(db, &HAS_CONFIRMED, &[user_id.into()]).await
 }
 
 static ADVANCE: Sql = Sql::new(

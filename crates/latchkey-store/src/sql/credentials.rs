@@ -70,6 +70,12 @@ static INSERT_RECOVERY_CODE: Sql = Sql::new(
     "INSERT INTO recovery_codes (id, user_id, code_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
 );
 
+/// Void every recovery code of the user.
+pub(crate) async fn void_recovery_codes<D: Db>(db: &mut D, user_id: &str) -> StoreResult<()> {
+    db.exec(&VOID_RECOVERY_CODES, &[user_id.into()]).await?;
+    Ok(())
+}
+
 /// Replace the user's recovery codes: the old ones are void.
 pub(crate) async fn replace_recovery_codes<D: Db>(
     db: &mut D,
@@ -77,7 +83,7 @@ pub(crate) async fn replace_recovery_codes<D: Db>(
     codes: &[NewRecoveryCode],
     now: i64,
 ) -> StoreResult<()> {
-    db.exec(&VOID_RECOVERY_CODES, &[user_id.into()]).await?;
+    void_recovery_codes(db, user_id).await?;
     for c in codes {
         db.exec(
             &INSERT_RECOVERY_CODE,
@@ -183,7 +189,7 @@ pub(crate) async fn remove<D: Db>(
         .one(&CONFIRMED_LEFT, &[user_id.into()], |row| get(row, "n"))
         .await?;
     if left == Some(0) {
-        db.exec(&VOID_RECOVERY_CODES, &[user_id.into()]).await?;
+        void_recovery_codes(db, user_id).await?;
     }
     Ok(())
 }

@@ -71,11 +71,16 @@ pub(crate) async fn update<D: Db>(
     if db.exec(&UPDATE, &args).await? == 1 {
         return Ok(());
     }
-    Err(if exists(db, &EXISTS, &[env.slug.as_str().into()]).await? {
+    Err(if exists_slug(db, &env.slug).await? {
         StoreError::Conflict("environment changed concurrently")
     } else {
         StoreError::NotFound
     })
+}
+
+/// Whether an environment of this slug exists.
+pub(crate) async fn exists_slug<D: Db>(db: &mut D, slug: &EnvSlug) -> StoreResult<bool> {
+    exists(db, &EXISTS, &[slug.as_str().into()]).await
 }
 
 static GET: Sql = Sql::new(

@@ -246,9 +246,6 @@ static USE_SETUP_LINK: Sql = Sql::new(
 
 static REHASH: Sql = Sql::new("UPDATE users SET password_hash = ?2 WHERE id = ?1");
 
-static HAS_AUTHENTICATOR: Sql =
-    Sql::new("SELECT 1 FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL");
-
 static SIGNED_IN: Sql = Sql::new(
     "UPDATE users SET last_login_at = ?2, \
      state = CASE WHEN state = 'invited' THEN 'active' ELSE state END WHERE id = ?1",
@@ -286,7 +283,7 @@ pub(crate) async fn write<D: Db>(db: &mut D, w: &LoginWrite) -> StoreResult<()> 
     if let Some(a) = &w.new_authenticator {
         // A first authenticator set up inside a login: only while the user still has none
         // (another login or the account page may have enrolled one meanwhile).
-        if exists(db, &HAS_AUTHENTICATOR, &[user]).await? {
+        if authenticators::has_confirmed(db, &w.user_id).await? {
             return Err(StoreError::Conflict(conflict::LOGIN));
         }
         authenticators::insert(db, a).await?;

@@ -6,7 +6,10 @@ use latchkey_service::{
     store::{EnforceCounts, EnvStats, NewSetupToken, StoreResult, UserUpdate},
 };
 
-use super::{Db, Queue, Row, Sql, Value, audit, exists, get, logins, sessions, users};
+use super::{
+    Db, Queue, Row, Sql, Value, audit, authenticators, credentials, exists, get, logins, sessions,
+    users,
+};
 
 static USER_IN_ENV: Sql = Sql::new("SELECT 1 FROM users WHERE env = ?1 AND id = ?2");
 
@@ -71,13 +74,8 @@ pub(crate) async fn reset_password<D: Db>(
 static REMOVE_CONFIRMED: Sql =
     Sql::new("DELETE FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL");
 
-/// What an MFA reset removes besides the confirmed authenticators: pending ones, recovery
-/// codes, the second-factor failure count.
-static MFA_LEFTOVERS: [Sql; 3] = [
-    Sql::new("DELETE FROM authenticators WHERE user_id = ?1"),
-    Sql::new("DELETE FROM recovery_codes WHERE user_id = ?1"),
-    Sql::new("DELETE FROM failure_counters WHERE kind = 'second_factor' AND subject = ?1"),
-];
+/// The pending authenticators an MFA reset removes after the confirmed ones.
+static REMOVE_PENDING: Sql = Sql::new("DELETE FROM authenticators WHERE user_id = ?1");
 
 /// An admin resets a lost device (SPEC §4.3): every second factor goes and the user is signed
 /// out. Returns `(sessions ended, authenticators removed)`.
@@ -89,9 +87,9 @@ pub(crate) async fn reset_mfa<D: Db>(
 ) -> StoreResult<(u64, u64)> {
     lock_user_in(db, env, user_id).await?;
     let removed = db.exec(&REMOVE_CONFIRMED, &[user_id.into()]).await?;
-    for sql in &MFA_LEFTOVERS {
-        db.exec(sql, &[user_id.into()]).await?;
-    }
+    db.exec(&REMOVE_PENDING, &[user_id.into()]).await?;
+    credentials::void_recovery_codes(db, user_id).await?;
+    credentials::reset_second_factor(db, user_id).await?;
     let ended = end_everything(db, user_id).await?;
     audit::insert(db, record).await?;
     Ok((ended, removed))
@@ -247,11 +245,6 @@ static UPDATE_USER: Sql = Sql::new(
      updated_at = ?7 WHERE env = ?1 AND id = ?2",
 );
 
-static VOID_SETUP_TOKENS: Sql = Sql::new("DELETE FROM setup_tokens WHERE user_id = ?1");
-
-static HAS_AUTHENTICATOR: Sql =
-    Sql::new("SELECT 1 FROM authenticators WHERE user_id = ?1 AND confirmed_at IS NOT NULL");
-
 /// An admin changes a user (SPEC §4): name, role, disabled, `mfa_enforced`, with what each
 /// change brings. `None` when the user is not in `env`; else the user as now, and the sessions
 /// ended.
@@ -289,13 +282,13 @@ pub(crate) async fn update_user<D: Db>(
     if u.disabled == Some(true) {
         ended = end_everything(db, id).await?;
         // A disabled user's links must not work again when they are enabled.
-        db.exec(&VOID_SETUP_TOKENS, &[id.into()]).await?;
+        users::void_setup_tokens(db, id).await?;
     }
     if loses_admin {
         revoke_tokens_of(db, id, now).await?;
     }
     // Marked like *enforce MFA* does for one user: without an authenticator, signed out.
-    if u.mfa_enforced == Some(true) && !exists(db, &HAS_AUTHENTICATOR, &[id.into()]).await? {
+    if u.mfa_enforced == Some(true) && !authenticators::has_confirmed(db, id).await? {
         ended += end_everything(db, id).await?;
     }
     for r in records {

@@ -6,7 +6,7 @@ use latchkey_service::{
     store::{KeyCheck, NewSetupToken, NewUser, StoreResult},
 };
 
-use super::{Db, Queue, Sql, audit, environments, exists, get, users};
+use super::{Db, Queue, Sql, audit, environments, get, users};
 
 static CLAIM_FINGERPRINT: Sql = Sql::new(
     "INSERT INTO meta (key, value) VALUES ('key_fingerprint', ?1) ON CONFLICT (key) DO NOTHING",
@@ -30,8 +30,6 @@ pub(crate) async fn key_fingerprint<D: Db>(db: &mut D) -> StoreResult<Option<Str
     db.one(&FINGERPRINT, &[], |row| get(row, "value")).await
 }
 
-static ENVIRONMENT_EXISTS: Sql = Sql::new("SELECT 1 FROM environments WHERE slug = ?1");
-
 /// The first start: `system` and its first operator with a setup link, unless `system` exists
 /// (then nothing; `false`). Nodes starting together on an empty database queue up: one creates
 /// it, the others then find it.
@@ -43,7 +41,7 @@ pub(crate) async fn bootstrap<D: Db>(
     records: &[AuditRecord],
 ) -> StoreResult<bool> {
     db.serialize(Queue::Bootstrap).await?;
-    if exists(db, &ENVIRONMENT_EXISTS, &[system.slug.as_str().into()]).await? {
+    if environments::exists_slug(db, &system.slug).await? {
         return Ok(false);
     }
     environments::insert(db, system).await?;

@@ -53,10 +53,15 @@ static INSERT_SETUP_TOKEN: Sql = Sql::new(
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 );
 
+/// Void every setup link of the user.
+pub(crate) async fn void_setup_tokens<D: Db>(db: &mut D, user_id: &str) -> StoreResult<()> {
+    db.exec(&VOID_SETUP_TOKENS, &[user_id.into()]).await?;
+    Ok(())
+}
+
 /// Store a setup link's hash, voiding the user's older unused links (SPEC §4.2).
 pub(crate) async fn insert_setup_token<D: Db>(db: &mut D, t: &NewSetupToken) -> StoreResult<()> {
-    db.exec(&VOID_SETUP_TOKENS, &[t.user_id.as_str().into()])
-        .await?;
+    void_setup_tokens(db, &t.user_id).await?;
     db.exec(
         &INSERT_SETUP_TOKEN,
         &[

@@ -29,12 +29,7 @@ pub(super) fn attempt(tx: &Connection, a: StepAttempt) -> StoreResult<End<StepOu
         judge,
         failure_audit,
     } = a;
-    let claim = run_now(sql::throttle::claim(
-        &mut Lite(tx),
-        &facts.key,
-        &facts.settings,
-        facts.now,
-    ))?;
+    let claim = claim_attempt(tx, &facts)?;
     if let Claim::Refused { retry_after } = claim {
         return Ok(End::Commit(StepOutcome::Refused { retry_after }));
     }
@@ -52,6 +47,16 @@ pub(super) fn attempt(tx: &Connection, a: StepAttempt) -> StoreResult<End<StepOu
         Err(reason) => reason,
     };
     failed(tx, &facts, claim, &failure_audit, reason, None).map(End::Commit)
+}
+
+/// Claim the attempt on its counter.
+fn claim_attempt(tx: &Connection, facts: &AttemptFacts) -> StoreResult<Claim> {
+    run_now(sql::throttle::claim(
+        &mut Lite(tx),
+        &facts.key,
+        &facts.settings,
+        facts.now,
+    ))
 }
 
 /// Record the attempt claimed under `claim` as failed for `reason`.
@@ -93,12 +98,7 @@ pub(super) fn settle_after_rollback(tx: &Connection, redo: Redo) -> StoreResult<
         failure_audit,
         error,
     } = redo;
-    let claim = run_now(sql::throttle::claim(
-        &mut Lite(tx),
-        &facts.key,
-        &facts.settings,
-        facts.now,
-    ))?;
+    let claim = claim_attempt(tx, &facts)?;
     if let Claim::Refused { retry_after } = claim {
         return Ok(StepOutcome::Refused { retry_after });
     }
