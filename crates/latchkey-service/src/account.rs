@@ -294,13 +294,13 @@ impl<S: Store> Service<S> {
         let confirmed = self
             .store
             .confirm_authenticator(&Confirmation {
-                user_id: &user.id,
-                authenticator_id: id,
-                label: &label,
+                user_id: user.id.clone(),
+                authenticator_id: id.to_owned(),
+                label: label.clone(),
                 step,
-                recovery_codes: minted.as_ref().map(|(_, stored)| stored.as_slice()),
+                recovery_codes: minted.as_ref().map(|(_, stored)| stored.clone()),
                 now: self.now(),
-                audit: &audit,
+                audit: Vec::from(audit),
             })
             .await;
         self.settle(env, user, caller, (&key, claim), confirmed)

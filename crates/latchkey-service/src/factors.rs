@@ -255,7 +255,7 @@ impl<S: Store> Service<S> {
         let audit = self.failure_audit(env, key, target, caller)(reason, failure.locks());
         let outcome = self
             .store
-            .record_failure(&failure.with_audit(&audit))
+            .record_failure(&failure.with_audit(audit))
             .await?;
         if outcome.locked_until.is_some() {
             self.locked(env, key);

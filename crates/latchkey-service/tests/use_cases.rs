@@ -15,7 +15,7 @@ use latchkey_service::{
     HashPool, Service, ServiceConfig, ServiceError, TestClock,
     authz::Operator,
     environments::EnvironmentPatch,
-    store::{AdminStore, AuditQuery},
+    store::{AuditQuery, AuditStore},
     users::UserFilter,
 };
 use latchkey_store::SqliteStore;

@@ -1,7 +1,7 @@
 //! Latchkey's storage: the units of work, written once over a small executor (`sql/`), and
 //! the implementations of `latchkey_service::store::Store` that run them — `SqliteStore`
 //! (`sqlite/`), `PgStore` (`postgres/`), and `AnyStore`, the one a database URL selects — with
-//! their migrations and the row readers they share (`rows.rs`).
+//! their migrations.
 //!
 //! The only crate that knows SQL. Each write method runs as one transaction; unique-constraint
 //! violations become `StoreError::Conflict`; a deadlock or serialization failure
@@ -10,18 +10,16 @@
 //! the log. Nothing here ever sees a secret in clear: tokens arrive as
 //! hashes and TOTP secrets sealed.
 
-#[macro_use]
-mod rows;
-
-pub mod any;
+mod any_store;
 pub mod postgres;
 mod retry;
 mod sql;
 pub mod sqlite;
+mod stores;
 
 use latchkey_service::StoreError;
 
-pub use any::AnyStore;
+pub use any_store::AnyStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -5,7 +5,7 @@
 
 mod suite;
 
-use latchkey_service::store::{AdminStore, UserQuery};
+use latchkey_service::store::{CredentialStore, DatabaseStore, UserQuery, UserStore};
 use latchkey_store::SqliteStore;
 use sqlx::Connection;
 use tempfile::TempDir;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use latchkey_service::{Service, SystemClock, store::AdminStore};
+use latchkey_service::{Service, SystemClock, store::DatabaseStore};
 use latchkey_store::{AnyStore, SqliteStore};
 
 use crate::{

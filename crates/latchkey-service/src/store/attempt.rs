@@ -4,13 +4,15 @@
 //! L2), judge the code, then settle the attempt — the step's write and the counter's reset if
 //! the code is right, a recorded failure otherwise (or if the write loses a race: T4, T5). A
 //! backend that can run the judge inside its transaction does all three in one, with one
-//! commit; the default composes [`AuthStore::claim_attempt`], [`AuthStore::write_login`] and
-//! [`AuthStore::record_failure`], as the steps did before. Either way the judge runs only
+//! commit; the default composes [`LoginStore::claim_attempt`], [`LoginStore::write_login`] and
+//! [`LoginStore::record_failure`], as the steps did before. Either way the judge runs only
 //! after the claim allowed the attempt, and never when it was refused.
 
 use latchkey_core::model::LockoutSettings;
 
-use super::{AuthStore, Claim, CounterKey, Failure, LoginWrite, StoreError, StoreResult, conflict};
+use super::{
+    Claim, CounterKey, Failure, LoginStore, LoginWrite, StoreError, StoreResult, conflict,
+};
 use crate::audit::AuditRecord;
 
 /// What a judge decides: the step's write (the factor is right), or why the factor is wrong
@@ -47,7 +49,7 @@ pub struct AttemptFacts {
 
 impl AttemptFacts {
     /// The failure of this attempt, claimed under `claim` (its audit records still to add).
-    pub fn failure(&self, claim: Claim) -> Failure<'_> {
+    pub fn failure(&self, claim: Claim) -> Failure {
         Failure::new(
             &self.key,
             claim,
@@ -99,8 +101,8 @@ pub fn conflict_reason(conflict: &str) -> &'static str {
     }
 }
 
-/// [`AuthStore::attempt_step`] from the store's other methods: claim, judge, then one write.
-pub async fn composed<S: AuthStore>(store: &S, attempt: StepAttempt) -> StoreResult<StepOutcome> {
+/// [`LoginStore::attempt_step`] from the store's other methods: claim, judge, then one write.
+pub async fn composed<S: LoginStore>(store: &S, attempt: StepAttempt) -> StoreResult<StepOutcome> {
     let StepAttempt {
         facts,
         judge,
@@ -122,7 +124,7 @@ pub async fn composed<S: AuthStore>(store: &S, attempt: StepAttempt) -> StoreRes
     };
     let failure = facts.failure(claim);
     let audit = failure_audit(reason, failure.locks());
-    let outcome = store.record_failure(&failure.with_audit(&audit)).await?;
+    let outcome = store.record_failure(&failure.with_audit(audit)).await?;
     Ok(StepOutcome::Failed {
         reason,
         conflict,

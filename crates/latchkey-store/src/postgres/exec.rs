@@ -2,7 +2,7 @@
 
 use latchkey_service::store::StoreResult;
 use sqlx::{
-    PgConnection, Postgres,
+    PgConnection, Postgres, Row as _,
     postgres::{PgArguments, PgRow},
     query::Query,
 };
@@ -13,7 +13,7 @@ use crate::{
 };
 
 /// A PostgreSQL connection (a transaction derefs to one) as a [`Db`].
-pub(super) struct Pg<'c>(pub &'c mut PgConnection);
+pub(crate) struct Pg<'c>(pub &'c mut PgConnection);
 
 fn bind<'q>(sql: &'static Sql, args: &[Value<'q>]) -> Query<'q, Postgres, PgArguments> {
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.postgres()));
@@ -30,7 +30,6 @@ fn bind<'q>(sql: &'static Sql, args: &[Value<'q>]) -> Query<'q, Postgres, PgArgu
 
 impl Row for PgRow {
     fn int(&self, column: &str) -> StoreResult<Option<i64>> {
-        use sqlx::Row as _;
         // BIGINT columns, and the INTEGER of a literal or an aggregate.
         match self.try_get::<Option<i64>, _>(column) {
             Ok(v) => Ok(v),
@@ -43,17 +42,14 @@ impl Row for PgRow {
     }
 
     fn text(&self, column: &str) -> StoreResult<Option<String>> {
-        use sqlx::Row as _;
         self.try_get(column).map_err(map_err)
     }
 
     fn blob(&self, column: &str) -> StoreResult<Option<Vec<u8>>> {
-        use sqlx::Row as _;
         self.try_get(column).map_err(map_err)
     }
 
     fn boolean(&self, column: &str) -> StoreResult<Option<bool>> {
-        use sqlx::Row as _;
         self.try_get(column).map_err(map_err)
     }
 }

@@ -13,8 +13,7 @@ static TOUCH_SESSION: Sql =
 
 /// A session was used (for the idle timeout): its last use moves forward, never back.
 pub(crate) async fn touch_session<D: Db>(db: &mut D, id: &str, now: i64) -> StoreResult<()> {
-    db.exec(&TOUCH_SESSION, &[id.into(), now.into()]).await?;
-    Ok(())
+    db.run(&TOUCH_SESSION, &[id.into(), now.into()]).await
 }
 
 static END_SESSION: Sql = Sql::new("DELETE FROM sessions WHERE id = ?1 AND user_id = ?2");
@@ -52,15 +51,9 @@ pub(crate) async fn change_password<D: Db>(
     record: &AuditRecord,
 ) -> StoreResult<u64> {
     db.lock_user(user_id).await?;
-    let changed = db
-        .exec(
-            &SET_PASSWORD,
-            &[user_id.into(), hash.into(), now.into(), false.into()],
-        )
+    let args = [user_id.into(), hash.into(), now.into(), false.into()];
+    db.exec_one(&SET_PASSWORD, &args, StoreError::NotFound)
         .await?;
-    if changed != 1 {
-        return Err(StoreError::NotFound);
-    }
     let ended = sessions::end_all(db, user_id, keep_session).await?;
     logins::end_all(db, user_id).await?;
     audit::insert(db, record).await?;
@@ -69,16 +62,13 @@ pub(crate) async fn change_password<D: Db>(
 
 /// A new authenticator is confirmed by a code from it (its step burnt); the first one brings
 /// recovery codes.
-pub(crate) async fn confirm_authenticator<D: Db>(
-    db: &mut D,
-    c: &Confirmation<'_>,
-) -> StoreResult<()> {
-    db.lock_user(c.user_id).await?;
-    credentials::confirm(db, c.user_id, c.authenticator_id, c.label, c.step, c.now).await?;
-    if let Some(codes) = c.recovery_codes {
-        credentials::replace_recovery_codes(db, c.user_id, codes, c.now).await?;
+pub(crate) async fn confirm_authenticator<D: Db>(db: &mut D, c: &Confirmation) -> StoreResult<()> {
+    db.lock_user(&c.user_id).await?;
+    credentials::confirm(db, &c.user_id, &c.authenticator_id, &c.label, c.step, c.now).await?;
+    if let Some(codes) = &c.recovery_codes {
+        credentials::replace_recovery_codes(db, &c.user_id, codes, c.now).await?;
     }
-    for record in c.audit {
+    for record in &c.audit {
         audit::insert(db, record).await?;
     }
     Ok(())

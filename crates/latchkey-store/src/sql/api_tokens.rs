@@ -1,6 +1,6 @@
 //! API tokens (SPEC §5.3): only their hashes are stored.
 
-use latchkey_core::model::EnvSlug;
+use latchkey_core::{model::EnvSlug, token::TokenHash};
 use latchkey_service::{
     AuditRecord,
     store::{ApiTokenRecord, NewApiToken, StoreResult},
@@ -109,20 +109,22 @@ static BY_HASH: Sql = Sql::new(select_tokens!(
 /// A live token by its hash, and whether its use should be recorded now.
 pub(crate) async fn find<D: Db>(
     db: &mut D,
-    hash: &str,
+    hash: &TokenHash,
     now: i64,
 ) -> StoreResult<Option<(ApiTokenRecord, bool)>> {
-    Ok(db.one(&BY_HASH, &[hash.into()], token).await?.map(|t| {
-        let stale = t
-            .last_used_at
-            .is_none_or(|used| now - used >= USE_RESOLUTION);
-        (t, stale)
-    }))
+    Ok(db
+        .one(&BY_HASH, &[hash.as_str().into()], token)
+        .await?
+        .map(|t| {
+            let stale = t
+                .last_used_at
+                .is_none_or(|used| now - used >= USE_RESOLUTION);
+            (t, stale)
+        }))
 }
 
 static MARK_USED: Sql = Sql::new("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1");
 
 pub(crate) async fn mark_used<D: Db>(db: &mut D, id: &str, now: i64) -> StoreResult<()> {
-    db.exec(&MARK_USED, &[id.into(), now.into()]).await?;
-    Ok(())
+    db.run(&MARK_USED, &[id.into(), now.into()]).await
 }

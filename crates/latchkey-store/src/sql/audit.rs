@@ -15,7 +15,7 @@ static INSERT: Sql = Sql::new(
 );
 
 pub(crate) async fn insert<D: Db>(db: &mut D, r: &AuditRecord) -> StoreResult<()> {
-    db.exec(
+    db.run(
         &INSERT,
         &[
             r.id.as_str().into(),
@@ -30,8 +30,7 @@ pub(crate) async fn insert<D: Db>(db: &mut D, r: &AuditRecord) -> StoreResult<()
             r.detail.as_deref().into(),
         ],
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 static LIST: Sql = Sql::new(

@@ -16,7 +16,7 @@ static INSERT: Sql = Sql::new(
 
 pub(crate) async fn insert<D: Db>(db: &mut D, a: &NewAuthenticator) -> StoreResult<()> {
     let last_step = a.last_step.map(step_value).transpose()?;
-    db.exec(
+    db.run(
         &INSERT,
         &[
             a.id.as_str().into(),
@@ -31,8 +31,7 @@ pub(crate) async fn insert<D: Db>(db: &mut D, a: &NewAuthenticator) -> StoreResu
             last_step.into(),
         ],
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 static LIST: Sql = Sql::new(

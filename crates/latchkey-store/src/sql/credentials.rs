@@ -1,6 +1,7 @@
 //! A user's second factors: consuming a fresh proof, recovery codes, confirming and removing
 //! authenticators.
 
+use latchkey_core::token::TokenHash;
 use latchkey_service::{
     StoreError,
     store::{NewRecoveryCode, Proof, StoreResult, conflict},
@@ -40,15 +41,9 @@ pub(crate) async fn consume_proof<D: Db>(
             }
         }
         Proof::RecoveryCode { hash } => {
-            let used = db
-                .exec(
-                    &USE_RECOVERY_CODE,
-                    &[user_id.into(), hash.as_str().into(), now.into()],
-                )
-                .await?;
-            if used != 1 {
-                return Err(StoreError::Conflict(conflict::RECOVERY_CODE));
-            }
+            let args = [user_id.into(), hash.as_str().into(), now.into()];
+            let used = StoreError::Conflict(conflict::RECOVERY_CODE);
+            db.exec_one(&USE_RECOVERY_CODE, &args, used).await?;
         }
     }
     // The factor was right: the user's second-factor count starts again.
@@ -60,8 +55,7 @@ static RESET_SECOND_FACTOR: Sql =
 
 /// The user's second-factor failures start again (user ids are unique across environments).
 pub(crate) async fn reset_second_factor<D: Db>(db: &mut D, user_id: &str) -> StoreResult<()> {
-    db.exec(&RESET_SECOND_FACTOR, &[user_id.into()]).await?;
-    Ok(())
+    db.run(&RESET_SECOND_FACTOR, &[user_id.into()]).await
 }
 
 static VOID_RECOVERY_CODES: Sql = Sql::new("DELETE FROM recovery_codes WHERE user_id = ?1");
@@ -72,8 +66,7 @@ static INSERT_RECOVERY_CODE: Sql = Sql::new(
 
 /// Void every recovery code of the user.
 pub(crate) async fn void_recovery_codes<D: Db>(db: &mut D, user_id: &str) -> StoreResult<()> {
-    db.exec(&VOID_RECOVERY_CODES, &[user_id.into()]).await?;
-    Ok(())
+    db.run(&VOID_RECOVERY_CODES, &[user_id.into()]).await
 }
 
 /// Replace the user's recovery codes: the old ones are void.
@@ -114,8 +107,12 @@ static HAS_CODE: Sql = Sql::new(
     "SELECT 1 FROM recovery_codes WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NULL",
 );
 
-pub(crate) async fn has_code<D: Db>(db: &mut D, user_id: &str, hash: &str) -> StoreResult<bool> {
-    exists(db, &HAS_CODE, &[user_id.into(), hash.into()]).await
+pub(crate) async fn has_code<D: Db>(
+    db: &mut D,
+    user_id: &str,
+    hash: &TokenHash,
+) -> StoreResult<bool> {
+    exists(db, &HAS_CODE, &[user_id.into(), hash.as_str().into()]).await
 }
 
 static CONFIRM: Sql = Sql::new(
@@ -133,21 +130,14 @@ pub(crate) async fn confirm<D: Db>(
     now: i64,
 ) -> StoreResult<()> {
     let step = i64::try_from(step).map_err(|_| corrupt("time step", step))?;
-    let changed = db
-        .exec(
-            &CONFIRM,
-            &[
-                id.into(),
-                user_id.into(),
-                now.into(),
-                label.into(),
-                step.into(),
-            ],
-        )
-        .await?;
-    if changed != 1 {
-        return Err(StoreError::NotFound);
-    }
+    let args = [
+        id.into(),
+        user_id.into(),
+        now.into(),
+        label.into(),
+        step.into(),
+    ];
+    db.exec_one(&CONFIRM, &args, StoreError::NotFound).await?;
     reset_second_factor(db, user_id).await
 }
 

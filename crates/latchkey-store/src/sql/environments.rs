@@ -39,8 +39,7 @@ pub(crate) async fn insert<D: Db>(db: &mut D, env: &Environment) -> StoreResult<
     let mut args: Vec<Value<'_>> = vec![env.slug.as_str().into()];
     args.extend(settings(env));
     args.extend([Value::from(env.created_at), Value::from(env.updated_at)]);
-    db.exec(&INSERT, &args).await?;
-    Ok(())
+    db.run(&INSERT, &args).await
 }
 
 static UPDATE: Sql = Sql::new(
@@ -83,22 +82,22 @@ pub(crate) async fn exists_slug<D: Db>(db: &mut D, slug: &EnvSlug) -> StoreResul
     exists(db, &EXISTS, &[slug.as_str().into()]).await
 }
 
-static GET: Sql = Sql::new(
-    "SELECT slug, name, mfa_policy, session_max_age, session_idle_timeout, totp_window, \
-     lockout_threshold, lockout_base_seconds, lockout_max_seconds, ip_failures_per_minute, \
-     issuer, created_at, updated_at FROM environments WHERE slug = ?1",
-);
+static GET: Sql = Sql::new(concat!(
+    "SELECT ",
+    env_columns!(),
+    " FROM environments e WHERE e.slug = ?1"
+));
 
 pub(crate) async fn get<D: Db>(db: &mut D, slug: &EnvSlug) -> StoreResult<Option<Environment>> {
     db.one(&GET, &[slug.as_str().into()], rows::environment)
         .await
 }
 
-static LIST: Sql = Sql::new(
-    "SELECT slug, name, mfa_policy, session_max_age, session_idle_timeout, totp_window, \
-     lockout_threshold, lockout_base_seconds, lockout_max_seconds, ip_failures_per_minute, \
-     issuer, created_at, updated_at FROM environments ORDER BY slug",
-);
+static LIST: Sql = Sql::new(concat!(
+    "SELECT ",
+    env_columns!(),
+    " FROM environments e ORDER BY e.slug"
+));
 
 pub(crate) async fn list<D: Db>(db: &mut D) -> StoreResult<Vec<Environment>> {
     db.all(&LIST, &[], rows::environment).await

@@ -2,7 +2,7 @@
 //! (`write`). A code step's claim-judge-settle attempt is each backend's (SQLite runs it as one
 //! writer job; PostgreSQL composes it from the store's units).
 
-use latchkey_core::{login::Step, model::EnvSlug};
+use latchkey_core::{login::Step, model::EnvSlug, token::TokenHash};
 use latchkey_service::{
     StoreError,
     store::{
@@ -25,8 +25,7 @@ pub(crate) static EXPIRE_ALL: Sql = Sql::new(concat!(
 /// Expire every pending login transaction of a user now (a lockout): the rows stay so a
 /// step on one of them can still be told apart from an unknown token.
 pub(crate) async fn expire_all<D: Db>(db: &mut D, user_id: &str, now: i64) -> StoreResult<()> {
-    db.exec(&EXPIRE_ALL, &[user_id.into(), now.into()]).await?;
-    Ok(())
+    db.run(&EXPIRE_ALL, &[user_id.into(), now.into()]).await
 }
 
 pub(crate) static END_ALL: Sql = Sql::new(concat!(
@@ -67,14 +66,19 @@ static TXN: Sql = Sql::new(concat!(
      t.setup_token_id, t.expires_at AS t_expires_at, u.password_change_required, ",
     user_columns!(),
     ", ",
-    env_joined_columns!(),
+    env_columns!(),
     " FROM login_transactions t JOIN users u ON u.id = t.user_id \
      JOIN environments e ON e.slug = u.env WHERE t.token_hash = ?1"
 ));
 
-/// A login transaction by its token's hash, expired or not, with its user and environment.
-pub(crate) async fn txn<D: Db>(db: &mut D, token_hash: &str) -> StoreResult<Option<LoginTxnView>> {
-    db.one(&TXN, &[token_hash.into()], |row| {
+/// A login transaction by its token's hash, expired or not (whatever `_now` is: the caller
+/// tells a lockout from an expiry), with its user and environment.
+pub(crate) async fn txn<D: Db>(
+    db: &mut D,
+    token_hash: &TokenHash,
+    _now: i64,
+) -> StoreResult<Option<LoginTxnView>> {
+    db.one(&TXN, &[token_hash.as_str().into()], |row| {
         let state: String = get(row, "t_state")?;
         Ok(LoginTxnView {
             id: get(row, "t_id")?,
@@ -85,7 +89,7 @@ pub(crate) async fn txn<D: Db>(db: &mut D, token_hash: &str) -> StoreResult<Opti
             expires_at: get(row, "t_expires_at")?,
             password_change_required: get(row, "password_change_required")?,
             user: rows::user(row)?,
-            environment: rows::environment_joined(row)?,
+            environment: rows::environment(row)?,
         })
     })
     .await
@@ -104,15 +108,13 @@ pub(crate) async fn set_pending_secret<D: Db>(
     sealed: &[u8],
     now: i64,
 ) -> StoreResult<()> {
-    if db
-        .exec(&SET_PENDING_SECRET, &[id.into(), sealed.into(), now.into()])
-        .await?
-        == 1
-    {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict(conflict::LOGIN))
-    }
+    let args = [id.into(), sealed.into(), now.into()];
+    db.exec_one(
+        &SET_PENDING_SECRET,
+        &args,
+        StoreError::Conflict(conflict::LOGIN),
+    )
+    .await
 }
 
 static INSERT: Sql = Sql::new(
@@ -121,7 +123,7 @@ static INSERT: Sql = Sql::new(
 );
 
 async fn insert<D: Db>(db: &mut D, t: &NewLoginTxn) -> StoreResult<()> {
-    db.exec(
+    db.run(
         &INSERT,
         &[
             t.id.as_str().into(),
@@ -135,8 +137,7 @@ async fn insert<D: Db>(db: &mut D, t: &NewLoginTxn) -> StoreResult<()> {
             t.expires_at.into(),
         ],
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 static SETUP_TOKEN: Sql = Sql::new(
@@ -148,19 +149,23 @@ static SETUP_TOKEN: Sql = Sql::new(
 /// A live setup link by its token's hash, with whom it is for.
 pub(crate) async fn setup_token<D: Db>(
     db: &mut D,
-    token_hash: &str,
+    token_hash: &TokenHash,
     now: i64,
 ) -> StoreResult<Option<SetupTokenView>> {
-    db.one(&SETUP_TOKEN, &[token_hash.into(), now.into()], |row| {
-        let env: String = get(row, "env")?;
-        Ok(SetupTokenView {
-            id: get(row, "id")?,
-            user_id: get(row, "user_id")?,
-            env: EnvSlug::parse(&env).map_err(|_| corrupt("env", &env))?,
-            expires_at: get(row, "expires_at")?,
-            email_normalized: get(row, "email_norm")?,
-        })
-    })
+    db.one(
+        &SETUP_TOKEN,
+        &[token_hash.as_str().into(), now.into()],
+        |row| {
+            let env: String = get(row, "env")?;
+            Ok(SetupTokenView {
+                id: get(row, "id")?,
+                user_id: get(row, "user_id")?,
+                env: EnvSlug::parse(&env).map_err(|_| corrupt("env", &env))?,
+                expires_at: get(row, "expires_at")?,
+                email_normalized: get(row, "email_norm")?,
+            })
+        },
+    )
     .await
 }
 
@@ -205,32 +210,16 @@ async fn consume_from<D: Db>(db: &mut D, w: &LoginWrite) -> StoreResult<()> {
     let Some((id, state)) = &w.from else {
         return Ok(());
     };
-    let changed = match &w.next {
+    let [id, from, now]: [Value<'_>; 3] = [id.as_str().into(), state.as_str().into(), w.now.into()];
+    let gone = StoreError::Conflict(conflict::LOGIN);
+    match &w.next {
         LoginNext::Advance { state: next, amr } => {
-            db.exec(
-                &ADVANCE,
-                &[
-                    id.as_str().into(),
-                    state.as_str().into(),
-                    next.as_str().into(),
-                    amr.as_str().into(),
-                    w.now.into(),
-                ],
-            )
-            .await?
+            let args = [id, from, next.as_str().into(), amr.as_str().into(), now];
+            db.exec_one(&ADVANCE, &args, gone).await
         }
         LoginNext::Authenticate(_) | LoginNext::Begin(_) => {
-            db.exec(
-                &FINISH,
-                &[id.as_str().into(), state.as_str().into(), w.now.into()],
-            )
-            .await?
+            db.exec_one(&FINISH, &[id, from, now], gone).await
         }
-    };
-    if changed == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict(conflict::LOGIN))
     }
 }
 
@@ -256,22 +245,13 @@ pub(crate) async fn write<D: Db>(db: &mut D, w: &LoginWrite) -> StoreResult<()> 
     consume_from(db, w).await?;
     let user: Value<'_> = w.user_id.as_str().into();
     if let Some(p) = &w.password {
-        let changed = db
-            .exec(
-                &SET_PASSWORD,
-                &[user, p.hash.as_str().into(), w.now.into(), false.into()],
-            )
+        let args = [user, p.hash.as_str().into(), w.now.into(), false.into()];
+        db.exec_one(&SET_PASSWORD, &args, StoreError::Conflict(conflict::LOGIN))
             .await?;
-        if changed != 1 {
-            return Err(StoreError::Conflict(conflict::LOGIN));
-        }
-        if let Some(setup_id) = &p.setup_token_id
-            && db
-                .exec(&USE_SETUP_LINK, &[setup_id.as_str().into(), w.now.into()])
-                .await?
-                != 1
-        {
-            return Err(StoreError::Conflict(conflict::SETUP_LINK));
+        if let Some(setup_id) = &p.setup_token_id {
+            let args = [setup_id.as_str().into(), w.now.into()];
+            let spent = StoreError::Conflict(conflict::SETUP_LINK);
+            db.exec_one(&USE_SETUP_LINK, &args, spent).await?;
         }
     }
     if let Some(hash) = &w.rehash {

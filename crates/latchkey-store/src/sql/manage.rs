@@ -35,9 +35,8 @@ pub(crate) async fn revoke_tokens_of<D: Db>(
     user_id: &str,
     now: i64,
 ) -> StoreResult<()> {
-    db.exec(&REVOKE_TOKENS_OF, &[user_id.into(), now.into()])
-        .await?;
-    Ok(())
+    db.run(&REVOKE_TOKENS_OF, &[user_id.into(), now.into()])
+        .await
 }
 
 /// End a user's sessions and pending logins; returns the sessions ended.

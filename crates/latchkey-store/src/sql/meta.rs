@@ -82,3 +82,10 @@ pub(crate) async fn purge_expired<D: Db>(db: &mut D, now: i64) -> StoreResult<u6
     }
     Ok(gone)
 }
+
+static PING: Sql = Sql::new("SELECT 1");
+
+/// The database answers.
+pub(crate) async fn ping<D: Db>(db: &mut D) -> StoreResult<()> {
+    db.one(&PING, &[], |_| Ok(())).await.map(drop)
+}

@@ -32,8 +32,8 @@ macro_rules! user_columns {
     };
 }
 
-/// The columns `rows::environment_joined` reads, of `environments e` joined into a row.
-macro_rules! env_joined_columns {
+/// The columns `rows::environment` reads, of `environments e` (alone or joined into a row).
+macro_rules! env_columns {
     () => {
         "e.slug AS e_slug, e.name AS e_name, e.mfa_policy AS e_mfa_policy, \
          e.session_max_age AS e_session_max_age, e.session_idle_timeout AS e_session_idle_timeout, \
@@ -136,40 +136,22 @@ pub(crate) enum Value<'a> {
     Bool(Option<bool>),
 }
 
-impl From<i64> for Value<'_> {
-    fn from(v: i64) -> Self {
-        Self::Int(Some(v))
-    }
+/// `Value`s from the Rust types bound to statements.
+macro_rules! values {
+    ($($variant:ident: $($t:ty),*;)*) => {$($(
+        impl<'a> From<$t> for Value<'a> {
+            fn from(v: $t) -> Self {
+                Self::$variant(v.into())
+            }
+        }
+    )*)*};
 }
 
-impl From<Option<i64>> for Value<'_> {
-    fn from(v: Option<i64>) -> Self {
-        Self::Int(v)
-    }
-}
-
-impl<'a> From<&'a str> for Value<'a> {
-    fn from(v: &'a str) -> Self {
-        Self::Text(Some(v))
-    }
-}
-
-impl<'a> From<Option<&'a str>> for Value<'a> {
-    fn from(v: Option<&'a str>) -> Self {
-        Self::Text(v)
-    }
-}
-
-impl<'a> From<&'a [u8]> for Value<'a> {
-    fn from(v: &'a [u8]) -> Self {
-        Self::Blob(Some(v))
-    }
-}
-
-impl From<bool> for Value<'_> {
-    fn from(v: bool) -> Self {
-        Self::Bool(Some(v))
-    }
+values! {
+    Int: i64, Option<i64>;
+    Text: &'a str, Option<&'a str>;
+    Blob: &'a [u8];
+    Bool: bool;
 }
 
 /// A row as both backends give it: columns by name, `None` for `NULL`. A value of another type
@@ -190,41 +172,24 @@ fn present<T>(value: Option<T>, column: &str) -> StoreResult<T> {
     value.ok_or_else(|| StoreError::Corrupt(format!("column {column} is NULL")))
 }
 
-impl Column for i64 {
-    fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
-        present(row.int(column)?, column)
-    }
+/// [`Column`] for a type and its `Option`, read by one of [`Row`]'s methods.
+macro_rules! columns {
+    ($($t:ty: $method:ident),*) => {$(
+        impl Column for $t {
+            fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
+                present(row.$method(column)?, column)
+            }
+        }
+
+        impl Column for Option<$t> {
+            fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
+                row.$method(column)
+            }
+        }
+    )*};
 }
 
-impl Column for Option<i64> {
-    fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
-        row.int(column)
-    }
-}
-
-impl Column for String {
-    fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
-        present(row.text(column)?, column)
-    }
-}
-
-impl Column for Option<String> {
-    fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
-        row.text(column)
-    }
-}
-
-impl Column for Vec<u8> {
-    fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
-        present(row.blob(column)?, column)
-    }
-}
-
-impl Column for bool {
-    fn read(row: &dyn Row, column: &str) -> StoreResult<Self> {
-        present(row.boolean(column)?, column)
-    }
-}
+columns!(i64: int, String: text, Vec<u8>: blob, bool: boolean);
 
 /// One column of a row, by name.
 pub(crate) fn get<T: Column>(row: &dyn Row, column: &str) -> StoreResult<T> {
@@ -239,6 +204,33 @@ pub(crate) trait Db {
         sql: &'static Sql,
         args: &[Value<'_>],
     ) -> impl Future<Output = StoreResult<u64>>;
+
+    /// Run a statement whose count of changed rows does not matter.
+    fn run(
+        &mut self,
+        sql: &'static Sql,
+        args: &[Value<'_>],
+    ) -> impl Future<Output = StoreResult<()>> {
+        let ran = self.exec(sql, args);
+        async move { ran.await.map(drop) }
+    }
+
+    /// Run a statement that must change exactly one row: `otherwise` when it changed none.
+    fn exec_one(
+        &mut self,
+        sql: &'static Sql,
+        args: &[Value<'_>],
+        otherwise: StoreError,
+    ) -> impl Future<Output = StoreResult<()>> {
+        let ran = self.exec(sql, args);
+        async move {
+            if ran.await? == 1 {
+                Ok(())
+            } else {
+                Err(otherwise)
+            }
+        }
+    }
 
     /// The first row of a query, read by `read`.
     fn one<T>(

@@ -10,7 +10,7 @@ static INSERT: Sql = Sql::new(
 );
 
 pub(crate) async fn insert<D: Db>(db: &mut D, s: &NewSession) -> StoreResult<()> {
-    db.exec(
+    db.run(
         &INSERT,
         &[
             s.id.as_str().into(),
@@ -24,8 +24,7 @@ pub(crate) async fn insert<D: Db>(db: &mut D, s: &NewSession) -> StoreResult<()>
             s.user_agent.as_deref().into(),
         ],
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 pub(crate) static LIST: Sql = Sql::new(concat!(
@@ -60,7 +59,7 @@ static BY_TOKEN: Sql = Sql::new(concat!(
      s.created_at AS s_created_at, s.last_seen_at, s.ip, s.user_agent, ",
     user_columns!(),
     ", ",
-    env_joined_columns!(),
+    env_columns!(),
     " FROM sessions s JOIN users u ON u.id = s.user_id \
      JOIN environments e ON e.slug = s.env WHERE s.token_hash = ?1"
 ));
@@ -75,7 +74,7 @@ pub(crate) async fn by_token<D: Db>(
         Ok(SessionView {
             session: rows::session_record(row)?,
             user: rows::user(row)?,
-            environment: rows::environment_joined(row)?,
+            environment: rows::environment(row)?,
         })
     })
     .await

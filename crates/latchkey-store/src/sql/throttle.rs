@@ -125,23 +125,20 @@ pub(crate) async fn locked_until<D: Db>(
 /// Record a failed attempt as the service decided it (`Failure::new`): the account user's row
 /// first (one lock order on PostgreSQL), the lock it sets and the pending logins it ends
 /// (SECURITY L4), the client's address counted, the records written.
-pub(crate) async fn record_failure<D: Db>(
-    db: &mut D,
-    f: &Failure<'_>,
-) -> StoreResult<FailureOutcome> {
-    if let Some(id) = f.user_id {
+pub(crate) async fn record_failure<D: Db>(db: &mut D, f: &Failure) -> StoreResult<FailureOutcome> {
+    if let Some(id) = &f.user_id {
         db.lock_user(id).await?;
     }
     if let Some(until) = f.lock_until {
-        lock(db, f.key, until, f.now).await?;
-        if let Some(id) = f.user_id {
+        lock(db, &f.key, until, f.now).await?;
+        if let Some(id) = &f.user_id {
             logins::expire_all(db, id, f.now).await?;
         }
     }
-    if let Some(ip) = f.ip {
+    if let Some(ip) = &f.ip {
         count_ip(db, &f.key.env, ip, f.now).await?;
     }
-    for record in f.audit {
+    for record in &f.audit {
         audit::insert(db, record).await?;
     }
     Ok(FailureOutcome {
@@ -159,9 +156,8 @@ static LOCK: Sql = Sql::new(
 /// Lock the counter until `until`: one more lock in its series.
 async fn lock<D: Db>(db: &mut D, key: &CounterKey, until: i64, now: i64) -> StoreResult<()> {
     let [env, kind, subject] = key_args(key);
-    db.exec(&LOCK, &[env, kind, subject, until.into(), now.into()])
-        .await?;
-    Ok(())
+    db.run(&LOCK, &[env, kind, subject, until.into(), now.into()])
+        .await
 }
 
 static RESET: Sql =
@@ -169,8 +165,7 @@ static RESET: Sql =
 
 /// A success: the counter starts again.
 pub(crate) async fn reset<D: Db>(db: &mut D, key: &CounterKey) -> StoreResult<()> {
-    db.exec(&RESET, &key_args(key)).await?;
-    Ok(())
+    db.run(&RESET, &key_args(key)).await
 }
 
 static COUNT_IP: Sql = Sql::new(
@@ -191,12 +186,11 @@ pub(crate) async fn count_ip<D: Db>(
     ip: &str,
     now: i64,
 ) -> StoreResult<()> {
-    db.exec(
+    db.run(
         &COUNT_IP,
         &[env.as_str().into(), ip.into(), now.into(), IP_WINDOW.into()],
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 static IP_FAILURES: Sql = Sql::new(

@@ -24,7 +24,7 @@ static INSERT: Sql = Sql::new(
 pub(crate) async fn insert<D: Db>(db: &mut D, new: &NewUser) -> StoreResult<()> {
     let u = &new.user;
     let normalized = u.email.normalized();
-    db.exec(
+    db.run(
         &INSERT,
         &[
             u.id.as_str().into(),
@@ -42,8 +42,7 @@ pub(crate) async fn insert<D: Db>(db: &mut D, new: &NewUser) -> StoreResult<()> 
             u.updated_at.into(),
         ],
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 static VOID_SETUP_TOKENS: Sql = Sql::new("DELETE FROM setup_tokens WHERE user_id = ?1");
@@ -55,14 +54,13 @@ static INSERT_SETUP_TOKEN: Sql = Sql::new(
 
 /// Void every setup link of the user.
 pub(crate) async fn void_setup_tokens<D: Db>(db: &mut D, user_id: &str) -> StoreResult<()> {
-    db.exec(&VOID_SETUP_TOKENS, &[user_id.into()]).await?;
-    Ok(())
+    db.run(&VOID_SETUP_TOKENS, &[user_id.into()]).await
 }
 
 /// Store a setup link's hash, voiding the user's older unused links (SPEC §4.2).
 pub(crate) async fn insert_setup_token<D: Db>(db: &mut D, t: &NewSetupToken) -> StoreResult<()> {
     void_setup_tokens(db, &t.user_id).await?;
-    db.exec(
+    db.run(
         &INSERT_SETUP_TOKEN,
         &[
             t.id.as_str().into(),
@@ -73,8 +71,7 @@ pub(crate) async fn insert_setup_token<D: Db>(db: &mut D, t: &NewSetupToken) -> 
             t.expires_at.into(),
         ],
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 static BY_ID: Sql = Sql::new(select_users!("WHERE u.env = ?1 AND u.id = ?2"));

@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use super::{exec::Lite, writer::End};
 use crate::sql::{self, run_now};
 
-/// Claim, judge and settle one attempt in the writer's transaction (`AuthStore::attempt_step`).
+/// Claim, judge and settle one attempt in the writer's transaction (`LoginStore::attempt_step`).
 /// The judge runs after the claim, so of N concurrent attempts only those the round allows are
 /// judged (SECURITY L2). If a right factor's write fails — one of its conditions (a step or
 /// code used meanwhile, a login ended: T4, T5) or anything else — the whole transaction is
@@ -72,7 +72,7 @@ fn failed(
     let audit = failure_audit(reason, failure.locks());
     let outcome = run_now(sql::throttle::record_failure(
         &mut Lite(tx),
-        &failure.with_audit(&audit),
+        &failure.with_audit(audit),
     ))?;
     Ok(StepOutcome::Failed {
         reason,

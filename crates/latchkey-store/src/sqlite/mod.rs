@@ -5,44 +5,26 @@
 //! write that settles it: `writer::Durability`), foreign keys on, a busy timeout, one writer
 //! connection whose transactions open with `BEGIN IMMEDIATE` (so read-then-write never fails on
 //! a stale snapshot) on a thread of its own (`writer.rs`), point reads inline on read-only
-//! connections (`readers.rs`; the session check through `cache.rs`), and sqlx's pool of readers
-//! for lists and counts. Opening creates the file readable by its owner only and applies the
+//! connections and scans (lists, counts) on the blocking pool (`readers.rs`; the session check
+//! through `cache.rs`). Opening creates the file readable by its owner only and applies the
 //! migrations. Other processes (the CLI beside a running server) share the file through
 //! SQLite's own locking.
 
-mod audit;
-mod auth;
-mod authenticators;
 mod cache;
-mod exec;
+pub(crate) mod exec;
 mod logins;
-pub mod manage;
 #[cfg(test)]
 mod query_plans;
-mod readers;
-mod statements;
-mod writer;
+pub(crate) mod readers;
+pub(crate) mod special;
+
+pub(crate) mod writer;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
-use latchkey_core::model::{EnvSlug, Environment, User};
-use latchkey_service::{
-    AuditRecord,
-    store::{
-        AdminStore, AuditQuery, AuthenticatorRecord, KeyCheck, NewAuthenticator, NewSetupToken,
-        NewUser, StoreResult, UserQuery,
-    },
-};
-use sqlx::{
-    Connection,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-    },
-};
-
-use crate::{map_err, sql, sql::run_now};
-use exec::Lite;
-use statements::lite_err;
+use exec::lite_err;
+use latchkey_service::store::StoreResult;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -50,14 +32,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// Every write (`writer.rs`).
-    writer: std::sync::Arc<writer::Writer>,
-    /// Reads that may scan (lists, counts), on sqlx's worker threads.
-    readers: SqlitePool,
-    /// Behind an `Arc`: the options hold a map of pragmas, and the service (with its store)
-    /// is cloned for every request.
-    options: std::sync::Arc<SqliteConnectOptions>,
-    /// Point reads made inline: the session check and a login's reads (`readers.rs`).
-    fast: std::sync::Arc<readers::FastReads>,
+    pub(crate) writer: std::sync::Arc<writer::Writer>,
+    /// The database file.
+    path: std::sync::Arc<Path>,
+    /// Every read (`readers.rs`): point reads inline, scans on the blocking pool.
+    pub(crate) fast: std::sync::Arc<readers::FastReads>,
 }
 
 impl SqliteStore {
@@ -83,6 +62,8 @@ impl SqliteStore {
     }
 
     pub async fn open_path(path: &Path) -> Result<Self, OpenError> {
+        let unreachable =
+            |e: &dyn std::fmt::Display| OpenError::Unreachable(format!("{}: {e}", path.display()));
         if let Some(dir) = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
@@ -92,7 +73,10 @@ impl SqliteStore {
                 dir.display()
             )));
         }
-        create_private(path)?;
+        match create_private(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(unreachable(&e)),
+            _ => {}
+        }
         let options = SqliteConnectOptions::from_str("sqlite://")
             .map_err(|e| OpenError::Unreachable(e.to_string()))?
             .filename(path)
@@ -108,49 +92,41 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(options.clone())
             .await
-            .map_err(|e| OpenError::Unreachable(format!("{}: {e}", path.display())))?;
+            .map_err(|e| unreachable(&e))?;
         let migrated = MIGRATOR.run(&migrator).await;
         migrator.close().await;
         migrated.map_err(|e| OpenError::Migration(e.to_string()))?;
-        let writer = writer::Writer::open(path)
-            .map_err(|e| OpenError::Unreachable(format!("{}: {e}", path.display())))?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(15))
-            .connect_with(options.clone().read_only(true))
-            .await
-            .map_err(|e| OpenError::Unreachable(format!("{}: {e}", path.display())))?;
+        let writer = writer::Writer::open(path).map_err(|e| unreachable(&e))?;
         Ok(Self {
             writer: std::sync::Arc::new(writer),
-            readers,
-            options: std::sync::Arc::new(options),
+            path: std::sync::Arc::from(path),
             fast: std::sync::Arc::new(readers::FastReads::new(path)),
         })
     }
 
     /// Run `PRAGMA integrity_check`; `Ok` when SQLite answers `ok`.
     pub async fn integrity_check(&self) -> StoreResult<String> {
-        let row: (String,) = sqlx::query_as("PRAGMA integrity_check")
-            .fetch_one(&self.readers)
+        self.fast
+            .scan(|c| {
+                c.query_row("PRAGMA integrity_check", [], |row| row.get(0))
+                    .map_err(lite_err)
+            })
             .await
-            .map_err(map_err)?;
-        Ok(row.0)
     }
 
     /// Close the pools, checkpointing the WAL.
     pub async fn close(&self) {
         self.fast.close();
-        self.readers.close().await;
         let writer = std::sync::Arc::clone(&self.writer);
         // Joins the writer thread once its queued writes are done.
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;
     }
 }
 
-/// Create the database file readable by its owner only (it holds password hashes and sealed
-/// secrets); SQLite gives its `-wal` and `-shm` files the same mode. An existing file is left
-/// as it is.
-fn create_private(path: &Path) -> Result<(), OpenError> {
+/// Create a new, empty file readable by its owner only (the database holds password hashes
+/// and sealed secrets; SQLite gives its `-wal` and `-shm` files the same mode). An existing
+/// file is never changed: the error says it exists (`ErrorKind::AlreadyExists`).
+fn create_private(path: &Path) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -158,32 +134,7 @@ fn create_private(path: &Path) -> Result<(), OpenError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(OpenError::Unreachable(format!("{}: {e}", path.display()))),
-    }
-}
-
-/// Create a new, empty file with mode 0600; `Conflict` if anything is there already.
-fn create_private_new(path: &Path) -> StoreResult<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(latchkey_service::StoreError::Conflict("file exists"))
-        }
-        Err(e) => Err(latchkey_service::StoreError::Unavailable(format!(
-            "{}: {e}",
-            path.display()
-        ))),
-    }
+    options.open(path).map(drop)
 }
 
 /// Why the database could not be opened. Messages say what to fix.
@@ -199,199 +150,63 @@ pub enum OpenError {
     Migration(String),
 }
 
-impl AdminStore for SqliteStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.readers)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
+#[cfg(test)]
+mod tests {
+    use latchkey_core::model::{EnvSlug, LockoutSettings};
+    use latchkey_service::store::{Claim, CounterKey, CounterKind, Failure, LoginStore};
 
-    async fn claim_key_fingerprint(&self, fingerprint: &str) -> StoreResult<KeyCheck> {
-        let fingerprint = fingerprint.to_owned();
-        self.writer
-            .run(move |tx| {
-                run_now(sql::meta::claim_key_fingerprint(
-                    &mut Lite(tx),
-                    &fingerprint,
-                ))
+    use super::{SqliteStore, writer::Durability};
+
+    /// A claim commits without waiting for the disk; every write that settles it (the verdict,
+    /// a reset) commits synced, and so flushes the claim with it before anything is answered.
+    #[tokio::test]
+    async fn a_claim_is_flushed_by_the_synced_write_that_settles_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("latchkey.db");
+        let store = SqliteStore::open_path(&path)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        rusqlite::Connection::open(&path)
+            .and_then(|c| {
+                c.execute_batch(
+                    "INSERT INTO environments (slug, name, mfa_policy, session_max_age, created_at, updated_at)
+                         VALUES ('shop', 'Shop', 'optional', 86400, 1, 1)",
+                )
             })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let key = CounterKey {
+            env: EnvSlug::parse("shop").unwrap_or_else(|e| panic!("{e}")),
+            kind: CounterKind::Password,
+            subject: "dan@example.com".into(),
+        };
+        let settings = LockoutSettings::default();
+        let claim = store
+            .claim_attempt(&key, &settings, 100)
             .await
-    }
-
-    async fn key_fingerprint(&self) -> StoreResult<Option<String>> {
-        self.fast
-            .read(|c| run_now(sql::meta::key_fingerprint(&mut Lite(c))))
-    }
-
-    async fn bootstrap(
-        &self,
-        system: &Environment,
-        operator: &NewUser,
-        setup: &NewSetupToken,
-        audit: &[AuditRecord],
-    ) -> StoreResult<bool> {
-        let (system, operator, setup, audit) = (
-            system.clone(),
-            operator.clone(),
-            setup.clone(),
-            audit.to_vec(),
-        );
-        self.writer
-            .run(move |tx| {
-                run_now(sql::meta::bootstrap(
-                    &mut Lite(tx),
-                    &system,
-                    &operator,
-                    &setup,
-                    &audit,
-                ))
-            })
-            .await
-    }
-
-    async fn create_environment(&self, env: &Environment, audit: &AuditRecord) -> StoreResult<()> {
-        let (env, audit) = (env.clone(), audit.clone());
-        self.writer
-            .run(move |tx| run_now(sql::environments::create(&mut Lite(tx), &env, &audit)))
-            .await
-    }
-
-    async fn get_environment(&self, slug: &EnvSlug) -> StoreResult<Option<Environment>> {
-        self.fast
-            .read(|c| run_now(sql::environments::get(&mut Lite(c), slug)))
-    }
-
-    async fn list_environments(&self) -> StoreResult<Vec<Environment>> {
-        self.fast
-            .read(|c| run_now(sql::environments::list(&mut Lite(c))))
-    }
-
-    async fn update_environment(
-        &self,
-        env: &Environment,
-        previous: &Environment,
-        audit: &AuditRecord,
-    ) -> StoreResult<()> {
-        let (env, previous, audit) = (env.clone(), previous.clone(), audit.clone());
-        self.writer
-            .run(move |tx| {
-                run_now(sql::environments::change(
-                    &mut Lite(tx),
-                    &env,
-                    &previous,
-                    &audit,
-                ))
-            })
-            .await
-    }
-
-    async fn create_user(
-        &self,
-        user: &NewUser,
-        setup: &NewSetupToken,
-        audit: &AuditRecord,
-    ) -> StoreResult<()> {
-        let (user, setup, audit) = (user.clone(), setup.clone(), audit.clone());
-        self.writer
-            .run(move |tx| run_now(sql::users::create(&mut Lite(tx), &user, &setup, &audit)))
-            .await
-    }
-
-    async fn get_user(&self, env: &EnvSlug, id: &str) -> StoreResult<Option<User>> {
-        self.fast
-            .read(|c| run_now(sql::users::get(&mut Lite(c), env, id)))
-    }
-
-    async fn find_user_by_email(
-        &self,
-        env: &EnvSlug,
-        email_normalized: &str,
-    ) -> StoreResult<Option<User>> {
-        self.fast.read(|c| {
-            run_now(sql::users::find_by_email(
-                &mut Lite(c),
-                env,
-                email_normalized,
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(claim, Claim::Allowed { attempt: 1, .. }));
+        assert_eq!(store.writer.last_commit(), Some(Durability::WithNextSync));
+        store
+            .record_failure(&Failure::new(
+                &key,
+                claim,
+                &settings,
+                None,
+                Some("192.0.2.1"),
+                100,
             ))
-        })
-    }
-
-    async fn list_users(&self, env: &EnvSlug, query: &UserQuery) -> StoreResult<Vec<User>> {
-        let (env, query) = (env.clone(), query.clone());
-        self.fast
-            .scan(move |c| run_now(sql::users::list(&mut Lite(c), &env, &query)))
             .await
-    }
-
-    async fn delete_user(&self, env: &EnvSlug, id: &str, audit: &AuditRecord) -> StoreResult<bool> {
-        let (env, id, audit) = (env.clone(), id.to_owned(), audit.clone());
-        self.writer
-            .run(move |tx| run_now(sql::manage::delete_user(&mut Lite(tx), &env, &id, &audit)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.writer.last_commit(), Some(Durability::Synced));
+        store
+            .claim_attempt(&key, &settings, 101)
             .await
-    }
-
-    async fn insert_authenticator(&self, authenticator: &NewAuthenticator) -> StoreResult<()> {
-        let authenticator = authenticator.clone();
-        self.writer
-            .run(move |tx| authenticators::insert(tx, &authenticator))
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .reset_counter(&key)
             .await
-    }
-
-    async fn list_authenticators(&self, user_id: &str) -> StoreResult<Vec<AuthenticatorRecord>> {
-        self.fast.read(|c| authenticators::list(c, user_id))
-    }
-
-    async fn advance_totp_step(
-        &self,
-        authenticator_id: &str,
-        step: u64,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let id = authenticator_id.to_owned();
-        self.writer
-            .run(move |tx| authenticators::advance_step(tx, &id, step, now))
-            .await
-    }
-
-    async fn append_audit(&self, record: &AuditRecord) -> StoreResult<()> {
-        let record = record.clone();
-        self.writer.run(move |tx| audit::insert(tx, &record)).await
-    }
-
-    async fn list_audit(&self, env: &EnvSlug, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
-        let (env, query) = (env.clone(), query.clone());
-        self.fast
-            .scan(move |c| run_now(sql::audit::list(&mut Lite(c), &env, &query)))
-            .await
-    }
-
-    async fn backup_to(&self, path: &Path) -> StoreResult<()> {
-        let target = path
-            .to_str()
-            .ok_or_else(|| crate::corrupt("backup path", "not UTF-8"))?;
-        // VACUUM INTO writes a consistent, compacted copy from one read transaction while
-        // writers go on; it refuses to overwrite an existing file.
-        // Created empty first, readable by its owner only (it holds what the database holds);
-        // SQLite writes into an empty file. An existing file is never overwritten.
-        create_private_new(path)?;
-        // A connection of its own, so neither the writer nor a reader is held meanwhile.
-        let result = async {
-            let mut conn = sqlx::SqliteConnection::connect_with(&self.options)
-                .await
-                .map_err(map_err)?;
-            sqlx::query("VACUUM INTO ?1")
-                .bind(target)
-                .execute(&mut conn)
-                .await
-                .map_err(map_err)?;
-            conn.close().await.map_err(map_err)
-        }
-        .await;
-        if result.is_err() {
-            let _ = std::fs::remove_file(path);
-        }
-        result
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.writer.last_commit(), Some(Durability::Synced));
+        store.close().await;
     }
 }

@@ -12,40 +12,27 @@
 //! with `query_only`.
 
 use std::{
-    collections::HashMap,
     path::{Path, PathBuf},
-    sync::{LazyLock, Mutex, OnceLock},
+    sync::{Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
 use latchkey_service::store::{SessionView, StoreResult};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 
-use super::{cache::SessionCache, lite_err};
+use super::{
+    cache::SessionCache,
+    exec::{Lite, lite_err},
+};
+use crate::sql::{self, run_now};
 
 /// Connections kept open for reuse (more are opened under load, then closed).
 const KEEP: usize = 16;
 /// The longest a check waits for a lock before answering unavailable.
 const BUSY: Duration = Duration::from_millis(250);
 
-mod rows {
-    #![allow(dead_code)] // the authenticator reader comes with the others
-
-    pub(super) fn get<T: rusqlite::types::FromSql>(
-        row: &super::Named<'_, '_>,
-        col: &str,
-    ) -> Result<T, StoreError> {
-        let i = super::INDEX
-            .get(col)
-            .ok_or_else(|| StoreError::Corrupt(format!("no column {col} in the session query")))?;
-        row.0.get(*i).map_err(super::lite_err)
-    }
-
-    row_readers!(@readers super::Named<'_, '_>);
-}
-
 /// Read-only connections to one database file.
-pub(super) struct FastReads {
+pub(crate) struct FastReads {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     /// Set up at the first check (the writer has put the database in WAL mode by then), or
@@ -68,70 +55,6 @@ impl std::fmt::Debug for FastReads {
             .finish_non_exhaustive()
     }
 }
-
-/// The session check's columns: `(expression, name)`. Read by position through [`INDEX`], so a
-/// row costs no search of column names (half the read's CPU when read by name).
-const COLUMNS: &[(&str, &str)] = &[
-    ("s.id", "s_id"),
-    ("s.user_id", "s_user_id"),
-    ("s.env", "s_env"),
-    ("s.authenticated_at", "authenticated_at"),
-    ("s.amr", "amr"),
-    ("s.created_at", "s_created_at"),
-    ("s.last_seen_at", "last_seen_at"),
-    ("s.ip", "ip"),
-    ("s.user_agent", "user_agent"),
-    ("u.id", "id"),
-    ("u.env", "env"),
-    ("u.email", "email"),
-    ("u.name", "name"),
-    ("u.role", "role"),
-    ("u.state", "state"),
-    ("u.mfa_enforced", "mfa_enforced"),
-    ("u.last_login_at", "last_login_at"),
-    ("u.created_at", "created_at"),
-    ("u.updated_at", "updated_at"),
-    (
-        "EXISTS (SELECT 1 FROM authenticators a WHERE a.user_id = u.id AND a.confirmed_at IS NOT NULL)",
-        "mfa_enrolled",
-    ),
-    ("e.slug", "e_slug"),
-    ("e.name", "e_name"),
-    ("e.mfa_policy", "e_mfa_policy"),
-    ("e.session_max_age", "e_session_max_age"),
-    ("e.session_idle_timeout", "e_session_idle_timeout"),
-    ("e.totp_window", "e_totp_window"),
-    ("e.lockout_threshold", "e_lockout_threshold"),
-    ("e.lockout_base_seconds", "e_lockout_base_seconds"),
-    ("e.lockout_max_seconds", "e_lockout_max_seconds"),
-    ("e.ip_failures_per_minute", "e_ip_failures_per_minute"),
-    ("e.issuer", "e_issuer"),
-    ("e.created_at", "e_created_at"),
-    ("e.updated_at", "e_updated_at"),
-];
-
-static SESSION_BY_TOKEN: LazyLock<String> = LazyLock::new(|| {
-    let columns: Vec<String> = COLUMNS.iter().map(|(e, n)| format!("{e} AS {n}")).collect();
-    format!(
-        "SELECT {} FROM sessions s JOIN users u ON u.id = s.user_id \
-         JOIN environments e ON e.slug = s.env WHERE s.token_hash = ?1",
-        columns.join(", ")
-    )
-});
-
-/// Column name → position in [`COLUMNS`]. Hashed with foldhash, not `SipHash`: the keys are our
-/// own constants, and 33 `SipHash` look-ups were a twentieth of a check's instructions.
-static INDEX: LazyLock<HashMap<&'static str, usize, foldhash::fast::FixedState>> =
-    LazyLock::new(|| {
-        COLUMNS
-            .iter()
-            .enumerate()
-            .map(|(i, (_, n))| (*n, i))
-            .collect()
-    });
-
-/// A row whose columns are found by name through [`INDEX`].
-pub(super) struct Named<'a, 'b>(&'a rusqlite::Row<'b>);
 
 impl FastReads {
     pub(super) fn new(path: &Path) -> Self {
@@ -194,7 +117,7 @@ impl FastReads {
 
     /// Run `f` on an idle connection (or a new one), then keep the connection for the next.
     /// For point reads only (a row or a few by an index): it runs on the caller's thread.
-    pub(super) fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
         let conn = match idle {
             Some(c) => c,
@@ -213,7 +136,7 @@ impl FastReads {
 
     /// Run `f` like [`FastReads::read`], on a blocking-pool thread: for reads that may scan
     /// (lists, pages, counts), which must not hold up the async workers.
-    pub(super) async fn scan<T: Send + 'static>(
+    pub(crate) async fn scan<T: Send + 'static>(
         self: &std::sync::Arc<Self>,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
@@ -249,28 +172,7 @@ impl FastReads {
     }
 
     fn read_session(&self, token_hash: &str) -> StoreResult<Option<SessionView>> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&SESSION_BY_TOKEN).map_err(lite_err)?;
-            let found = stmt
-                .query_row([token_hash], |row| {
-                    let row = Named(row);
-                    Ok((
-                        rows::session_record(&row),
-                        rows::user(&row),
-                        rows::environment_joined(&row),
-                    ))
-                })
-                .optional()
-                .map_err(lite_err)?;
-            let Some((session, user, environment)) = found else {
-                return Ok(None);
-            };
-            Ok(Some(SessionView {
-                session: session?,
-                user: user?,
-                environment: environment?,
-            }))
-        })
+        self.read(|c| run_now(sql::sessions::by_token(&mut Lite(c), token_hash)))
     }
 }
 
@@ -364,11 +266,5 @@ mod tests {
             "the stale answer was not served"
         );
         assert_eq!(reads.cache_hits(), 0);
-    }
-
-    #[test]
-    fn every_column_has_its_own_name() {
-        assert_eq!(INDEX.len(), COLUMNS.len());
-        assert!(SESSION_BY_TOKEN.contains("WHERE s.token_hash = ?1"));
     }
 }

@@ -37,7 +37,7 @@ use latchkey_service::{StoreError, store::StoreResult};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::lite_err;
+use super::exec::lite_err;
 
 /// A transaction to run on the writer's connection, given the durability the connection is
 /// set to and how long the job waited in the queue.
@@ -46,7 +46,7 @@ type Job = Box<dyn FnOnce(&mut Connection, &mut Durability, Duration) + Send>;
 /// When a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub(super) enum Durability {
+pub(crate) enum Durability {
     /// Before it is answered (`synchronous = FULL`): every write whose answer the client acts
     /// on — a used TOTP step, a session, a lock, a revocation.
     Synced = 1,
@@ -94,7 +94,7 @@ fn transaction<T, R>(
 }
 
 /// The writer thread and the way to it.
-pub(super) struct Writer {
+pub(crate) struct Writer {
     jobs: Mutex<Option<mpsc::Sender<(Instant, Job)>>>,
     /// [`QUEUE_DEADLINE`], shorter in tests.
     deadline: Duration,
@@ -160,7 +160,7 @@ impl Writer {
     /// Run `f` in one `BEGIN IMMEDIATE` transaction on the writer thread: committed when it
     /// returns `Ok`, rolled back otherwise. `BEGIN IMMEDIATE` takes the write lock first, so a
     /// transaction that reads then writes never fails half-way on a stale snapshot.
-    pub(super) async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    pub(crate) async fn run<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
@@ -169,7 +169,7 @@ impl Writer {
     }
 
     /// [`Writer::run`], committed with the given [`Durability`].
-    pub(super) async fn run_with<T, F>(&self, wanted: Durability, f: F) -> StoreResult<T>
+    pub(crate) async fn run_with<T, F>(&self, wanted: Durability, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
@@ -304,7 +304,8 @@ mod tests {
 
         let two = writer
             .run(|tx| {
-                super::super::statements::exec(tx, "INSERT INTO t VALUES (1), (2)", [])?;
+                tx.execute("INSERT INTO t VALUES (1), (2)", [])
+                    .map_err(lite_err)?;
                 Ok(2)
             })
             .await;
@@ -314,7 +315,8 @@ mod tests {
         // A job that fails after writing leaves nothing of what it wrote.
         let failed = writer
             .run(|tx| {
-                super::super::statements::exec(tx, "INSERT INTO t VALUES (3)", [])?;
+                tx.execute("INSERT INTO t VALUES (3)", [])
+                    .map_err(lite_err)?;
                 Err::<(), _>(StoreError::Conflict("lost a race"))
             })
             .await;
@@ -335,7 +337,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let (path, writer) = table_and_writer(dir.path());
         let insert = |tx: &Transaction<'_>, x: i64| {
-            super::super::statements::exec(tx, "INSERT INTO t VALUES (?1)", [x])
+            tx.execute("INSERT INTO t VALUES (?1)", [x])
+                .map_err(lite_err)
         };
         // Committed at once: `then` does not run.
         let kept = writer
@@ -350,7 +353,7 @@ mod tests {
             .run_or_redo(
                 move |tx| {
                     insert(tx, 2)?;
-                    Ok(End::<u64, i64>::Rollback(3))
+                    Ok(End::<usize, i64>::Rollback(3))
                 },
                 move |tx, x| insert(tx, x),
             )
@@ -391,7 +394,7 @@ mod tests {
         // What a job wrote at either level is committed and visible to every connection.
         let wrote = writer
             .run_with(Durability::WithNextSync, |tx| {
-                super::super::statements::exec(tx, "INSERT INTO t VALUES (1)", [])
+                tx.execute("INSERT INTO t VALUES (1)", []).map_err(lite_err)
             })
             .await;
         assert_eq!(wrote.ok(), Some(1));
@@ -419,7 +422,8 @@ mod tests {
             let w = std::sync::Arc::clone(&writer);
             tokio::spawn(async move {
                 w.run(move |tx| {
-                    super::super::statements::exec(tx, "INSERT INTO t VALUES (?1)", [x])
+                    tx.execute("INSERT INTO t VALUES (?1)", [x])
+                        .map_err(lite_err)
                 })
                 .await
             })

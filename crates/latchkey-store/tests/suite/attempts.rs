@@ -1,5 +1,5 @@
 //! Failure counters and step attempts: a claim before any evaluation (SECURITY L1, L2), and
-//! an attempt claimed, judged and settled as one unit (`AuthStore::attempt_step`).
+//! an attempt claimed, judged and settled as one unit (`LoginStore::attempt_step`).
 
 use std::sync::{
     Arc,

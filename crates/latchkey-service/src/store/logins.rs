@@ -1,20 +1,14 @@
-//! The storage side of logins, sessions, failure counters and a user's own credentials.
-//!
-//! Every write is one transaction. Writes that depend on a condition — a login transaction
-//! still in the expected step and unexpired, a TOTP step later than the last one, a recovery
-//! code unused, a setup link unused — check it in the same statement that changes the row and
-//! fail with [`StoreError::Conflict`] naming the condition, rolling back everything else.
+//! Logins: the password step's subject, login transactions, setup links, and the failure counters
+//! that throttle and lock (SECURITY L1–L4).
 
 use std::future::Future;
 
+use super::{NewAuthenticator, NewRecoveryCode, NewSession, Proof, StoreResult};
+use crate::audit::AuditRecord;
 use latchkey_core::{
-    login::Step,
-    model::{EnvSlug, Environment, LockoutSettings, User},
+    login::Step, model::EnvSlug, model::Environment, model::LockoutSettings, model::User,
     token::TokenHash,
 };
-
-use super::{NewAuthenticator, StoreResult};
-use crate::audit::AuditRecord;
 
 /// The names a [`StoreError::Conflict`](super::StoreError::Conflict) carries for the
 /// conditions of this module.
@@ -37,6 +31,15 @@ pub struct LoginSubject {
     pub user: User,
     pub password_hash: Option<String>,
     pub password_change_required: bool,
+}
+
+impl std::fmt::Debug for LoginSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginSubject")
+            .field("user", &self.user)
+            .field("password_change_required", &self.password_change_required)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A login transaction to insert.
@@ -68,42 +71,6 @@ pub struct LoginTxnView {
     pub environment: Environment,
 }
 
-/// A session to insert (only the token's hash is stored).
-#[derive(Debug, Clone)]
-pub struct NewSession {
-    pub id: String,
-    pub token_hash: TokenHash,
-    pub user_id: String,
-    pub env: EnvSlug,
-    pub authenticated_at: i64,
-    pub amr: String,
-    pub created_at: i64,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-/// A stored session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRecord {
-    pub id: String,
-    pub user_id: String,
-    pub env: EnvSlug,
-    pub authenticated_at: i64,
-    pub amr: String,
-    pub created_at: i64,
-    pub last_seen_at: i64,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-/// A session with its user and environment, as a session check needs them.
-#[derive(Debug, Clone)]
-pub struct SessionView {
-    pub session: SessionRecord,
-    pub user: User,
-    pub environment: Environment,
-}
-
 /// A valid setup link's facts.
 #[derive(Debug, Clone)]
 pub struct SetupTokenView {
@@ -113,13 +80,6 @@ pub struct SetupTokenView {
     pub expires_at: i64,
     /// The user's normalised email: the key of their password counter.
     pub email_normalized: String,
-}
-
-/// A recovery code to store (hash only).
-#[derive(Debug, Clone)]
-pub struct NewRecoveryCode {
-    pub id: String,
-    pub hash: TokenHash,
 }
 
 /// Which failure counter.
@@ -157,15 +117,6 @@ pub enum Claim {
     Refused { retry_after: i64 },
 }
 
-/// A fresh second factor that a write consumes in its own transaction.
-#[derive(Debug, Clone)]
-pub enum Proof {
-    /// Record this TOTP step for this authenticator (must be later than the last).
-    Totp { authenticator_id: String, step: u64 },
-    /// Mark this recovery code of the user used (must be unused).
-    RecoveryCode { hash: TokenHash },
-}
-
 /// What follows a login step.
 #[derive(Debug, Clone)]
 pub enum LoginNext {
@@ -182,6 +133,14 @@ pub enum LoginNext {
 pub struct PasswordWrite {
     pub hash: String,
     pub setup_token_id: Option<String>,
+}
+
+impl std::fmt::Debug for PasswordWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordWrite")
+            .field("setup_token_id", &self.setup_token_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One login step's writes, applied as one transaction. `Debug` leaves hashes out.
@@ -202,34 +161,46 @@ pub struct LoginWrite {
     pub audit: Vec<AuditRecord>,
 }
 
+impl std::fmt::Debug for LoginWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginWrite")
+            .field("user_id", &self.user_id)
+            .field("from", &self.from)
+            .field("next", &self.next)
+            .field("password", &self.password)
+            .field("proof", &self.proof)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A failed attempt to record, with what it causes decided by the service ([`Failure::new`]):
 /// the store applies it.
 #[derive(Debug, Clone)]
-pub struct Failure<'a> {
-    pub key: &'a CounterKey,
+pub struct Failure {
+    pub key: CounterKey,
     /// The account's user (if known): their row is locked first, and a lock ends their pending
     /// logins (SECURITY L4).
-    pub user_id: Option<&'a str>,
+    pub user_id: Option<String>,
     /// When the lock this failure sets ends; `None` when it sets none.
     pub lock_until: Option<i64>,
     /// The client, counted for per-IP throttling.
-    pub ip: Option<&'a str>,
+    pub ip: Option<String>,
     pub now: i64,
     /// The records to write: `login.locked` among them exactly when `lock_until` is set.
-    pub audit: &'a [AuditRecord],
+    pub audit: Vec<AuditRecord>,
 }
 
-impl<'a> Failure<'a> {
+impl Failure {
     /// The failure of an attempt claimed under `claim` (SPEC §2): the last attempt a round
     /// allows locks the counter for `policy::lock_seconds`, and the lock is the account
     /// user's: `user_id`, or for a second-factor counter the user it counts. Its audit
     /// records come after, from [`Failure::locks`].
     pub fn new(
-        key: &'a CounterKey,
+        key: &CounterKey,
         claim: Claim,
         settings: &LockoutSettings,
-        user_id: Option<&'a str>,
-        ip: Option<&'a str>,
+        user_id: Option<&str>,
+        ip: Option<&str>,
         now: i64,
     ) -> Self {
         let lock_until = match claim {
@@ -245,12 +216,12 @@ impl<'a> Failure<'a> {
             CounterKind::Password => None,
         });
         Self {
-            key,
-            user_id,
+            key: key.clone(),
+            user_id: user_id.map(str::to_owned),
             lock_until,
-            ip,
+            ip: ip.map(str::to_owned),
             now,
-            audit: &[],
+            audit: Vec::new(),
         }
     }
 
@@ -261,51 +232,8 @@ impl<'a> Failure<'a> {
 
     /// With its audit records.
     #[must_use]
-    pub fn with_audit(self, audit: &'a [AuditRecord]) -> Self {
+    pub fn with_audit(self, audit: Vec<AuditRecord>) -> Self {
         Self { audit, ..self }
-    }
-}
-
-/// A pending enrolment to confirm.
-#[derive(Debug, Clone)]
-pub struct Confirmation<'a> {
-    pub user_id: &'a str,
-    pub authenticator_id: &'a str,
-    pub label: &'a str,
-    /// The step of the confirming code, burnt (SECURITY T4).
-    pub step: u64,
-    /// Recovery codes to store (with the first authenticator).
-    pub recovery_codes: Option<&'a [NewRecoveryCode]>,
-    pub now: i64,
-    pub audit: &'a [AuditRecord],
-}
-
-impl std::fmt::Debug for LoginSubject {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginSubject")
-            .field("user", &self.user)
-            .field("password_change_required", &self.password_change_required)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for PasswordWrite {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordWrite")
-            .field("setup_token_id", &self.setup_token_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for LoginWrite {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginWrite")
-            .field("user_id", &self.user_id)
-            .field("from", &self.from)
-            .field("next", &self.next)
-            .field("password", &self.password)
-            .field("proof", &self.proof)
-            .finish_non_exhaustive()
     }
 }
 
@@ -316,8 +244,8 @@ pub struct FailureOutcome {
     pub locked_until: Option<i64>,
 }
 
-/// Logins, sessions, counters and the user's own credentials.
-pub trait AuthStore: Clone + Send + Sync + 'static {
+/// Logins.
+pub trait LoginStore: Clone + Send + Sync + 'static {
     fn login_subject(
         &self,
         env: &EnvSlug,
@@ -375,7 +303,7 @@ pub trait AuthStore: Clone + Send + Sync + 'static {
     /// against the client's IP and writes `audit`.
     fn record_failure(
         &self,
-        failure: &Failure<'_>,
+        failure: &Failure,
     ) -> impl Future<Output = StoreResult<FailureOutcome>> + Send;
 
     /// Claim an attempt on `attempt.key`, judge it, and settle it: the judge's write and the
@@ -420,93 +348,6 @@ pub trait AuthStore: Clone + Send + Sync + 'static {
         now: i64,
         audit: Option<&AuditRecord>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-
-    /// A session by its token's hash, with its user and environment.
-    fn session_by_token(
-        &self,
-        token_hash: &TokenHash,
-    ) -> impl Future<Output = StoreResult<Option<SessionView>>> + Send;
-
-    /// Record use of a session (written at most once a minute by the caller).
-    fn touch_session(&self, id: &str, now: i64) -> impl Future<Output = StoreResult<()>> + Send;
-
-    /// End one session of `user_id`; `false` if there was none.
-    fn end_session(
-        &self,
-        user_id: &str,
-        id: &str,
-        audit: Option<&AuditRecord>,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-
-    fn list_sessions(
-        &self,
-        user_id: &str,
-    ) -> impl Future<Output = StoreResult<Vec<SessionRecord>>> + Send;
-
-    /// Set a new password, ending the user's other sessions (all but `keep_session`).
-    fn change_password(
-        &self,
-        user_id: &str,
-        hash: &str,
-        keep_session: Option<&str>,
-        now: i64,
-        audit: &AuditRecord,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
-
-    /// Confirm a pending enrolment: burn `step`, set the label, and store recovery codes when
-    /// given (the first authenticator).
-    fn confirm_authenticator(
-        &self,
-        confirmation: &Confirmation<'_>,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-
-    /// Remove an authenticator after consuming `proof`; with `keep_one`, refuse to remove the
-    /// last confirmed one. Removing the last one also removes the recovery codes.
-    fn remove_authenticator(
-        &self,
-        user_id: &str,
-        authenticator_id: &str,
-        keep_one: bool,
-        proof: &Proof,
-        now: i64,
-        audit: &AuditRecord,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-
-    /// Replace the user's recovery codes after consuming `proof`.
-    fn replace_recovery_codes(
-        &self,
-        user_id: &str,
-        codes: &[NewRecoveryCode],
-        proof: &Proof,
-        now: i64,
-        audit: &AuditRecord,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-
-    /// Consume a fresh second factor on its own (before adding an authenticator). Every write
-    /// that consumes a proof also resets the user's second-factor counter in its transaction.
-    fn consume_proof(
-        &self,
-        user_id: &str,
-        proof: &Proof,
-        now: i64,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-
-    /// Delete what can no longer be used: ended logins and sessions, old setup links,
-    /// abandoned enrolments, settled failure counters. Returns how many rows went.
-    fn purge_expired(&self, now: i64) -> impl Future<Output = StoreResult<u64>> + Send;
-
-    /// Unused recovery codes of the user.
-    fn recovery_codes_remaining(
-        &self,
-        user_id: &str,
-    ) -> impl Future<Output = StoreResult<u32>> + Send;
-
-    /// Whether the user has an unused recovery code with this hash.
-    fn has_recovery_code(
-        &self,
-        user_id: &str,
-        hash: &TokenHash,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
 #[cfg(test)]
@@ -551,16 +392,22 @@ mod tests {
         };
         // A password counter is by email: its user only when known (never for an unknown one).
         assert_eq!(
-            Failure::new(&password, claim, &settings, None, None, 0).user_id,
+            Failure::new(&password, claim, &settings, None, None, 0)
+                .user_id
+                .as_deref(),
             None
         );
         assert_eq!(
-            Failure::new(&password, claim, &settings, Some("u"), None, 0).user_id,
+            Failure::new(&password, claim, &settings, Some("u"), None, 0)
+                .user_id
+                .as_deref(),
             Some("u")
         );
         // A second-factor counter is the user's own.
         assert_eq!(
-            Failure::new(&second, claim, &settings, None, None, 0).user_id,
+            Failure::new(&second, claim, &settings, None, None, 0)
+                .user_id
+                .as_deref(),
             Some("user-7")
         );
     }
