@@ -193,81 +193,6 @@ fn an_invited_user_sets_a_password_and_mfa_and_is_authenticated() {
 }
 
 #[test]
-fn a_code_is_never_accepted_twice() {
-    let (dir, server) = setup("required");
-    // Enrol and log in within one time step, so the enrolment code is still current.
-    wait_for_fresh_step();
-    let alice = invite_and_enrol(&server, dir.path(), "prod", "alice@example.com", PASSWORD);
-
-    // The same code in a second login is refused (and the enrolment code was burnt too).
-    let t = now();
-    let code = code_from_uri(&alice.uri, t);
-    let lt = login_token(&password_login(&server, "prod", &alice.email, PASSWORD));
-    let r = mfa(&server, "prod", &lt, &code);
-    assert_eq!(
-        (r.status, r.code()),
-        (401, "invalid_code".to_owned()),
-        "the enrolment code is burnt: {}",
-        r.body
-    );
-
-    // A T+1 code used early is accepted, and burns T.
-    let next = code_from_uri(&alice.uri, t + 30);
-    let r = mfa(&server, "prod", &lt, &next);
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["status"], "authenticated");
-    let lt = login_token(&password_login(&server, "prod", &alice.email, PASSWORD));
-    let replay = mfa(&server, "prod", &lt, &next);
-    let earlier = mfa(&server, "prod", &lt, &code);
-    assert_eq!(
-        (replay.status, replay.body.clone()),
-        (earlier.status, earlier.body.clone()),
-        "a replay looks like a wrong code"
-    );
-    assert_eq!(replay.code(), "invalid_code");
-}
-
-#[test]
-fn of_twelve_concurrent_submissions_of_one_code_exactly_one_wins() {
-    let (dir, server) = setup("required");
-    let alice = invite_and_enrol(&server, dir.path(), "prod", "alice@example.com", PASSWORD);
-    let tokens: Vec<String> = (0..12)
-        .map(|_| login_token(&password_login(&server, "prod", &alice.email, PASSWORD)))
-        .collect();
-    wait_for_fresh_step();
-    // A step the enrolment did not burn.
-    let code = code_from_uri(&alice.uri, now() + 30);
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(12));
-    let addr = server.addr;
-    let handles: Vec<_> = tokens
-        .into_iter()
-        .map(|lt| {
-            let (barrier, code) = (std::sync::Arc::clone(&barrier), code.clone());
-            thread::spawn(move || {
-                barrier.wait();
-                common::post_mfa_code(addr, "prod", &lt, &code)
-            })
-        })
-        .collect();
-    let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let wins = answers.iter().filter(|r| r.status == 200).count();
-    assert_eq!(
-        wins,
-        1,
-        "{:?}",
-        answers
-            .iter()
-            .map(|r| (r.status, r.code()))
-            .collect::<Vec<_>>()
-    );
-    assert!(answers.iter().all(|r| matches!(r.status, 200 | 401 | 429)));
-}
-
-/// Two submissions of one right code on one login, both claimed before either is written: the
-/// one that loses the login to the other hears `login_expired`, which tells it the code was
-/// right, so its attempt is settled as a failure (a synced write) before that answer: its
-/// claim is on disk with it (`docs/SECURITY.md`, R1).
-#[test]
 fn a_right_code_that_loses_its_login_to_a_race_is_settled_as_a_failure() {
     let (dir, server) = setup("required");
     let alice = invite_and_enrol(&server, dir.path(), "prod", "alice@example.com", PASSWORD);
@@ -338,7 +263,6 @@ fn wrong_codes_lock_the_account_and_the_right_code_is_refused_while_locked() {
     );
     assert_eq!(r.json()["status"], "authenticated", "{}", r.body);
 
-    wait_for_fresh_step();
     let lt = login_token(&password_login(&server, "prod", &alice.email, PASSWORD));
     let wrong = if code_from_uri(&alice.uri, now()) == "123456" {
         "654321"
@@ -386,69 +310,10 @@ fn wrong_codes_lock_the_account_and_the_right_code_is_refused_while_locked() {
     );
     assert_eq!(r.json()["status"], "authenticated", "{}", r.body);
 
-    // The lock ended the pending login: after it expires, the password is needed again.
-    thread::sleep(Duration::from_secs(4));
-    let r = mfa(&server, "prod", &lt, &right);
-    assert_eq!(
-        (r.status, r.code()),
-        (401, "login_expired".to_owned()),
-        "{}",
-        r.body
-    );
-    let lt = login_token(&password_login(&server, "prod", &alice.email, PASSWORD));
-    let r = mfa(&server, "prod", &lt, &right);
-    assert_eq!(
-        r.status, 200,
-        "after the lock, the right code works: {}",
-        r.body
-    );
+    // What follows the lock (its end, the login it ended, the doubling series, the audit
+    // records) is `latchkey-service/tests/flows.rs`', on a test clock.
     let events = common::audit_types(d, "prod");
-    for expected in [
-        "login.failed",
-        "login.locked",
-        "login.succeeded",
-        "mfa.enrolled",
-    ] {
-        assert!(
-            events.iter().any(|e| e == expected),
-            "no {expected} in {events:?}"
-        );
-    }
-}
-
-#[test]
-fn a_session_used_every_second_still_ends_at_its_max_age() {
-    let (dir, server) = setup("required");
-    let d = dir.path();
-    let alice = invite_and_enrol(&server, d, "prod", "alice@example.com", PASSWORD);
-    let bearer = format!("Bearer {}", alice.session);
-    assert_eq!(
-        server
-            .get("/api/v1/session", &[("authorization", &bearer)])
-            .status,
-        200
-    );
-    // A new lifetime applies to open sessions at their next check.
-    ok(d, &["env", "set", "prod", "--session-max-age", "4s"]);
-    let started = std::time::Instant::now();
-    let mut last_ok = Duration::ZERO;
-    loop {
-        let r = server.get("/api/v1/session", &[("authorization", &bearer)]);
-        if r.status != 200 {
-            assert_eq!(r.code(), "unauthenticated");
-            break;
-        }
-        last_ok = started.elapsed();
-        assert!(
-            last_ok < Duration::from_secs(10),
-            "the session outlived its max age"
-        );
-        thread::sleep(Duration::from_millis(500));
-    }
-    assert!(last_ok < Duration::from_secs(5), "{last_ok:?}");
-    // Coming back takes the password and a fresh code.
-    let r = password_login(&server, "prod", &alice.email, PASSWORD);
-    assert_eq!(r.json()["status"], "mfa_required", "{}", r.body);
+    assert!(events.iter().any(|e| e == "login.locked"), "{events:?}");
 }
 
 #[test]

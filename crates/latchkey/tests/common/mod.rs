@@ -460,80 +460,12 @@ impl Server {
     }
 }
 
-/// A PostgreSQL database of its own for one test, dropped afterwards.
-pub struct PgDatabase {
-    pub url: String,
-    name: String,
-}
-
-fn pg_admin_url() -> String {
-    std::env::var("LATCHKEY_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
+pub use latchkey_testkit::{ScratchDatabase, say};
 
 /// A fresh database on the test server; `None` (the test skips, saying why) when PostgreSQL
 /// cannot be reached and `LATCHKEY_REQUIRE_POSTGRES=1` is not set.
-pub fn pg_database() -> Option<PgDatabase> {
-    use sqlx::Connection;
-    let admin = pg_admin_url();
-    let name = format!("latchkey_e2e_{}_{}", std::process::id(), now_nanos());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let created = rt.block_on(async {
-        let mut c = sqlx::PgConnection::connect(&admin).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut c)
-            .await?;
-        Ok::<_, sqlx::Error>(())
-    });
-    if let Err(e) = created {
-        let required = std::env::var("LATCHKEY_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "PostgreSQL is required (LATCHKEY_REQUIRE_POSTGRES=1) but unusable at {admin}: {e}"
-        );
-        say(&format!(
-            "skipping: PostgreSQL is not reachable at {admin} ({e}); set LATCHKEY_TEST_POSTGRES_URL"
-        ));
-        return None;
-    }
-    let server = admin.rsplit_once('/').map(|(s, _)| s.to_owned()).unwrap();
-    Some(PgDatabase {
-        url: format!("{server}/{name}"),
-        name,
-    })
-}
-
-fn now_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        use sqlx::Connection;
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&pg_admin_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&mut c)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
+pub fn pg_database() -> Option<ScratchDatabase> {
+    ScratchDatabase::create_blocking("e2e")
 }
 
 /// A port nobody listens on right now.
@@ -573,12 +505,6 @@ pub fn missing_tools(required_var: &str, needs: &[(&str, &[&str])]) -> bool {
         "skipping: {missing:?} not usable here (.ci/run installs them and sets {required_var}=1)"
     ));
     true
-}
-
-/// Say why a test skips, past the test harness's output capture, so it shows in a normal run.
-pub fn say(message: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "{message}");
 }
 
 /// A minimal browser for the pages: keeps cookies, sends forms with our `Origin`, and reads
