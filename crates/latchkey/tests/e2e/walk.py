@@ -1,4 +1,4 @@
-"""The browser walk of issue 5, driven by `tests/browser.rs` against a real `latchkey serve`.
+"""The browser walk of issue 5, driven by `tests/e2e/browser.rs` against a real `latchkey serve`.
 
 Debian's chromium through Playwright (no browser download). The authenticator app is
 independent of the server: the QR code is read off a screenshot with `zbarimg` and the code

@@ -1,4 +1,4 @@
-"""schemathesis hooks for the API fuzz run (`crates/latchkey/tests/fuzz.rs` starts the server,
+"""schemathesis hooks for the API fuzz run (`crates/latchkey/tests/e2e/fuzz.rs` starts the server,
 sets the variables below and runs schemathesis with this module).
 
 A fuzzer that knows only the OpenAPI document reaches most operations with 4xx alone: it cannot

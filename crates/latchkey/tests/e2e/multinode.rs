@@ -10,7 +10,7 @@
     clippy::many_single_char_names
 )]
 
-mod common;
+use crate::common;
 
 use std::{
     io::{Read, Write},

@@ -9,7 +9,7 @@
     clippy::many_single_char_names
 )]
 
-mod common;
+use crate::common;
 
 use common::{
     Server, code_from_uri, enrol_with_link, invite_and_enrol, now, ok, password_login, start,

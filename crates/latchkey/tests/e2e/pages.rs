@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{Browser, audit_types, csrf_of, invite_and_enrol, link_token, ok, start_with};
 

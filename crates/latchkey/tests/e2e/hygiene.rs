@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
-mod common;
+use crate::common;
 
 use common::{code_from_uri, invite_and_enrol, now, ok, password_login, start, start_with};
 use serde_json::json;
