@@ -42,6 +42,12 @@ pub struct MfaOffer {
     pub params: TotpParams,
 }
 
+impl crate::metrics::StepAnswer for MfaOffer {
+    fn result(&self) -> crate::metrics::LoginResult {
+        crate::metrics::LoginResult::NextStep
+    }
+}
+
 /// Why a well-formed factor was refused, for the audit log only (the client always sees
 /// `invalid_code`).
 #[derive(Debug, Clone, Copy)]

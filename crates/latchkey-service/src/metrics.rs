@@ -18,9 +18,7 @@ use std::{
 
 use latchkey_core::model::EnvSlug;
 
-use crate::{
-    ServiceError, ServiceResult, factors::MfaOffer, login::LoginAnswer, store::CounterKind,
-};
+use crate::{ServiceError, ServiceResult, store::CounterKind};
 
 /// The login steps, as they are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -120,22 +118,6 @@ impl LoginResult {
 /// What a successful step's answer says about the login.
 pub trait StepAnswer {
     fn result(&self) -> LoginResult;
-}
-
-impl StepAnswer for LoginAnswer {
-    fn result(&self) -> LoginResult {
-        if self.session.is_some() {
-            LoginResult::Authenticated
-        } else {
-            LoginResult::NextStep
-        }
-    }
-}
-
-impl StepAnswer for MfaOffer {
-    fn result(&self) -> LoginResult {
-        LoginResult::NextStep
-    }
 }
 
 /// How a session check ended.
@@ -532,6 +514,7 @@ fn help(out: &mut String, name: &str, kind: &str, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::factors::MfaOffer;
 
     fn slug(s: &str) -> EnvSlug {
         EnvSlug::parse(s).unwrap_or_else(|_| unreachable!())

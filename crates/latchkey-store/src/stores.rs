@@ -88,12 +88,8 @@ macro_rules! carry_copies {
     ($($t:ty),*) => {$(
         impl Carry<'_> for $t {
             type Owned = Self;
-            fn carry(self) -> Self {
-                self
-            }
-            fn lend(owned: &Self) -> Self {
-                *owned
-            }
+            fn carry(self) -> Self { self }
+            fn lend(owned: &Self) -> Self { *owned }
         }
     )*};
 }
@@ -279,7 +275,7 @@ implement!(LoginStore {
     read setup_token(token_hash: &TokenHash, now: i64) -> Option<SetupTokenView> = sql::logins::setup_token;
     write begin_setup_login(txn: &NewLoginTxn, now: i64) -> () = sql::logins::begin_setup;
     claim claim_attempt(key: &CounterKey, settings: &LockoutSettings, now: i64) -> Claim = sql::throttle::claim;
-    write record_failure(failure: &Failure) -> FailureOutcome = sql::throttle::record_failure;
+    write record_failure(failure: &Failure) -> FailureOutcome = sql::logins::record_failure;
     own_once attempt_step(attempt: StepAttempt) -> StepOutcome;
     read locked_until(key: &CounterKey, now: i64) -> Option<i64> = sql::throttle::locked_until;
     write reset_counter(key: &CounterKey) -> () = sql::throttle::reset;

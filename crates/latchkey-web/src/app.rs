@@ -17,12 +17,11 @@ use latchkey_service::{Service, Store};
 use tokio::net::TcpListener;
 
 use crate::{
-    routes,
+    extract::BODY_LIMIT,
+    fallback, health,
     server::Limits,
     state::{AppState, WebConfig},
 };
-
-use crate::extract::BODY_LIMIT;
 
 /// The label of the sealing-key subkey that form tokens are derived with.
 const CSRF_KEY_LABEL: &str = "latchkey/csrf/v1";
@@ -38,11 +37,11 @@ pub fn router<S: Store>(service: Service<S>, web: WebConfig) -> Router {
     let router = crate::api::router::<S>()
         .merge(crate::pages::router::<S>())
         .route("/auth/verify", get(crate::forward_auth::verify::<S>))
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz::<S>))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz::<S>))
         .route("/metrics", get(crate::metrics::on_main::<S>))
-        .fallback(routes::fallback)
-        .method_not_allowed_fallback(routes::method_not_allowed)
+        .fallback(fallback::fallback)
+        .method_not_allowed_fallback(fallback::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_request(refuse_declared_oversize))
         .layer(axum::middleware::map_response(security_headers))

@@ -236,14 +236,14 @@ pub enum Via {
 
 /// An authenticated user. Cookie-authenticated state-changing requests must come from our own
 /// origin (SECURITY S8); bearer-authenticated ones need no CSRF protection.
-pub struct Auth {
+pub struct SignedIn {
     pub principal: Principal,
     pub via: Via,
     /// Where the request came from, for the audit log.
     pub origin: Origin,
 }
 
-impl<S: Store> FromRequestParts<AppState<S>> for Auth {
+impl<S: Store> FromRequestParts<AppState<S>> for SignedIn {
     type Rejection = Problem;
 
     async fn from_request_parts(
@@ -263,9 +263,9 @@ impl<S: Store> FromRequestParts<AppState<S>> for Auth {
 
 /// A live session's principal alone, for a handler that neither writes nor audits
 /// (`GET /session`): the caller's address and user agent are not read.
-pub struct SessionOf(pub Principal);
+pub struct SessionOnly(pub Principal);
 
-impl<S: Store> FromRequestParts<AppState<S>> for SessionOf {
+impl<S: Store> FromRequestParts<AppState<S>> for SessionOnly {
     type Rejection = Problem;
 
     async fn from_request_parts(
@@ -298,12 +298,12 @@ fn presented<S: Store>(parts: &Parts, state: &AppState<S>) -> Result<(String, Vi
 
 /// A caller of the admin API: a user's session (bearer or cookie) or an API token (bearer,
 /// `lk_…`). The admin check itself is the service's (`admin_of`, `operator`).
-pub struct Identified {
+pub struct AdminApiCaller {
     pub identity: latchkey_service::authz::Identity,
     pub origin: Origin,
 }
 
-impl<S: Store> FromRequestParts<AppState<S>> for Identified {
+impl<S: Store> FromRequestParts<AppState<S>> for AdminApiCaller {
     type Rejection = Problem;
 
     async fn from_request_parts(
@@ -333,7 +333,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for AdminOf {
         parts: &mut Parts,
         state: &AppState<S>,
     ) -> Result<Self, Self::Rejection> {
-        let who = Identified::from_request_parts(parts, state).await?;
+        let who = AdminApiCaller::from_request_parts(parts, state).await?;
         let Env(env) = Env::from_request_parts(parts, state).await?;
         match state
             .service
@@ -379,7 +379,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for OperatorOnly {
         parts: &mut Parts,
         state: &AppState<S>,
     ) -> Result<Self, Self::Rejection> {
-        let who = Identified::from_request_parts(parts, state).await?;
+        let who = AdminApiCaller::from_request_parts(parts, state).await?;
         match state.service.operator(&who.identity, who.origin.clone()) {
             Ok(operator) => Ok(Self(operator)),
             Err(e) => Err(refused(state, parts, &who.identity, who.origin, None, e)

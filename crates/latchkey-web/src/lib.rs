@@ -8,13 +8,15 @@
 pub mod api;
 pub mod app;
 pub mod extract;
+mod fallback;
 pub mod forward_auth;
+mod health;
 pub mod input;
 pub mod metrics;
+mod metrics_access;
 pub mod pages;
 pub mod problem;
 pub mod redirect;
-mod routes;
 pub mod server;
 pub mod state;
 pub mod tls;

@@ -22,7 +22,7 @@ pub struct WebConfig {
     /// Hosts (lower case, any port) that a `rd` may send the browser back to (SPEC §5.2).
     pub allowed_redirect_hosts: Vec<String>,
     /// Where `GET /metrics` is served, and to whom (SPEC §12).
-    pub metrics: crate::metrics::MetricsAccess,
+    pub metrics: crate::metrics_access::MetricsAccess,
 }
 
 impl WebConfig {
@@ -52,13 +52,13 @@ impl WebConfig {
             trusted_proxies,
             public_url: url.to_owned(),
             allowed_redirect_hosts: Vec::new(),
-            metrics: crate::metrics::MetricsAccess::default(),
+            metrics: crate::metrics_access::MetricsAccess::default(),
         }
     }
 
     /// The same settings with `/metrics` served as `access` says.
     #[must_use]
-    pub fn with_metrics(mut self, access: crate::metrics::MetricsAccess) -> Self {
+    pub fn with_metrics(mut self, access: crate::metrics_access::MetricsAccess) -> Self {
         self.metrics = access;
         self
     }

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::{
     AuditRecord, AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
-    metrics::{LoginStep, StepAnswer},
+    metrics::{LoginResult, LoginStep, StepAnswer},
     store::{
         CounterKey, CounterKind, LoginNext, LoginTxnView, LoginWrite, NewLoginTxn, NewSession,
         PasswordWrite, Store, StoreError, conflict,
@@ -47,6 +47,16 @@ pub struct LoginAnswer {
     /// With `authenticated`: the browser's new device cookie (it exempts this browser from the
     /// address throttle for this user; `check_ip`).
     pub device: Option<crate::DeviceCookie>,
+}
+
+impl StepAnswer for LoginAnswer {
+    fn result(&self) -> LoginResult {
+        if self.session.is_some() {
+            LoginResult::Authenticated
+        } else {
+            LoginResult::NextStep
+        }
+    }
 }
 
 /// What a step decided, before it is written.

@@ -1,13 +1,13 @@
-//! Login transactions and setup links (SPEC §3), and the unit of work of a login step
-//! (`write`). A code step's claim-judge-settle attempt is each backend's (SQLite runs it as one
+//! Login transactions and setup links (SPEC §3), the unit of work of a login step (`write`),
+//! and a failed attempt's (`record_failure`: the counter, the logins a lock ends). A code step's claim-judge-settle attempt is each backend's (SQLite runs it as one
 //! writer job; PostgreSQL composes it from the store's units).
 
 use latchkey_core::{login::Step, model::EnvSlug, token::TokenHash};
 use latchkey_service::{
     StoreError,
     store::{
-        LoginNext, LoginSubject, LoginTxnView, LoginWrite, NewLoginTxn, SetupTokenView,
-        StoreResult, conflict,
+        Failure, FailureOutcome, LoginNext, LoginSubject, LoginTxnView, LoginWrite, NewLoginTxn,
+        SetupTokenView, StoreResult, conflict,
     },
 };
 
@@ -286,4 +286,28 @@ pub(crate) async fn write<D: Db>(db: &mut D, w: &LoginWrite) -> StoreResult<()> 
         audit::insert(db, record).await?;
     }
     Ok(())
+}
+
+/// Record a failed attempt as the service decided it (`Failure::new`): the account user's row
+/// first (one lock order on PostgreSQL), the lock it sets and the pending logins it ends
+/// (SECURITY L4), the client's address counted, the records written.
+pub(crate) async fn record_failure<D: Db>(db: &mut D, f: &Failure) -> StoreResult<FailureOutcome> {
+    if let Some(id) = &f.user_id {
+        db.lock_user(id).await?;
+    }
+    if let Some(until) = f.lock_until {
+        throttle::lock(db, &f.key, until, f.now).await?;
+        if let Some(id) = &f.user_id {
+            expire_all(db, id, f.now).await?;
+        }
+    }
+    if let Some(ip) = &f.ip {
+        throttle::count_ip(db, &f.key.env, ip, f.now).await?;
+    }
+    for record in &f.audit {
+        audit::insert(db, record).await?;
+    }
+    Ok(FailureOutcome {
+        locked_until: f.lock_until,
+    })
 }

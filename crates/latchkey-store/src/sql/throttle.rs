@@ -6,9 +6,9 @@ use latchkey_core::{
     model::{EnvSlug, LockoutSettings},
     policy,
 };
-use latchkey_service::store::{Claim, CounterKey, Failure, FailureOutcome, StoreResult};
+use latchkey_service::store::{Claim, CounterKey, StoreResult};
 
-use super::{Db, Sql, Value, audit, get, logins};
+use super::{Db, Sql, Value, audit, get};
 
 /// The per-IP window: failures are counted per minute.
 const IP_WINDOW: i64 = 60;
@@ -122,30 +122,6 @@ pub(crate) async fn locked_until<D: Db>(
     Ok(locked_until_any(db, key).await?.filter(|u| *u > now))
 }
 
-/// Record a failed attempt as the service decided it (`Failure::new`): the account user's row
-/// first (one lock order on PostgreSQL), the lock it sets and the pending logins it ends
-/// (SECURITY L4), the client's address counted, the records written.
-pub(crate) async fn record_failure<D: Db>(db: &mut D, f: &Failure) -> StoreResult<FailureOutcome> {
-    if let Some(id) = &f.user_id {
-        db.lock_user(id).await?;
-    }
-    if let Some(until) = f.lock_until {
-        lock(db, &f.key, until, f.now).await?;
-        if let Some(id) = &f.user_id {
-            logins::expire_all(db, id, f.now).await?;
-        }
-    }
-    if let Some(ip) = &f.ip {
-        count_ip(db, &f.key.env, ip, f.now).await?;
-    }
-    for record in &f.audit {
-        audit::insert(db, record).await?;
-    }
-    Ok(FailureOutcome {
-        locked_until: f.lock_until,
-    })
-}
-
 static LOCK: Sql = Sql::new(
     "INSERT INTO failure_counters (env, kind, subject, failures, locks, locked_until, updated_at) \
      VALUES (?1, ?2, ?3, 0, 1, ?4, ?5) \
@@ -154,7 +130,12 @@ static LOCK: Sql = Sql::new(
 );
 
 /// Lock the counter until `until`: one more lock in its series.
-async fn lock<D: Db>(db: &mut D, key: &CounterKey, until: i64, now: i64) -> StoreResult<()> {
+pub(crate) async fn lock<D: Db>(
+    db: &mut D,
+    key: &CounterKey,
+    until: i64,
+    now: i64,
+) -> StoreResult<()> {
     let [env, kind, subject] = key_args(key);
     db.run(&LOCK, &[env, kind, subject, until.into(), now.into()])
         .await

@@ -70,7 +70,7 @@ fn failed(
 ) -> StoreResult<StepOutcome> {
     let failure = facts.failure(claim);
     let audit = failure_audit(reason, failure.locks());
-    let outcome = run_now(sql::throttle::record_failure(
+    let outcome = run_now(sql::logins::record_failure(
         &mut Lite(tx),
         &failure.with_audit(audit),
     ))?;

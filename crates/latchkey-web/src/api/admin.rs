@@ -21,10 +21,10 @@ use latchkey_service::{
     users::UserFilter,
 };
 
-#[allow(clippy::wildcard_imports)] // this file renders exactly the shapes of admin_dto
+#[allow(clippy::wildcard_imports)] // this file renders exactly the shapes of admin_bodies
 use super::{
-    admin_dto::*,
-    dto::{ProblemSchema, rfc3339},
+    admin_bodies::*,
+    user_bodies::{ProblemSchema, rfc3339},
 };
 use crate::{
     extract::{AdminOf, ApiJson, ApiPath, ApiQuery, Env, OperatorOnly, OptionalJson},

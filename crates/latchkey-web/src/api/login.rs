@@ -9,7 +9,7 @@ use axum::{
 };
 use latchkey_service::{Actor, Caller, Origin, Store, factors::FactorInput, login::LoginAnswer};
 
-use super::dto::{
+use super::user_bodies::{
     ConfirmSetupRequest, LoginRequest, LoginResponse, LoginTokenRequest, MfaRequest,
     MfaSetupResponse, NewPasswordRequest, SetupLinkRequest,
 };
@@ -54,9 +54,9 @@ pub(crate) fn session_cookie(web: &WebConfig, token: &str, max_age: i64) -> Stri
     request_body = LoginRequest,
     responses(
         (status = 200, description = "the next step", body = LoginResponse),
-        (status = 400, description = "malformed input", body = super::dto::ProblemSchema, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_credentials`", body = super::dto::ProblemSchema, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`, with Retry-After", body = super::dto::ProblemSchema, content_type = "application/problem+json"),
+        (status = 400, description = "malformed input", body = super::user_bodies::ProblemSchema, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`", body = super::user_bodies::ProblemSchema, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`, with Retry-After", body = super::user_bodies::ProblemSchema, content_type = "application/problem+json"),
     ))]
 pub async fn login<S: Store>(
     State(st): State<AppState<S>>,
@@ -81,9 +81,9 @@ pub async fn login<S: Store>(
     request_body = NewPasswordRequest,
     responses(
         (status = 200, description = "the next step", body = LoginResponse),
-        (status = 400, description = "`weak_password` or malformed input", body = super::dto::ProblemSchema, content_type = "application/problem+json"),
-        (status = 401, description = "`login_expired`", body = super::dto::ProblemSchema, content_type = "application/problem+json"),
-        (status = 410, description = "`link_expired`", body = super::dto::ProblemSchema, content_type = "application/problem+json"),
+        (status = 400, description = "`weak_password` or malformed input", body = super::user_bodies::ProblemSchema, content_type = "application/problem+json"),
+        (status = 401, description = "`login_expired`", body = super::user_bodies::ProblemSchema, content_type = "application/problem+json"),
+        (status = 410, description = "`link_expired`", body = super::user_bodies::ProblemSchema, content_type = "application/problem+json"),
     ))]
 pub async fn new_password<S: Store>(
     State(st): State<AppState<S>>,
@@ -108,9 +108,9 @@ pub async fn new_password<S: Store>(
     request_body = MfaRequest,
     responses(
         (status = 200, description = "authenticated", body = LoginResponse),
-        (status = 400, description = "not a code of the configured length", body = super::dto::ProblemSchema, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_code` or `login_expired`", body = super::dto::ProblemSchema, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`", body = super::dto::ProblemSchema, content_type = "application/problem+json"),
+        (status = 400, description = "not a code of the configured length", body = super::user_bodies::ProblemSchema, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_code` or `login_expired`", body = super::user_bodies::ProblemSchema, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`", body = super::user_bodies::ProblemSchema, content_type = "application/problem+json"),
     ))]
 pub async fn mfa<S: Store>(
     State(st): State<AppState<S>>,
@@ -141,7 +141,7 @@ pub async fn mfa<S: Store>(
     request_body = LoginTokenRequest,
     responses(
         (status = 200, description = "a secret to enrol", body = MfaSetupResponse),
-        (status = 401, description = "`login_expired`", body = super::dto::ProblemSchema, content_type = "application/problem+json"),
+        (status = 401, description = "`login_expired`", body = super::user_bodies::ProblemSchema, content_type = "application/problem+json"),
     ))]
 pub async fn mfa_setup<S: Store>(
     State(st): State<AppState<S>>,
@@ -161,7 +161,7 @@ pub async fn mfa_setup<S: Store>(
     request_body = ConfirmSetupRequest,
     responses(
         (status = 200, description = "authenticated, with recovery codes shown once", body = LoginResponse),
-        (status = 401, description = "`invalid_code` or `login_expired`", body = super::dto::ProblemSchema, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_code` or `login_expired`", body = super::user_bodies::ProblemSchema, content_type = "application/problem+json"),
     ))]
 pub async fn mfa_confirm<S: Store>(
     State(st): State<AppState<S>>,
@@ -187,7 +187,7 @@ pub async fn mfa_confirm<S: Store>(
     request_body = SetupLinkRequest,
     responses(
         (status = 200, description = "`password_change_required` with a login token", body = LoginResponse),
-        (status = 410, description = "`link_expired`", body = super::dto::ProblemSchema, content_type = "application/problem+json"),
+        (status = 410, description = "`link_expired`", body = super::user_bodies::ProblemSchema, content_type = "application/problem+json"),
     ))]
 pub async fn setup_link<S: Store>(
     State(st): State<AppState<S>>,

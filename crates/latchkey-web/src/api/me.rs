@@ -9,13 +9,13 @@ use axum::{
 };
 use latchkey_service::{Store, account::Reauth, factors::FactorInput};
 
-use super::dto::{
+use super::user_bodies::{
     ChangePasswordRequest, ConfirmEnrolmentRequest, CurrentSession, EnrolmentConfirmed,
     EnrolmentResponse, FactorRequest, MfaSetupResponse, MfaStatusResponse, ProblemSchema,
     ReauthRequest, RecoveryCodesResponse, SessionList, SessionsEnded, codes,
 };
 use crate::{
-    extract::{ApiJson, ApiPath, Auth, SessionOf},
+    extract::{ApiJson, ApiPath, SessionOnly, SignedIn},
     problem::Problem,
     state::AppState,
 };
@@ -37,7 +37,7 @@ fn factor(r: FactorRequest) -> Result<FactorInput, Problem> {
         (status = 200, description = "the session is live", body = CurrentSession),
         (status = 401, description = "`unauthenticated`", body = ProblemSchema, content_type = "application/problem+json"),
     ))]
-pub async fn session<S: Store>(SessionOf(principal): SessionOf) -> Json<CurrentSession> {
+pub async fn session<S: Store>(SessionOnly(principal): SessionOnly) -> Json<CurrentSession> {
     Json(CurrentSession::from(&principal))
 }
 
@@ -45,7 +45,7 @@ pub async fn session<S: Store>(SessionOf(principal): SessionOf) -> Json<CurrentS
     responses((status = 204, description = "the session has ended"), (status = 401, description = "`unauthenticated`", body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn logout<S: Store>(
     State(st): State<AppState<S>>,
-    auth: Auth,
+    auth: SignedIn,
 ) -> Result<Response, Problem> {
     let caller = auth.principal.caller(auth.origin.clone());
     st.service.logout(&auth.principal, &caller).await?;
@@ -60,7 +60,7 @@ pub async fn logout<S: Store>(
     responses((status = 200, body = SessionList), (status = 401, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn sessions<S: Store>(
     State(st): State<AppState<S>>,
-    auth: Auth,
+    auth: SignedIn,
 ) -> Result<Json<SessionList>, Problem> {
     let list = st.service.my_sessions(&auth.principal).await?;
     Ok(Json(SessionList::new(&list, &auth.principal.session.id)))
@@ -71,7 +71,7 @@ pub async fn sessions<S: Store>(
     responses((status = 204, description = "ended"), (status = 404, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn end_session<S: Store>(
     State(st): State<AppState<S>>,
-    auth: Auth,
+    auth: SignedIn,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, Problem> {
     let caller = auth.principal.caller(auth.origin.clone());
@@ -89,7 +89,7 @@ pub async fn end_session<S: Store>(
     ))]
 pub async fn change_password<S: Store>(
     State(st): State<AppState<S>>,
-    auth: Auth,
+    auth: SignedIn,
     ApiJson(body): ApiJson<ChangePasswordRequest>,
 ) -> Result<Json<SessionsEnded>, Problem> {
     let caller = auth.principal.caller(auth.origin.clone());
@@ -109,7 +109,7 @@ pub async fn change_password<S: Store>(
     responses((status = 200, body = MfaStatusResponse), (status = 401, body = ProblemSchema, content_type = "application/problem+json")))]
 pub async fn mfa_status<S: Store>(
     State(st): State<AppState<S>>,
-    auth: Auth,
+    auth: SignedIn,
 ) -> Result<Json<MfaStatusResponse>, Problem> {
     let status = st.service.my_mfa(&auth.principal).await?;
     Ok(Json(MfaStatusResponse::from(&status)))
@@ -123,7 +123,7 @@ pub async fn mfa_status<S: Store>(
     ))]
 pub async fn begin_enrolment<S: Store>(
     State(st): State<AppState<S>>,
-    auth: Auth,
+    auth: SignedIn,
     ApiJson(body): ApiJson<ReauthRequest>,
 ) -> Result<Json<EnrolmentResponse>, Problem> {
     let caller = auth.principal.caller(auth.origin.clone());
@@ -167,7 +167,7 @@ pub async fn begin_enrolment<S: Store>(
     ))]
 pub async fn confirm_enrolment<S: Store>(
     State(st): State<AppState<S>>,
-    auth: Auth,
+    auth: SignedIn,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ConfirmEnrolmentRequest>,
 ) -> Result<Json<EnrolmentConfirmed>, Problem> {
@@ -191,7 +191,7 @@ pub async fn confirm_enrolment<S: Store>(
     ))]
 pub async fn remove_authenticator<S: Store>(
     State(st): State<AppState<S>>,
-    auth: Auth,
+    auth: SignedIn,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<FactorRequest>,
 ) -> Result<StatusCode, Problem> {
@@ -209,7 +209,7 @@ pub async fn remove_authenticator<S: Store>(
     ))]
 pub async fn recovery_codes<S: Store>(
     State(st): State<AppState<S>>,
-    auth: Auth,
+    auth: SignedIn,
     ApiJson(body): ApiJson<FactorRequest>,
 ) -> Result<Json<RecoveryCodesResponse>, Problem> {
     let caller = auth.principal.caller(auth.origin.clone());

@@ -2,11 +2,11 @@
 //! routes so that the document cannot describe a route the server lacks or miss one it has.
 
 pub mod admin;
-pub mod admin_dto;
-pub mod dto;
+pub mod admin_bodies;
 pub mod login;
 pub mod me;
 mod openapi;
+pub mod user_bodies;
 
 pub use openapi::document;
 

@@ -12,8 +12,8 @@ use super::{
     PagePath, PageQuery, PageUser,
     csrf::{Csrf, Form},
     enrol::{CodesPage, SetupPage, factor_of, label_or_default},
+    frame::{Chrome, Notice, refusal, see_other, when},
     problem_page,
-    view::{Chrome, Notice, refusal, see_other, when},
 };
 use crate::state::AppState;
 

@@ -13,13 +13,13 @@ use serde::Deserialize;
 
 use super::{
     PageAdmin, PagePath, PageQuery,
-    admin_views::{
+    admin_templates::{
         AdminPage, CHART_WIDTH, ConfirmPage, EnvRow, ResultPage, StatsView, UserFilters, UserPage,
         UserRow,
     },
     csrf::{Csrf, Form},
+    frame::{Chrome, Notice},
     problem_page,
-    view::{Chrome, Notice},
 };
 use crate::{redirect::encode, state::AppState};
 
@@ -73,7 +73,7 @@ pub(super) async fn admin_page<S: Store>(
     {
         Ok(p) => (p.users.iter().map(UserRow::from).collect(), p.next_cursor),
         Err(e) => {
-            extra.error = Some(super::view::refusal(e, st.service.now()).1);
+            extra.error = Some(super::frame::refusal(e, st.service.now()).1);
             (Vec::new(), None)
         }
     };
@@ -154,7 +154,7 @@ pub async fn invite<S: Store>(
         Ok((email, name))
     });
     let result = match parsed {
-        Err(m) => Err((StatusCode::BAD_REQUEST, super::view::sentence(&m))),
+        Err(m) => Err((StatusCode::BAD_REQUEST, super::frame::sentence(&m))),
         Ok((email, name)) => {
             let role = if f.role == "admin" {
                 Role::Admin
@@ -164,7 +164,7 @@ pub async fn invite<S: Store>(
             st.service
                 .create_user(&who.admin, email, name, role)
                 .await
-                .map_err(|e| super::view::refusal(e, st.service.now()))
+                .map_err(|e| super::frame::refusal(e, st.service.now()))
         }
     };
     match result {
@@ -289,7 +289,7 @@ pub async fn confirm<S: Store>(
         Err(e) => return problem_page(&e.into(), st.service.now(), Some(env)),
     };
     let Some((title, lines)) = explain(&action, u.email.as_str()) else {
-        return super::view::error_page(StatusCode::NOT_FOUND, Notice::NotFound, Some(env));
+        return super::frame::error_page(StatusCode::NOT_FOUND, Notice::NotFound, Some(env));
     };
     let t = ConfirmPage {
         chrome: chrome(&who, &csrf),
@@ -375,7 +375,7 @@ pub async fn act<S: Store>(
             .await
             .map(|()| (vec!["The user is deleted.".to_owned()], None)),
         _ => {
-            return super::view::error_page(
+            return super::frame::error_page(
                 StatusCode::NOT_FOUND,
                 Notice::NotFound,
                 Some(env.as_str()),
@@ -390,7 +390,7 @@ pub async fn act<S: Store>(
     let (status, title, lines, link) = match done {
         Ok((lines, link)) => (StatusCode::OK, "Done".to_owned(), lines, link),
         Err(e) => {
-            let (status, m) = super::view::refusal(e, st.service.now());
+            let (status, m) = super::frame::refusal(e, st.service.now());
             (status, "Not done".to_owned(), vec![m], None)
         }
     };
@@ -450,7 +450,7 @@ pub async fn enforce_confirm<S: Store>(
             back,
         },
         Err(e) => {
-            let (status, m) = super::view::refusal(e, st.service.now());
+            let (status, m) = super::frame::refusal(e, st.service.now());
             let t = ResultPage {
                 chrome: chrome(&who, &csrf),
                 title: "MFA cannot be enforced here".into(),
@@ -494,7 +494,7 @@ pub async fn enforce<S: Store>(
             ],
         ),
         Err(e) => {
-            let (status, m) = super::view::refusal(e, st.service.now());
+            let (status, m) = super::frame::refusal(e, st.service.now());
             (status, "Not done".to_owned(), vec![m])
         }
     };

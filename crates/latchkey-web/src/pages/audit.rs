@@ -7,7 +7,7 @@ use latchkey_service::{AuditType, Store, store::AuditQuery};
 use super::{
     PageAdmin, PageQuery,
     admin::chrome,
-    admin_views::{AuditFilters, AuditPage, AuditRow},
+    admin_templates::{AuditFilters, AuditPage, AuditRow},
     csrf::Csrf,
 };
 use crate::{redirect::encode, state::AppState};
@@ -61,7 +61,7 @@ pub async fn audit<S: Store>(
         match st.service.audit_log(&who.admin, query, Some(100)).await {
             Ok(p) => (p.events.iter().map(AuditRow::from).collect(), p.next_cursor),
             Err(e) => {
-                error = Some(super::view::refusal(e, st.service.now()).1);
+                error = Some(super::frame::refusal(e, st.service.now()).1);
                 (Vec::new(), None)
             }
         }

@@ -15,7 +15,7 @@ use latchkey_core::token::{Token, csrf_matches, csrf_token};
 use latchkey_service::Store;
 use serde::de::DeserializeOwned;
 
-use super::view::{Notice, error_page};
+use super::frame::{Notice, error_page};
 use crate::{
     extract::{cookie, same_origin},
     state::AppState,
@@ -72,7 +72,7 @@ impl Csrf {
         status: StatusCode,
         page: &impl askama::Template,
     ) -> Response {
-        self.respond(state, super::view::render(status, page))
+        self.respond(state, super::frame::render(status, page))
     }
 
     /// Add the `Set-Cookie` for a cookie made for this answer.

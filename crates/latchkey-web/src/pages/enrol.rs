@@ -5,7 +5,7 @@ use askama::Template;
 use latchkey_core::{SecretString, token::RecoveryCode};
 use latchkey_service::factors::{FactorInput, MfaOffer};
 
-use super::view::Chrome;
+use super::frame::Chrome;
 use crate::redirect;
 
 /// The name an authenticator gets when the form leaves it empty.

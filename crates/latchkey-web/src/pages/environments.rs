@@ -9,10 +9,10 @@ use serde::Deserialize;
 use super::{
     PageAdmin, PagePath,
     admin::{Extra, admin_page},
-    admin_views::UserFilters,
+    admin_templates::UserFilters,
     csrf::{Csrf, Form},
+    frame::{Notice, see_other},
     problem_page,
-    view::{Notice, see_other},
 };
 use crate::state::AppState;
 
@@ -23,7 +23,7 @@ fn operator<S: Store>(
 ) -> Result<latchkey_service::authz::Operator, Box<Response>> {
     let identity = Identity::User(Box::new(who.principal.clone()));
     if who.admin.env().slug.as_str() != SYSTEM {
-        return Err(Box::new(super::view::error_page(
+        return Err(Box::new(super::frame::error_page(
             StatusCode::NOT_FOUND,
             Notice::NotFound,
             None,
@@ -70,7 +70,7 @@ pub async fn create_environment<S: Store>(
         st.service
             .create_environment(&op, slug, name, policy)
             .await
-            .map_err(|e| super::view::refusal(e, st.service.now()).1)
+            .map_err(|e| super::frame::refusal(e, st.service.now()).1)
     }
     .await;
     environment_saved(&st, &who, &csrf, result, "created").await
@@ -127,7 +127,7 @@ pub async fn update_environment<S: Store>(
         st.service
             .update_environment(&op, &slug, patch)
             .await
-            .map_err(|e| super::view::refusal(e, st.service.now()).1)
+            .map_err(|e| super::frame::refusal(e, st.service.now()).1)
     }
     .await;
     environment_saved(&st, &who, &csrf, result, "saved").await
@@ -148,7 +148,7 @@ async fn environment_saved<S: Store, T>(
             let extra = Extra {
                 error: Some(format!(
                     "The environment was not {done}: {}",
-                    super::view::sentence(&m)
+                    super::frame::sentence(&m)
                 )),
                 ..Extra::default()
             };

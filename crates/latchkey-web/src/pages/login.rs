@@ -17,7 +17,7 @@ use super::{
     PageEnv, PageQuery, PageUser,
     csrf::{Csrf, Form},
     enrol::{CodesPage, SetupPage, factor_of, label_or_default},
-    view::{self, Chrome, Notice, see_other},
+    frame::{self, Chrome, Notice, see_other},
 };
 use crate::{
     extract::{Client, cookie},
@@ -262,7 +262,7 @@ pub async fn submit<S: Store>(
     {
         Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
         Err(e) => {
-            let (status, m) = view::refusal(e, st.service.now());
+            let (status, m) = frame::refusal(e, st.service.now());
             let page = LoginPage {
                 chrome: Chrome::new(env.as_str(), &csrf.token, None),
                 rd: f.rd,
@@ -332,7 +332,7 @@ pub async fn password_submit<S: Store>(
             Ok(a) => return next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
             Err(ServiceError::LoginExpired) => return restart(&st.web, env.as_str(), &f.rd),
             // The refusal's own status: 400 for a weak password, 503 when busy, and so on.
-            Err(e) => view::refusal(e, st.service.now()),
+            Err(e) => frame::refusal(e, st.service.now()),
         },
     };
     let page = NewPasswordPage::in_login(env.as_str(), &csrf, f.rd, Some(message));
@@ -390,7 +390,7 @@ pub async fn mfa_submit<S: Store>(
         Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
         Err(ServiceError::LoginExpired) => restart(&st.web, env.as_str(), &f.rd),
         Err(e) => {
-            let (status, m) = view::refusal(e, st.service.now());
+            let (status, m) = frame::refusal(e, st.service.now());
             let page = MfaPage {
                 chrome: Chrome::new(env.as_str(), &csrf.token, None),
                 rd: f.rd,
@@ -476,7 +476,7 @@ pub async fn setup_submit<S: Store>(
         Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
         Err(ServiceError::LoginExpired) => restart(&st.web, env.as_str(), &f.rd),
         Err(e) => {
-            let refused = view::refusal(e, st.service.now());
+            let refused = frame::refusal(e, st.service.now());
             setup_page(&st, &env, &csrf, &token, &caller, f.rd, Some(refused)).await
         }
     }
@@ -491,7 +491,7 @@ pub async fn link_form<S: Store>(
     PageQuery(q): PageQuery<LoginQuery>,
 ) -> Response {
     if q.token.is_empty() {
-        return view::message_page(
+        return frame::message_page(
             StatusCode::BAD_REQUEST,
             "This link is incomplete",
             "Copy the whole link you were given into the address bar, or ask your administrator for a new one.",
@@ -539,7 +539,7 @@ pub async fn link_submit<S: Store>(
     {
         Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
         Err(e) => {
-            let (status, m) = view::refusal(e, st.service.now());
+            let (status, m) = frame::refusal(e, st.service.now());
             again(&st, status, m, f.rd)
         }
     }

@@ -9,13 +9,13 @@
 
 pub mod account;
 pub mod admin;
-pub mod admin_views;
+pub mod admin_templates;
 pub mod audit;
 pub mod csrf;
 pub mod enrol;
 pub mod environments;
+pub mod frame;
 pub mod login;
-pub mod view;
 
 use axum::{
     Router,
@@ -27,7 +27,7 @@ use axum::{
 use latchkey_core::model::EnvSlug;
 use latchkey_service::{ServiceError, Store, session::Principal};
 
-use self::view::{Notice, error_page};
+use self::frame::{Notice, error_page};
 use crate::{
     extract::{Env, cookie, origin_of},
     problem::Problem,
@@ -121,7 +121,7 @@ async fn stylesheet() -> Response {
 
 /// `/e/{env}/`: the account page, which sends a browser without a session to the login.
 async fn home(Env(env): Env) -> Response {
-    view::see_other(&format!("/e/{env}/account"))
+    frame::see_other(&format!("/e/{env}/account"))
 }
 
 /// The environment in the path of a page; an unknown one is a 404 page.
@@ -194,9 +194,9 @@ impl<T: serde::de::DeserializeOwned + Send, St: Send + Sync> FromRequestParts<St
 
 /// A page answer for a problem that has no form to go back to.
 pub fn problem_page(p: &Problem, now: i64, env: Option<&str>) -> Response {
-    let status = view::status_of(p);
+    let status = frame::status_of(p);
     let title = status.canonical_reason().unwrap_or("Error");
-    view::message_page(status, title, &view::say(p, now), env)
+    frame::message_page(status, title, &frame::say(p, now), env)
 }
 
 /// A signed-in user of the environment in the path. A browser without such a session is sent
@@ -219,7 +219,7 @@ async fn signed_in<S: Store>(
         } else {
             format!("/e/{env}/account")
         };
-        view::see_other(&format!(
+        frame::see_other(&format!(
             "/e/{env}/login?rd={}{}",
             redirect::encode(&back),
             if ended { "&notice=session_over" } else { "" }
@@ -264,7 +264,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for PageUser {
         if principal.environment.slug != env {
             // An operator's `system` session is not an account of this environment.
             known(state, &env).await?;
-            return Err(view::see_other(&format!("/e/{env}/login")));
+            return Err(frame::see_other(&format!("/e/{env}/login")));
         }
         Ok(Self { principal, origin })
     }

@@ -5,7 +5,7 @@ use askama::Template;
 use latchkey_core::model::{Environment, User, UserState};
 use latchkey_service::{AuditRecord, admin::Stats};
 
-use super::view::{Chrome, when};
+use super::frame::{Chrome, when};
 
 /// Width of the MFA-adoption bar, in SVG units.
 pub const CHART_WIDTH: u32 = 300;

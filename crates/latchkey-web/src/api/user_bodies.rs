@@ -1,5 +1,5 @@
 //! The JSON shapes of the login, session and account API (SPEC §5.1, §5.2) and of a problem,
-//! with their OpenAPI schemas; the admin API's are in `admin_dto.rs`. Request types that carry
+//! with their OpenAPI schemas; the admin API's are in `admin_bodies.rs`. Request types that carry
 //! a secret hold it in `SecretString` and derive no `Debug` that could show it.
 
 use latchkey_core::{SecretString, model::User, token::RecoveryCode};

@@ -9,7 +9,7 @@ use latchkey_service::{
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use super::dto::rfc3339;
+use super::user_bodies::rfc3339;
 
 /// Absent → `None`; `null` → `Some(None)`; a value → `Some(Some(v))`.
 #[allow(clippy::option_option)] // absent, null and a value are three different requests
