@@ -23,7 +23,7 @@ use latchkey_core::{
 };
 use latchkey_service::{
     Actor, Caller, Origin, Service, ServiceConfig, ServiceError, TestClock,
-    authz::Operator,
+    authz::{Identity, Operator},
     environments::EnvironmentPatch,
     factors::FactorInput,
     login::LoginAnswer,
@@ -281,6 +281,7 @@ on_both_stores!(
     a_session_ends_at_its_max_age_and_after_its_idle_timeout,
     resets_sign_out_and_ask_for_a_new_password_or_device,
     enforcing_mfa_signs_out_whoever_has_none,
+    an_api_token_records_its_use_at_most_once_a_minute,
 );
 
 async fn a_login_takes_the_password_then_a_fresh_code(f: Fixture) {
@@ -656,4 +657,33 @@ async fn enforcing_mfa_signs_out_whoever_has_none(f: Fixture) {
     // Again: nobody is left to sign out.
     let counts = s.enforce_mfa(&admin, true).await.unwrap();
     assert_eq!((counts.users_signed_out, counts.sessions_ended), (0, 0));
+}
+
+async fn an_api_token_records_its_use_at_most_once_a_minute(f: Fixture) {
+    let s = &f.service;
+    let admin = s.cli_admin(&f.env).await.unwrap();
+    let bearer = s
+        .create_env_token(&admin, "deploys")
+        .await
+        .unwrap()
+        .bearer();
+    let start = f.clock_now();
+    // What a use finds recorded (each use reads the token, then records itself when due).
+    let recorded = || async {
+        match s.identify(&bearer).await.unwrap() {
+            Identity::ApiToken(record) => record.last_used_at,
+            Identity::User(_) => panic!("an API token was taken for a session"),
+        }
+    };
+    assert_eq!(recorded().await, None, "never used before");
+    f.clock.advance(59);
+    assert_eq!(recorded().await, Some(start), "recorded at its first use");
+    assert_eq!(recorded().await, Some(start), "not again within the minute");
+    f.clock.advance(1);
+    assert_eq!(recorded().await, Some(start));
+    assert_eq!(
+        recorded().await,
+        Some(start + 60),
+        "a minute on, recorded again"
+    );
 }

@@ -5,18 +5,21 @@
 //! [`PgStore`] and [`AnyStore`] — so a new operation is one line here and one unit of work in
 //! `sql/`, whatever the number of backends. How a method runs:
 //!
-//! | kind    | SQLite                                            | PostgreSQL                      |
-//! |---------|---------------------------------------------------|---------------------------------|
-//! | `read`  | inline, on an idle read-only connection            | on a pooled connection          |
-//! | `scan`  | on the blocking pool (it may read many rows)       | on a pooled connection          |
-//! | `write` | one synced transaction on the writer thread        | one transaction                 |
-//! | `claim` | a transaction flushed by the next synced one       | one transaction                 |
-//! | `own_*` | `sqlite/special.rs`                                | `postgres/special.rs`           |
+//! | kind     | SQLite                                         | PostgreSQL             |
+//! |----------|------------------------------------------------|------------------------|
+//! | `read`   | inline, on an idle read-only connection        | on a pooled connection |
+//! | `scan`   | on the blocking pool (it may read many rows)   | on a pooled connection |
+//! | `cached` | the session cache, then as `read` (`cache.rs`) | on a pooled connection |
+//! | `write`  | one synced transaction on the writer thread    | one transaction        |
+//! | `claim`  | a transaction flushed by the next synced one   | one transaction        |
+//! | `own_*`  | `sqlite/special.rs`                            | `postgres/special.rs`  |
 //!
-//! `AnyStore` times every method and, on PostgreSQL, runs it again after a transient failure
-//! where that is safe (`retry.rs`): any method after a conflict, and a `read`, `scan` or
-//! `own_read` after a broken connection. `own_once` never runs again (a login's code step,
-//! which owns its judge).
+//! `own_*` are the two methods that differ by nature: a backup (`VACUUM INTO`; `pg_dump`'s
+//! job on PostgreSQL) and a login's code step (one writer job on SQLite; the other units,
+//! composed, on PostgreSQL). `AnyStore` times every method and, on PostgreSQL, runs it again
+//! after a transient failure where that is safe (`retry.rs`): any method after a conflict, and
+//! a `read`, `scan` or `cached` one after a broken connection. `own_once` never runs again (the
+//! code step owns its judge).
 //!
 //! SQLite's writer thread and blocking pool take `'static` work, so a method's arguments are
 //! carried there owned ([`Carry`]) and lent back to the unit of work as it takes them.
@@ -101,6 +104,10 @@ macro_rules! on_sqlite {
     (read, $s:ident, $name:ident, $unit:path, $($arg:ident: $ty:ty),*) => {
         $s.fast.read(|c| run_now($unit(&mut Lite(c) $(, $arg)*)))
     };
+    // The session check: from the cache while no commit came since (`sqlite/cache.rs`).
+    (cached, $s:ident, $name:ident, $unit:path, $($arg:ident: $ty:ty),*) => {
+        $s.fast.$name($($arg),*)
+    };
     (scan, $s:ident, $name:ident, $unit:path, $($arg:ident: $ty:ty),*) => {{
         $(let $arg = <$ty as Carry<'_>>::carry($arg);)*
         $s.fast
@@ -133,6 +140,9 @@ macro_rules! on_postgres {
         $unit(&mut Pg(&mut *$s.read().await?) $(, $arg)*).await
     };
     (scan, $($rest:tt)*) => {
+        on_postgres!(read, $($rest)*)
+    };
+    (cached, $($rest:tt)*) => {
         on_postgres!(read, $($rest)*)
     };
     (write, $s:ident, $name:ident, $unit:path, $($arg:ident),*) => {{
@@ -168,7 +178,7 @@ macro_rules! on_any {
                     let Err(e) = &result else { break result };
                     let operation = stringify!($name);
                     // Only a read runs again after a broken connection.
-                    let reads = matches!(stringify!($kind), "read" | "scan" | "own_read");
+                    let reads = matches!(stringify!($kind), "read" | "scan" | "cached");
                     let Some(wait) = retry::delay(reads, e, attempt) else {
                         break result;
                     };
@@ -284,7 +294,7 @@ implement!(LoginStore {
 });
 
 implement!(SessionStore {
-    own_read session_by_token(token_hash: &TokenHash) -> Option<SessionView>;
+    cached session_by_token(token_hash: &TokenHash) -> Option<SessionView> = sql::sessions::by_token;
     write touch_session(id: &str, now: i64) -> () = sql::account::touch_session;
     write end_session(user_id: &str, id: &str, audit: Option<&AuditRecord>) -> bool = sql::account::end_session;
     scan list_sessions(user_id: &str) -> Vec<SessionRecord> = sql::sessions::list;
@@ -294,7 +304,8 @@ implement!(ApiTokenStore {
     write create_api_token(token: &NewApiToken, audit: &AuditRecord) -> () = sql::api_tokens::create;
     read list_api_tokens(env: Option<&EnvSlug>) -> Vec<ApiTokenRecord> = sql::api_tokens::list;
     write revoke_api_token(env: Option<&EnvSlug>, id: &str, now: i64, audit: &AuditRecord) -> bool = sql::api_tokens::revoke;
-    own_write use_api_token(hash: &TokenHash, now: i64) -> Option<ApiTokenRecord>;
+    read find_api_token(hash: &TokenHash) -> Option<ApiTokenRecord> = sql::api_tokens::find;
+    write mark_api_token_used(id: &str, now: i64) -> () = sql::api_tokens::mark_used;
 });
 
 implement!(AuditStore {

@@ -52,10 +52,16 @@ pub trait ApiTokenStore: Clone + Send + Sync + 'static {
         audit: &AuditRecord,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
-    /// A live (unrevoked) token by its hash, its last use recorded (at most once a minute).
-    fn use_api_token(
+    /// A live (unrevoked) token by its hash.
+    fn find_api_token(
         &self,
         hash: &TokenHash,
-        now: i64,
     ) -> impl Future<Output = StoreResult<Option<ApiTokenRecord>>> + Send;
+
+    /// Record a token's use at `now`.
+    fn mark_api_token_used(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }

@@ -9,10 +9,6 @@ use latchkey_service::{
 use super::{Db, Row, Sql, audit, get};
 use crate::corrupt;
 
-/// A token is marked used at most once a minute: a busy automation writes once a minute, not
-/// at every request.
-const USE_RESOLUTION: i64 = 60;
-
 fn token(row: &dyn Row) -> StoreResult<ApiTokenRecord> {
     let env: Option<String> = get(row, "env")?;
     Ok(ApiTokenRecord {
@@ -106,21 +102,12 @@ static BY_HASH: Sql = Sql::new(select_tokens!(
     "WHERE token_hash = ?1 AND revoked_at IS NULL"
 ));
 
-/// A live token by its hash, and whether its use should be recorded now.
+/// A live token by its hash.
 pub(crate) async fn find<D: Db>(
     db: &mut D,
     hash: &TokenHash,
-    now: i64,
-) -> StoreResult<Option<(ApiTokenRecord, bool)>> {
-    Ok(db
-        .one(&BY_HASH, &[hash.as_str().into()], token)
-        .await?
-        .map(|t| {
-            let stale = t
-                .last_used_at
-                .is_none_or(|used| now - used >= USE_RESOLUTION);
-            (t, stale)
-        }))
+) -> StoreResult<Option<ApiTokenRecord>> {
+    db.one(&BY_HASH, &[hash.as_str().into()], token).await
 }
 
 static MARK_USED: Sql = Sql::new("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1");

@@ -1,5 +1,6 @@
 //! Session rows. Only token hashes are stored.
 
+use latchkey_core::token::TokenHash;
 use latchkey_service::store::{NewSession, SessionRecord, SessionView, StoreResult};
 
 use super::{Db, Sql, rows};
@@ -65,12 +66,12 @@ static BY_TOKEN: Sql = Sql::new(concat!(
 ));
 
 /// The session check in one read: the session, its user and its environment, by the token's
-/// hash. (SQLite's check is `sqlite/readers.rs`', through its cache.)
+/// hash. (SQLite asks its cache first: `sqlite/readers.rs`.)
 pub(crate) async fn by_token<D: Db>(
     db: &mut D,
-    token_hash: &str,
+    token_hash: &TokenHash,
 ) -> StoreResult<Option<SessionView>> {
-    db.one(&BY_TOKEN, &[token_hash.into()], |row| {
+    db.one(&BY_TOKEN, &[token_hash.as_str().into()], |row| {
         Ok(SessionView {
             session: rows::session_record(row)?,
             user: rows::user(row)?,

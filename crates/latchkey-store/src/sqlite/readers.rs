@@ -17,6 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use latchkey_core::token::TokenHash;
 use latchkey_service::store::{SessionView, StoreResult};
 use rusqlite::{Connection, OpenFlags};
 
@@ -150,7 +151,8 @@ impl FastReads {
 
     /// The session with its user and environment, by the token's hash: from the cache while
     /// nothing has been written since it was read, from the database otherwise.
-    pub(super) fn session_by_token(&self, token_hash: &str) -> StoreResult<Option<SessionView>> {
+    pub(crate) fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<SessionView>> {
+        let token_hash = hash.as_str();
         let cache = self.cache();
         let header = cache.and_then(SessionCache::header);
         if let (Some(cache), Some(header)) = (cache, &header)
@@ -158,7 +160,7 @@ impl FastReads {
         {
             return Ok(Some(view));
         }
-        let found = self.read_session(token_hash)?;
+        let found = self.read(|c| run_now(sql::sessions::by_token(&mut Lite(c), hash)))?;
         #[cfg(test)]
         if let Ok(hook) = self.after_query.lock()
             && let Some(hook) = hook.as_ref()
@@ -169,10 +171,6 @@ impl FastReads {
             cache.put(token_hash, header, view);
         }
         Ok(found)
-    }
-
-    fn read_session(&self, token_hash: &str) -> StoreResult<Option<SessionView>> {
-        self.read(|c| run_now(sql::sessions::by_token(&mut Lite(c), token_hash)))
     }
 }
 
@@ -204,7 +202,7 @@ mod tests {
 
     fn name_of(reads: &FastReads) -> Option<String> {
         reads
-            .session_by_token("h")
+            .session_by_token(&TokenHash::from_stored("h".into()))
             .unwrap_or_else(|e| panic!("{e}"))
             .map(|v| v.user.name.as_str().to_owned())
     }
@@ -220,7 +218,11 @@ mod tests {
         assert_eq!(name_of(&reads).as_deref(), Some("Dan"));
         assert_eq!(reads.cache_hits(), 2, "the cache answers repeated checks");
         assert_eq!(
-            reads.session_by_token("unknown").ok().flatten().map(|_| ()),
+            reads
+                .session_by_token(&TokenHash::from_stored("unknown".into()))
+                .ok()
+                .flatten()
+                .map(|_| ()),
             None
         );
 

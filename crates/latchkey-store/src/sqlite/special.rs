@@ -2,26 +2,12 @@
 
 use std::path::Path;
 
-use latchkey_core::token::TokenHash;
 use latchkey_service::{
     StoreError,
-    store::{ApiTokenRecord, SessionView, StepAttempt, StepOutcome, StoreResult},
+    store::{StepAttempt, StepOutcome, StoreResult},
 };
 
-use super::{
-    SqliteStore,
-    exec::{Lite, lite_err},
-    logins,
-};
-use crate::sql::{self, run_now};
-
-/// The session check: from the cache while nothing was written since (`cache.rs`).
-pub(crate) async fn session_by_token(
-    store: &SqliteStore,
-    token_hash: &TokenHash,
-) -> StoreResult<Option<SessionView>> {
-    store.fast.session_by_token(token_hash.as_str())
-}
+use super::{SqliteStore, exec::lite_err, logins};
 
 /// Claim, judge and settle in one job and one synced commit: a code step costs one hand-off to
 /// the writer and back, not two (`BENCHMARKS.md`).
@@ -36,28 +22,6 @@ pub(crate) async fn attempt_step(
             |tx, redo| logins::settle_after_rollback(tx, redo),
         )
         .await
-}
-
-/// A live token, its use recorded on the writer only when the last record is stale.
-pub(crate) async fn use_api_token(
-    store: &SqliteStore,
-    hash: &TokenHash,
-    now: i64,
-) -> StoreResult<Option<ApiTokenRecord>> {
-    let found = store
-        .fast
-        .read(|c| run_now(sql::api_tokens::find(&mut Lite(c), hash, now)))?;
-    let Some((record, stale)) = found else {
-        return Ok(None);
-    };
-    if stale {
-        let id = record.id.clone();
-        store
-            .writer
-            .run(move |tx| run_now(sql::api_tokens::mark_used(&mut Lite(tx), &id, now)))
-            .await?;
-    }
-    Ok(Some(record))
 }
 
 /// A consistent, compacted copy by `VACUUM INTO`, from one read transaction while writers go

@@ -157,9 +157,8 @@ impl Writer {
         })
     }
 
-    /// Run `f` in one `BEGIN IMMEDIATE` transaction on the writer thread: committed when it
-    /// returns `Ok`, rolled back otherwise. `BEGIN IMMEDIATE` takes the write lock first, so a
-    /// transaction that reads then writes never fails half-way on a stale snapshot.
+    /// [`Writer::run_with`], synced (the tests' shorthand).
+    #[cfg(test)]
     pub(crate) async fn run<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -168,7 +167,10 @@ impl Writer {
         self.run_with(Durability::Synced, f).await
     }
 
-    /// [`Writer::run`], committed with the given [`Durability`].
+    /// Run `f` in one `BEGIN IMMEDIATE` transaction on the writer thread, committed with the
+    /// given [`Durability`] when it returns `Ok`, rolled back otherwise. `BEGIN IMMEDIATE`
+    /// takes the write lock first, so a transaction that reads then writes never fails
+    /// half-way on a stale snapshot.
     pub(crate) async fn run_with<T, F>(&self, wanted: Durability, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -183,7 +185,7 @@ impl Writer {
         .await
     }
 
-    /// Run `f` in one transaction (synced), as [`Writer::run`]; if it ends with
+    /// Run `f` in one transaction (synced), as [`Writer::run_with`]; if it ends with
     /// [`End::Rollback`], everything it wrote is rolled back and `then` runs in a fresh
     /// transaction, in the same job: no other write of this node comes in between.
     pub(super) async fn run_or_redo<T, R, F, G>(&self, f: F, then: G) -> StoreResult<T>
