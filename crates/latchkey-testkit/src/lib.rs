@@ -38,7 +38,7 @@ pub struct ScratchDatabase {
 
 impl ScratchDatabase {
     /// Create one named after `purpose`; `None` when PostgreSQL cannot be reached (having said
-    /// so), and a panic instead when it is required.
+    /// so), and a panic instead when it is required, or when it is reached but refuses.
     pub async fn create(purpose: &str) -> Option<Self> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let admin = postgres_admin_url();
@@ -47,20 +47,24 @@ impl ScratchDatabase {
             .map_or(0, |d| d.as_nanos());
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("latchkey_{purpose}_{}_{nanos}_{n}", std::process::id());
-        let created = async {
-            let mut c = PgConnection::connect(&admin).await?;
-            let sql = sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""));
-            sqlx::query(sql).execute(&mut c).await.map(drop)
+        let mut c = match PgConnection::connect(&admin).await {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    !postgres_required(),
+                    "PostgreSQL is required (LATCHKEY_REQUIRE_POSTGRES=1) but unreachable at {admin}: {e}"
+                );
+                say(&format!(
+                    "skipping: PostgreSQL is not reachable at {admin} ({e}); set LATCHKEY_TEST_POSTGRES_URL"
+                ));
+                return None;
+            }
         };
-        if let Err(e) = created.await {
-            assert!(
-                !postgres_required(),
-                "PostgreSQL is required (LATCHKEY_REQUIRE_POSTGRES=1) but unusable at {admin}: {e}"
-            );
-            say(&format!(
-                "skipping: PostgreSQL is not reachable at {admin} ({e}); set LATCHKEY_TEST_POSTGRES_URL"
-            ));
-            return None;
+        // Reached but refusing (no right to create databases, a full disk): a broken setup,
+        // never a reason to skip.
+        let sql = sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""));
+        if let Err(e) = sqlx::query(sql).execute(&mut c).await {
+            panic!("PostgreSQL at {admin} refused to create a test database: {e}");
         }
         let server = admin.rsplit_once('/').map_or(admin.as_str(), |(s, _)| s);
         Some(Self {
