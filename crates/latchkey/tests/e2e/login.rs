@@ -311,7 +311,7 @@ fn wrong_codes_lock_the_account_and_the_right_code_is_refused_while_locked() {
     assert_eq!(r.json()["status"], "authenticated", "{}", r.body);
 
     // What follows the lock (its end, the login it ended, the doubling series, the audit
-    // records) is `latchkey-service/tests/flows.rs`', on a test clock.
+    // records) is `latchkey-service/tests/flows/lockout.rs`', on a test clock.
     let events = common::audit_types(d, "prod");
     assert!(events.iter().any(|e| e == "login.locked"), "{events:?}");
 }
