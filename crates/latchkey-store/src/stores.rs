@@ -279,7 +279,7 @@ implement!(CredentialStore {
 
 implement!(LoginStore {
     read login_subject(env: &EnvSlug, email_normalized: &str) -> Option<LoginSubject> = sql::logins::subject;
-    read login_txn(token_hash: &TokenHash, now: i64) -> Option<LoginTxnView> = sql::logins::txn;
+    read login_txn(token_hash: &TokenHash) -> Option<LoginTxnView> = sql::logins::txn;
     write set_pending_secret(txn_id: &str, sealed: &[u8], now: i64) -> () = sql::logins::set_pending_secret;
     write write_login(write: &LoginWrite) -> () = sql::logins::write;
     read setup_token(token_hash: &TokenHash, now: i64) -> Option<SetupTokenView> = sql::logins::setup_token;

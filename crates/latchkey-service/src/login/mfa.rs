@@ -247,7 +247,7 @@ impl<S: Store> Service<S> {
                         .ok_or(ServiceError::LoginExpired)?;
                     let again = self
                         .store
-                        .login_txn(&token.hash(), self.now())
+                        .login_txn(&token.hash())
                         .await?
                         .ok_or(ServiceError::LoginExpired)?;
                     let sealed = again

@@ -424,7 +424,7 @@ impl<S: Store> Service<S> {
         let now = self.now();
         let txn = self
             .store
-            .login_txn(&token.hash(), now)
+            .login_txn(&token.hash())
             .await?
             .filter(|t| &t.environment.slug == env && t.user.state != UserState::Disabled)
             .ok_or(ServiceError::LoginExpired)?;

@@ -257,7 +257,6 @@ pub trait LoginStore: Clone + Send + Sync + 'static {
     fn login_txn(
         &self,
         token_hash: &TokenHash,
-        now: i64,
     ) -> impl Future<Output = StoreResult<Option<LoginTxnView>>> + Send;
 
     /// Offer a TOTP secret in a transaction at `mfa_setup_required` (sealed), unless one is

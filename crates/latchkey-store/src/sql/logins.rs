@@ -71,12 +71,11 @@ static TXN: Sql = Sql::new(concat!(
      JOIN environments e ON e.slug = u.env WHERE t.token_hash = ?1"
 ));
 
-/// A login transaction by its token's hash, expired or not (whatever `_now` is: the caller
-/// tells a lockout from an expiry), with its user and environment.
+/// A login transaction by its token's hash, expired or not (the caller tells a lockout from
+/// an expiry), with its user and environment.
 pub(crate) async fn txn<D: Db>(
     db: &mut D,
     token_hash: &TokenHash,
-    _now: i64,
 ) -> StoreResult<Option<LoginTxnView>> {
     db.one(&TXN, &[token_hash.as_str().into()], |row| {
         let state: String = get(row, "t_state")?;

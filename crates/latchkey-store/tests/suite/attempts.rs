@@ -258,7 +258,7 @@ pub async fn a_step_attempt_is_claimed_judged_and_settled_at_once<S: Store>(stor
         "the fifth attempt of the round locks: {last:?}"
     );
     assert_eq!(records(&store, "login.locked").await.len(), 1);
-    let pending = ok(store.login_txn(&token.hash(), T0).await);
+    let pending = ok(store.login_txn(&token.hash()).await);
     assert!(
         pending.is_some_and(|t| t.expires_at <= T0),
         "the lock expired the pending login"
@@ -313,7 +313,7 @@ pub async fn a_right_code_that_loses_its_race_is_counted_and_writes_nothing<S: S
         .collect();
     assert_eq!(sessions, ["s1"], "the losing write opened no session");
     assert!(
-        ok(store.login_txn(&token.hash(), T0).await).is_some(),
+        ok(store.login_txn(&token.hash()).await).is_some(),
         "nor consumed the pending login"
     );
     assert_eq!(
