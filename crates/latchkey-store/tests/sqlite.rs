@@ -214,3 +214,68 @@ async fn database_file_is_private_and_urls_are_checked() {
         .unwrap_or_default();
     assert!(err.contains("does not exist"), "{err}");
 }
+
+/// Issue 17's rule, held: every statement on Latchkey's tables is written once, in `src/sql/`.
+/// Outside their tests, the backends' modules name a table only in PostgreSQL's row locks
+/// (`postgres/exec.rs`), and no statement text stands in both a SQLite and a PostgreSQL module.
+#[test]
+fn no_statement_is_written_once_per_backend() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let migrations = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite/0001_initial.sql"),
+    )
+    .unwrap();
+    let tables: Vec<String> = migrations
+        .split("CREATE TABLE ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next().map(str::to_owned))
+        .collect();
+    assert!(
+        tables.len() >= 10 && tables.contains(&"users".to_owned()),
+        "{tables:?}"
+    );
+    let statements = |dir: &str| -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(src.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            // Compiled for tests only (`#[cfg(test)] mod query_plans`).
+            if name == "query_plans.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+            for literal in code.split('"').skip(1).step_by(2) {
+                let sql = literal.split_whitespace().collect::<Vec<_>>().join(" ");
+                if ["SELECT ", "INSERT ", "UPDATE ", "DELETE "]
+                    .iter()
+                    .any(|verb| sql.contains(verb))
+                {
+                    found.push((format!("{dir}/{name}"), sql));
+                }
+            }
+        }
+        found
+    };
+    let (lite, pg) = (statements("sqlite"), statements("postgres"));
+    assert!(!pg.is_empty(), "the walk found PostgreSQL's row locks");
+    let names_a_table = |sql: &str| {
+        tables.iter().any(|t| {
+            sql.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .any(|word| word == t)
+        })
+    };
+    for (file, sql) in lite.iter().chain(&pg) {
+        let row_lock = file == "postgres/exec.rs" && sql.contains(" FOR ");
+        assert!(
+            !names_a_table(sql) || row_lock,
+            "{file} writes its own statement on a table (it belongs in src/sql/): {sql}"
+        );
+    }
+    for (file, sql) in &lite {
+        assert!(
+            !pg.iter().any(|(_, other)| other == sql),
+            "{file} and a PostgreSQL module both hold: {sql}"
+        );
+    }
+}
