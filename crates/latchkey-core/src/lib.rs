@@ -6,6 +6,7 @@
 
 pub mod duration;
 pub mod entropy;
+pub mod jose;
 pub mod login;
 pub mod model;
 pub mod password;

@@ -63,22 +63,26 @@ pub struct LoginFacts {
     pub mfa_enforced: bool,
     /// A second factor has already been given in this login.
     pub second_factor_done: bool,
+    /// The application the user signs into needs a second factor (step-up, SPEC §9): one is
+    /// asked, or set up, whatever the policy.
+    pub mfa_demanded: bool,
 }
 
 /// The next step. With policy `off` no second factor is asked or offered, whatever the user
 /// has registered or is marked with; otherwise a user with an authenticator must use it, and
-/// one without must set one up when the policy is `required` or they are `mfa_enforced`.
+/// one without must set one up when the policy is `required` or they are `mfa_enforced`. A
+/// login an application demands a second factor for is treated as under `required`.
 pub fn next_step(f: LoginFacts) -> Step {
     if f.password_change_required {
         return Step::PasswordChangeRequired;
     }
-    if f.policy == MfaPolicy::Off || f.second_factor_done {
+    if f.second_factor_done || (f.policy == MfaPolicy::Off && !f.mfa_demanded) {
         return Step::Authenticated;
     }
     if f.has_authenticator {
         return Step::MfaRequired;
     }
-    if f.policy == MfaPolicy::Required || f.mfa_enforced {
+    if f.policy == MfaPolicy::Required || f.mfa_enforced || f.mfa_demanded {
         return Step::MfaSetupRequired;
     }
     Step::Authenticated
@@ -96,6 +100,7 @@ mod tests {
             has_authenticator: has,
             mfa_enforced: enforced,
             second_factor_done: done,
+            mfa_demanded: false,
         }
     }
 
@@ -125,6 +130,20 @@ mod tests {
         ];
         for (f, expected) in cases {
             assert_eq!(next_step(f), expected, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn an_application_that_demands_a_second_factor_gets_one_under_any_policy() {
+        use MfaPolicy::{Off, Optional, Required};
+        for policy in [Off, Optional, Required] {
+            let demanded = |has, done| LoginFacts {
+                mfa_demanded: true,
+                ..facts(policy, false, has, false, done)
+            };
+            assert_eq!(next_step(demanded(false, false)), Step::MfaSetupRequired);
+            assert_eq!(next_step(demanded(true, false)), Step::MfaRequired);
+            assert_eq!(next_step(demanded(true, true)), Step::Authenticated);
         }
     }
 

@@ -37,6 +37,13 @@ impl TokenHash {
     pub fn from_stored(hex: String) -> Self {
         Self(hex)
     }
+
+    /// Whether two hashes are equal, in time independent of where they differ (a client
+    /// secret's check: SPEC §9).
+    pub fn matches(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
 }
 
 /// Longest token text accepted as input: anything longer is refused before hashing.
@@ -74,6 +81,18 @@ impl Token {
 
 fn hash_text(text: &str) -> TokenHash {
     TokenHash(data_encoding::HEXLOWER.encode(&Sha256::digest(text.as_bytes())))
+}
+
+/// Whether a PKCE `code_verifier` (RFC 7636 §4.1: 43 to 128 unreserved characters) is the one
+/// whose S256 transform is `challenge` (§4.6), compared in constant time.
+pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    let transformed = data_encoding::BASE64URL_NOPAD.encode(&Sha256::digest(verifier.as_bytes()));
+    well_formed && bool::from(transformed.as_bytes().ct_eq(challenge.as_bytes()))
 }
 
 /// The alphabet of recovery codes: lowercase Crockford base32 (no i, l, o, u).
@@ -222,6 +241,19 @@ fn device_mac(key: &[u8], env: &str, user_id: &str, issued: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pkce_s256_is_rfc_7636_appendix_b() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(pkce_matches(verifier, challenge));
+        assert!(!pkce_matches(
+            verifier,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"
+        ));
+        assert!(!pkce_matches("short", challenge));
+        assert!(!pkce_matches(&format!("{verifier}!"), challenge));
+    }
+
     use super::*;
 
     #[test]

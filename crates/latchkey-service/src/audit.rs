@@ -55,6 +55,14 @@ audit_types! {
     AdminRefused = "admin.refused",
     ApiTokenCreated = "api_token.created",
     ApiTokenRevoked = "api_token.revoked",
+    OidcClientCreated = "oidc.client.created",
+    OidcClientUpdated = "oidc.client.updated",
+    OidcClientDeleted = "oidc.client.deleted",
+    OidcClientSecretRotated = "oidc.client.secret_rotated",
+    OidcAuthorized = "oidc.authorized",
+    OidcRefreshReused = "oidc.token.refresh_reused",
+    OidcBackchannelFailed = "oidc.backchannel.failed",
+    OidcSigningKeyCreated = "oidc.signing_key.created",
 }
 
 impl fmt::Display for AuditType {

@@ -16,6 +16,7 @@ pub mod factors;
 pub mod hashing;
 pub mod login;
 pub mod metrics;
+pub mod oidc;
 pub mod session;
 pub mod store;
 pub mod users;
@@ -102,6 +103,8 @@ pub struct Service<S> {
     /// The throttle windows this node has audited, by (environment, address): one
     /// `login.throttled` event per window and node, without a write per refusal.
     throttle_audited: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), i64>>>,
+    /// Each environment's OpenID Connect signing keys, parsed (`oidc/keys.rs`).
+    oidc_keys: Arc<oidc::keys::KeyCache>,
 }
 
 /// How long a device cookie exempts its browser from the address throttle: 90 days.
@@ -191,6 +194,7 @@ impl<S: Store> Service<S> {
             clock,
             device_key: Arc::new(keyring.primary().derive(DEVICE_KEY_LABEL)),
             throttle_audited: Arc::default(),
+            oidc_keys: Arc::default(),
             keyring: Arc::new(keyring),
             hashing,
             config: Arc::new(config),

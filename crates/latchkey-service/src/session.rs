@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::{
     AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
     metrics::SessionCheck,
-    store::{SessionRecord, Store},
+    store::{SessionRecord, SessionView, Store},
 };
 
 /// Why a session check refused: the session ended at this check, or another error.
@@ -53,6 +53,21 @@ impl Principal {
     }
 }
 
+/// Why a session is over at `now`, under its environment's current rules, or `None` while it
+/// lasts: past `session_max_age`, idle too long, or its user is no longer active.
+pub(crate) fn end_reason(view: &SessionView, now: i64) -> Option<&'static str> {
+    if view.user.state != UserState::Active {
+        return Some("user_not_active");
+    }
+    let s = &view.session;
+    policy::session_end(&view.environment, s.authenticated_at, s.last_seen_at, now).map(|end| {
+        match end {
+            SessionEnd::MaxAge => "max_age",
+            SessionEnd::Idle => "idle",
+        }
+    })
+}
+
 impl<S: Store> Service<S> {
     /// Check a session token: unknown, ended, expired (absolute or idle) or belonging to a
     /// user who is no longer active is `unauthenticated`. The rules are read from the
@@ -90,29 +105,11 @@ impl<S: Store> Service<S> {
             .await?
             .ok_or(ServiceError::Unauthenticated)?;
         let now = self.now();
-        let s = &view.session;
-        let ended = if view.user.state == UserState::Active {
-            policy::session_end(&view.environment, s.authenticated_at, s.last_seen_at, now)
-        } else {
-            Some(SessionEnd::MaxAge)
-        };
-        if let Some(reason) = ended {
-            let reason = match (view.user.state, reason) {
-                (UserState::Active, SessionEnd::MaxAge) => "max_age",
-                (UserState::Active, SessionEnd::Idle) => "idle",
-                _ => "user_not_active",
-            };
-            let record = self.audit(
-                &view.environment.slug,
-                &Caller::system(),
-                AuditType::SessionEnded,
-                Some(&view.user.id),
-                Outcome::Success,
-                Some(json!({"session": s.id, "reason": reason}).to_string()),
-            );
-            Box::pin(self.store.end_session(&view.user.id, &s.id, Some(&record))).await?;
+        if let Some(reason) = end_reason(&view, now) {
+            self.end_expired_session(&view, reason).await?;
             return Err(Ended::Now);
         }
+        let s = &view.session;
         // Often enough that the idle timeout is accurate to a quarter of itself.
         let every = view
             .environment
@@ -130,6 +127,28 @@ impl<S: Store> Service<S> {
             session: view.session,
             expires_at,
         })
+    }
+
+    /// End a session a check found over (`reason` from [`end_reason`]), with its audit record.
+    pub(crate) async fn end_expired_session(
+        &self,
+        view: &SessionView,
+        reason: &str,
+    ) -> ServiceResult<()> {
+        let record = self.audit(
+            &view.environment.slug,
+            &Caller::system(),
+            AuditType::SessionEnded,
+            Some(&view.user.id),
+            Outcome::Success,
+            Some(json!({"session": view.session.id, "reason": reason}).to_string()),
+        );
+        Box::pin(
+            self.store
+                .end_session(&view.user.id, &view.session.id, Some(&record)),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Delete expired rows (run periodically by the server). Sessions past their environment's

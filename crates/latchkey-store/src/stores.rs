@@ -34,12 +34,13 @@ use latchkey_service::{
     AuditRecord,
     metrics::StoreLatency,
     store::{
-        ApiTokenRecord, ApiTokenStore, AuditQuery, AuditStore, AuthenticatorRecord, Claim,
-        Confirmation, CounterKey, CredentialStore, DatabaseStore, EnforceCounts, EnvStats,
-        EnvironmentStore, Failure, FailureOutcome, KeyCheck, LoginStore, LoginSubject,
-        LoginTxnView, LoginWrite, NewApiToken, NewAuthenticator, NewLoginTxn, NewRecoveryCode,
-        NewSetupToken, NewUser, Proof, SessionRecord, SessionStore, SessionView, SetupTokenView,
-        StepAttempt, StepOutcome, StoreResult, UserQuery, UserStore, UserUpdate,
+        ApiTokenRecord, ApiTokenStore, AuditQuery, AuditStore, AuthRequest, AuthenticatorRecord,
+        Claim, ClientRecord, CodeRecord, Confirmation, CounterKey, CredentialStore, DatabaseStore,
+        EnforceCounts, EnvStats, EnvironmentStore, Failure, FailureOutcome, KeyCheck, LoginStore,
+        LoginSubject, LoginTxnView, LoginWrite, LogoutJob, NewApiToken, NewAuthenticator,
+        NewLoginTxn, NewRecoveryCode, NewSetupToken, NewUser, OidcStore, Proof, SessionRecord,
+        SessionStore, SessionView, SetupTokenView, SigningKeyRecord, StepAttempt, StepOutcome,
+        StoreResult, TokenRecord, TokenView, UserQuery, UserStore, UserUpdate,
     },
 };
 
@@ -295,6 +296,7 @@ implement!(LoginStore {
 
 implement!(SessionStore {
     cached session_by_token(token_hash: &TokenHash) -> Option<SessionView> = sql::sessions::by_token;
+    read session_by_id(id: &str) -> Option<SessionView> = sql::sessions::by_id;
     write touch_session(id: &str, now: i64) -> () = sql::account::touch_session;
     write end_session(user_id: &str, id: &str, audit: Option<&AuditRecord>) -> bool = sql::account::end_session;
     scan list_sessions(user_id: &str) -> Vec<SessionRecord> = sql::sessions::list;
@@ -311,4 +313,27 @@ implement!(ApiTokenStore {
 implement!(AuditStore {
     write append_audit(record: &AuditRecord) -> () = sql::audit::insert;
     scan list_audit(env: &EnvSlug, query: &AuditQuery) -> Vec<AuditRecord> = sql::audit::list;
+});
+
+implement!(OidcStore {
+    write create_client(client: &ClientRecord, audit: &AuditRecord) -> () = sql::oidc::create_client;
+    read list_clients(env: &EnvSlug) -> Vec<ClientRecord> = sql::oidc::list_clients;
+    read get_client(env: &EnvSlug, client_id: &str) -> Option<ClientRecord> = sql::oidc::get_client;
+    write update_client(client: &ClientRecord, audit: &AuditRecord) -> bool = sql::oidc::update_client;
+    write delete_client(env: &EnvSlug, client_id: &str, audit: &AuditRecord) -> bool = sql::oidc::delete_client;
+    read signing_keys(env: &EnvSlug) -> Vec<SigningKeyRecord> = sql::oidc::signing_keys;
+    write add_signing_key(key: &SigningKeyRecord, audit: Option<&AuditRecord>) -> () = sql::oidc::add_signing_key;
+    write save_auth_request(request: &AuthRequest) -> () = sql::oidc::save_request;
+    read auth_request(handle_hash: &TokenHash, now: i64) -> Option<AuthRequest> = sql::oidc::request;
+    write issue_code(handle_hash: Option<&TokenHash>, code: &CodeRecord, now: i64, audit: &AuditRecord) -> bool = sql::oidc::issue_code;
+    read code(code_hash: &TokenHash) -> Option<CodeRecord> = sql::oidc::code;
+    write exchange_code(code_hash: &TokenHash, now: i64, tokens: &[TokenRecord]) -> bool = sql::oidc::exchange_code;
+    read oidc_token(token_hash: &TokenHash) -> Option<TokenView> = sql::oidc::token;
+    write rotate_refresh(old_hash: &TokenHash, now: i64, tokens: &[TokenRecord]) -> bool = sql::oidc::rotate_refresh;
+    write revoke_family(family_id: &str, audit: Option<&AuditRecord>) -> u64 = sql::oidc::revoke_family;
+    write revoke_token(token_hash: &TokenHash) -> () = sql::oidc::revoke_token;
+    read logout_due(now: i64) -> bool = sql::oidc::logout_due;
+    write claim_logouts(now: i64, lease: i64, limit: i64) -> Vec<LogoutJob> = sql::oidc::claim_logouts;
+    write finish_logout(id: i64, audit: Option<&AuditRecord>) -> () = sql::oidc::finish_logout;
+    write retry_logout(id: i64, next_attempt_at: i64) -> () = sql::oidc::retry_logout;
 });

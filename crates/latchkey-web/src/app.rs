@@ -34,8 +34,14 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 pub fn router<S: Store>(service: Service<S>, web: WebConfig) -> Router {
     let csrf_key = Arc::new(service.keyring().primary().derive(CSRF_KEY_LABEL));
     let https = web.secure_cookies;
+    let state = AppState {
+        service: Arc::new(service),
+        web: Arc::new(web),
+        csrf_key,
+    };
     let router = crate::api::router::<S>()
         .merge(crate::pages::router::<S>())
+        .merge(crate::oidc::router::<S>(state.clone()))
         .route("/auth/verify", get(crate::forward_auth::verify::<S>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
@@ -45,11 +51,7 @@ pub fn router<S: Store>(service: Service<S>, web: WebConfig) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_request(refuse_declared_oversize))
         .layer(axum::middleware::map_response(security_headers))
-        .with_state(AppState {
-            service: Arc::new(service),
-            web: Arc::new(web),
-            csrf_key,
-        });
+        .with_state(state);
     if https {
         router.layer(axum::middleware::map_response(strict_transport_security))
     } else {

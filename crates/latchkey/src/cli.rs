@@ -63,6 +63,9 @@ pub enum Command {
     /// Create API tokens for automation.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the applications that sign in through an environment (OpenID Connect clients).
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Show an environment's audit log, newest first.
     Audit {
         env: EnvSlug,
@@ -122,6 +125,14 @@ pub enum EnvCommand {
         /// End every user's sessions, not only those without MFA.
         #[arg(long)]
         all: bool,
+    },
+    /// Publish a new OpenID Connect signing key now; it signs after --delay (default 1h), and
+    /// the old key stays published until the tokens it signed have expired.
+    RotateSigningKey {
+        slug: EnvSlug,
+        /// How long relying parties have to fetch the new key before it signs, e.g. 1h or 0s.
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        delay: HumanDuration,
     },
     /// Change an environment's settings; open sessions follow at their next check.
     Set {
@@ -199,6 +210,70 @@ pub enum TokenCommand {
         #[arg(long, conflicts_with = "env")]
         operator: bool,
     },
+}
+
+/// A client's settings, for `client create` and `client update`.
+#[derive(Debug, Args)]
+pub struct ClientSettings {
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A redirect URI (repeat for several); `update` replaces the list.
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Vec<String>,
+    /// A post-logout redirect URI (repeat for several); `update` replaces the list.
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are sent (HTTP POST) when a session ends (`none` removes it).
+    #[arg(long, value_name = "URI|none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Ask for a second factor whatever the environment's policy.
+    #[arg(long, value_name = "true|false")]
+    pub require_mfa: Option<bool>,
+    /// Demand PKCE (confidential clients may switch it off for apps that cannot send it).
+    #[arg(long, value_name = "true|false")]
+    pub require_pkce: Option<bool>,
+    /// Access token lifetime, e.g. 10m.
+    #[arg(long, value_name = "DURATION")]
+    pub access_token_ttl: Option<HumanDuration>,
+    /// Issue refresh tokens.
+    #[arg(long, value_name = "true|false")]
+    pub refresh_token: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ClientKind {
+    Confidential,
+    Public,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register an application; a confidential one's secret is printed once.
+    Create {
+        env: EnvSlug,
+        /// The client id [default: generated].
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+        /// `confidential` (a server-side app with a secret) or `public` (browser or native).
+        #[arg(long = "type", value_enum, default_value = "confidential")]
+        kind: ClientKind,
+        #[command(flatten)]
+        settings: ClientSettings,
+    },
+    /// List the applications of ENV.
+    List { env: EnvSlug },
+    /// Change an application's settings.
+    Update {
+        env: EnvSlug,
+        id: String,
+        #[command(flatten)]
+        settings: ClientSettings,
+    },
+    /// Delete an application; its tokens stop working at once.
+    Delete { env: EnvSlug, id: String },
+    /// Give a confidential application a new secret (printed once); the old one stops working.
+    RotateSecret { env: EnvSlug, id: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

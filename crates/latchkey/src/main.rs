@@ -93,6 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(c) => commands::user::run(&ctx, c).await,
         Command::Backup { file } => commands::backup::run(&ctx, &file).await,
         Command::Token(c) => commands::token::run(&ctx, c).await,
+        Command::Client(c) => commands::client::run(&ctx, c).await,
         Command::Audit {
             env,
             user,

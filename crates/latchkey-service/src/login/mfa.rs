@@ -32,6 +32,7 @@ fn ensure_setup_still_due(txn: &crate::store::LoginTxnView) -> ServiceResult<()>
         has_authenticator: txn.user.mfa_enrolled,
         mfa_enforced: txn.user.mfa_enforced,
         second_factor_done: false,
+        mfa_demanded: txn.mfa_demanded,
     };
     if latchkey_core::login::next_step(facts) == Step::MfaSetupRequired {
         Ok(())

@@ -6,22 +6,24 @@
 //! an email exists answers the same `invalid_credentials`, after the same argon2 work.
 
 pub mod mfa;
+mod outcome;
+
+pub(crate) use outcome::conflict_error;
 
 use latchkey_core::{
     login::{LoginFacts, Step, next_step},
     model::{EnvSlug, Environment, User, UserState, normalize_email},
     password::{self, Password, Verification},
-    policy,
     token::{RecoveryCode, Token},
 };
 use serde_json::json;
 
 use crate::{
-    AuditRecord, AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
+    AuditType, Caller, Outcome, Service, ServiceError, ServiceResult,
     metrics::{LoginResult, LoginStep, StepAnswer},
     store::{
-        CounterKey, CounterKind, LoginNext, LoginTxnView, LoginWrite, NewLoginTxn, NewSession,
-        PasswordWrite, Store, StoreError, conflict,
+        CounterKey, CounterKind, LoginNext, LoginTxnView, LoginWrite, NewLoginTxn, PasswordWrite,
+        Store, StoreError,
     },
 };
 
@@ -59,24 +61,6 @@ impl StepAnswer for LoginAnswer {
     }
 }
 
-/// What a step decided, before it is written.
-pub(crate) struct Decision {
-    pub next: LoginNext,
-    pub answer: LoginAnswer,
-}
-
-/// What the client hears when a step's write fails on `conflict`: a code another request
-/// used first is answered like a wrong code (SECURITY T5).
-pub(crate) fn conflict_error(conflict: &str) -> ServiceError {
-    if conflict == conflict::SETUP_LINK {
-        ServiceError::LinkExpired
-    } else if conflict == conflict::TOTP_STEP || conflict == conflict::RECOVERY_CODE {
-        ServiceError::InvalidCode
-    } else {
-        ServiceError::LoginExpired
-    }
-}
-
 impl<S: Store> Service<S> {
     /// `POST /environments/{env}/login`: check the password, then open the next step.
     pub async fn login_password(
@@ -86,7 +70,23 @@ impl<S: Store> Service<S> {
         email: &str,
         password: &str,
     ) -> ServiceResult<LoginAnswer> {
-        let r = self.login_password_step(caller, env, email, password).await;
+        self.login_password_demanding(caller, env, email, password, false)
+            .await
+    }
+
+    /// [`Self::login_password`] for an application that needs a second factor (`mfa`:
+    /// step-up, SPEC §9): the login then asks for one, or has one set up, under any policy.
+    pub async fn login_password_demanding(
+        &self,
+        caller: &Caller,
+        env: &EnvSlug,
+        email: &str,
+        password: &str,
+        mfa: bool,
+    ) -> ServiceResult<LoginAnswer> {
+        let r = self
+            .login_password_step(caller, env, email, password, mfa)
+            .await;
         let r = self.with_device(env, r);
         self.count_step(env, LoginStep::Password, r).await
     }
@@ -164,6 +164,7 @@ impl<S: Store> Service<S> {
         env: &EnvSlug,
         email: &str,
         password: &str,
+        mfa_demanded: bool,
     ) -> ServiceResult<LoginAnswer> {
         let env = self.environment(env).await?;
         let password = Password::parse(password)?;
@@ -244,8 +245,13 @@ impl<S: Store> Service<S> {
             has_authenticator: subject.user.mfa_enrolled,
             mfa_enforced: subject.user.mfa_enforced,
             second_factor_done: false,
+            mfa_demanded,
         };
-        let decision = self.decide(&env, &subject.user, next_step(facts), "pwd", None, caller)?;
+        let mut decision =
+            self.decide(&env, &subject.user, next_step(facts), "pwd", None, caller)?;
+        if let LoginNext::Begin(txn) = &mut decision.next {
+            txn.mfa_demanded = mfa_demanded;
+        }
         let mut audit = Vec::new();
         if decision.answer.status == Step::Authenticated {
             audit.push(self.login_succeeded(&env, &subject.user, "pwd", caller));
@@ -315,6 +321,7 @@ impl<S: Store> Service<S> {
             state: Step::PasswordChangeRequired,
             amr: String::new(),
             setup_token_id: Some(view.id),
+            mfa_demanded: false,
             created_at: now,
             expires_at: now
                 .saturating_add(self.config.login_ttl.as_secs_i64())
@@ -370,6 +377,7 @@ impl<S: Store> Service<S> {
             has_authenticator: user.mfa_enrolled,
             mfa_enforced: user.mfa_enforced,
             second_factor_done: false,
+            mfa_demanded: txn.mfa_demanded,
         };
         let decision = self.decide(env, user, next_step(facts), "pwd", Some(&txn), caller)?;
         let via = if txn.setup_token_id.is_some() {
@@ -463,145 +471,5 @@ impl<S: Store> Service<S> {
             .await?;
         }
         Ok(())
-    }
-
-    /// Turn a step into what to write and what to answer: a session when authenticated, a
-    /// new or advanced login transaction otherwise.
-    pub(crate) fn decide(
-        &self,
-        env: &Environment,
-        user: &User,
-        step: Step,
-        amr: &str,
-        txn: Option<&LoginTxnView>,
-        caller: &Caller,
-    ) -> ServiceResult<Decision> {
-        let now = self.now();
-        if step == Step::Authenticated {
-            let token = Token::generate()?;
-            let id = self.new_id();
-            let session = NewSession {
-                id: id.clone(),
-                token_hash: token.hash(),
-                user_id: user.id.clone(),
-                env: env.slug.clone(),
-                authenticated_at: now,
-                amr: amr.to_owned(),
-                created_at: now,
-                ip: caller.origin.ip.clone(),
-                user_agent: caller.origin.user_agent.clone(),
-            };
-            let expires_at = policy::session_expires_at(env, now);
-            let mut user = user.clone();
-            user.last_login_at = Some(now);
-            if user.state == UserState::Invited {
-                user.state = UserState::Active;
-            }
-            return Ok(Decision {
-                next: LoginNext::Authenticate(session),
-                answer: LoginAnswer {
-                    status: step,
-                    login_token: None,
-                    session: Some(IssuedSession {
-                        id,
-                        token,
-                        expires_at,
-                    }),
-                    user: Some(user),
-                    recovery_codes: None,
-                    device: None,
-                },
-            });
-        }
-        if txn.is_some() {
-            // The same token carries the login to its next step; the caller echoes it.
-            return Ok(Decision {
-                next: LoginNext::Advance {
-                    state: step,
-                    amr: amr.to_owned(),
-                },
-                answer: LoginAnswer {
-                    status: step,
-                    login_token: None,
-                    session: None,
-                    user: None,
-                    recovery_codes: None,
-                    device: None,
-                },
-            });
-        }
-        let token = Token::generate()?;
-        let txn = NewLoginTxn {
-            id: self.new_id(),
-            token_hash: token.hash(),
-            user_id: user.id.clone(),
-            env: env.slug.clone(),
-            state: step,
-            amr: amr.to_owned(),
-            setup_token_id: None,
-            created_at: now,
-            expires_at: now.saturating_add(self.config.login_ttl.as_secs_i64()),
-        };
-        Ok(Decision {
-            next: LoginNext::Begin(txn),
-            answer: LoginAnswer {
-                status: step,
-                login_token: Some(token),
-                session: None,
-                user: None,
-                recovery_codes: None,
-                device: None,
-            },
-        })
-    }
-
-    /// Write a step, mapping lost races to what the client should hear.
-    pub(crate) async fn write_step(&self, write: LoginWrite) -> ServiceResult<()> {
-        self.store.write_login(&write).await.map_err(|e| match e {
-            StoreError::Conflict(c) => conflict_error(c),
-            other => other.into(),
-        })
-    }
-
-    /// Write a step that consumes an attempt claimed under `key` whose factor was found right.
-    /// Another request that accepted this step or used this code first (SECURITY T4) is answered
-    /// and counted like any wrong code (T5); a login ended meanwhile is counted too, since the
-    /// answer shows the factor was right. Either is recorded before it is answered.
-    pub(crate) async fn write_claimed_step(
-        &self,
-        env: &Environment,
-        user: &User,
-        caller: &Caller,
-        (key, claim): (&CounterKey, crate::store::Claim),
-        write: LoginWrite,
-    ) -> ServiceResult<()> {
-        match self.write_step(write).await {
-            Err(ServiceError::InvalidCode) => {
-                self.fail_attempt(env, key, claim, Some(user), caller, "replay")
-                    .await?;
-                Err(ServiceError::InvalidCode)
-            }
-            Err(e @ ServiceError::LoginExpired) => Err(self
-                .refused_after_claim(env, key, claim, user, caller, e)
-                .await),
-            other => other,
-        }
-    }
-
-    pub(crate) fn login_succeeded(
-        &self,
-        env: &Environment,
-        user: &User,
-        amr: &str,
-        caller: &Caller,
-    ) -> AuditRecord {
-        self.audit(
-            &env.slug,
-            caller,
-            AuditType::LoginSucceeded,
-            Some(&user.id),
-            Outcome::Success,
-            Some(json!({"amr": amr.split(' ').collect::<Vec<_>>()}).to_string()),
-        )
     }
 }

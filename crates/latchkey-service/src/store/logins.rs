@@ -55,6 +55,9 @@ pub struct NewLoginTxn {
     pub setup_token_id: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// An application's request needs a second factor (step-up, SPEC §9): asked or set up
+    /// whatever the environment's policy.
+    pub mfa_demanded: bool,
 }
 
 /// A login transaction with what the next step needs.
@@ -66,6 +69,7 @@ pub struct LoginTxnView {
     pub pending_secret_sealed: Option<Vec<u8>>,
     pub setup_token_id: Option<String>,
     pub expires_at: i64,
+    pub mfa_demanded: bool,
     pub user: User,
     pub password_change_required: bool,
     pub environment: Environment,

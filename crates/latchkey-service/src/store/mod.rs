@@ -1,8 +1,8 @@
 //! The storage traits: what the use cases need from a database, and nothing about SQL.
 //! `Store` is one trait per aggregate, each in the file of its name: the database itself
 //! (`database.rs`), environments, users, a user's credentials, logins and their failure
-//! counters (a code step's unit of work in `attempt.rs`), sessions, API tokens and the audit
-//! log; with the records they take and return.
+//! counters (a code step's unit of work in `attempt.rs`), sessions, API tokens, the audit
+//! log and OpenID Connect's clients, keys, codes and tokens; with the records they take and return.
 //!
 //! Each write method is a unit of work that the implementation runs as **one** database
 //! transaction, audit record included, so a crash never leaves half of a use case behind
@@ -17,6 +17,7 @@ mod credentials;
 mod database;
 mod environments;
 mod logins;
+mod oidc;
 mod sessions;
 mod users;
 
@@ -27,6 +28,7 @@ pub use credentials::*;
 pub use database::*;
 pub use environments::*;
 pub use logins::*;
+pub use oidc::*;
 pub use sessions::*;
 pub use users::*;
 
@@ -73,6 +75,7 @@ pub trait Store:
     + SessionStore
     + ApiTokenStore
     + AuditStore
+    + OidcStore
 {
 }
 
@@ -85,5 +88,6 @@ impl<T> Store for T where
         + SessionStore
         + ApiTokenStore
         + AuditStore
+        + OidcStore
 {
 }

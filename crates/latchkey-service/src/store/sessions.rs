@@ -50,6 +50,12 @@ pub trait SessionStore: Clone + Send + Sync + 'static {
         token_hash: &TokenHash,
     ) -> impl Future<Output = StoreResult<Option<SessionView>>> + Send;
 
+    /// A session by its id, with its user and environment.
+    fn session_by_id(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<SessionView>>> + Send;
+
     /// Record use of a session (written at most once a minute by the caller).
     fn touch_session(&self, id: &str, now: i64) -> impl Future<Output = StoreResult<()>> + Send;
 

@@ -63,7 +63,8 @@ pub(crate) async fn subject<D: Db>(
 
 static TXN: Sql = Sql::new(concat!(
     "SELECT t.id AS t_id, t.state AS t_state, t.amr AS t_amr, t.pending_secret_sealed, \
-     t.setup_token_id, t.expires_at AS t_expires_at, u.password_change_required, ",
+     t.setup_token_id, t.expires_at AS t_expires_at, t.mfa_demanded, \
+     u.password_change_required, ",
     user_columns!(),
     ", ",
     env_columns!(),
@@ -86,6 +87,7 @@ pub(crate) async fn txn<D: Db>(
             pending_secret_sealed: row.blob("pending_secret_sealed")?,
             setup_token_id: get(row, "setup_token_id")?,
             expires_at: get(row, "t_expires_at")?,
+            mfa_demanded: get(row, "mfa_demanded")?,
             password_change_required: get(row, "password_change_required")?,
             user: rows::user(row)?,
             environment: rows::environment(row)?,
@@ -118,7 +120,7 @@ pub(crate) async fn set_pending_secret<D: Db>(
 
 static INSERT: Sql = Sql::new(
     "INSERT INTO login_transactions (id, token_hash, user_id, env, state, amr, setup_token_id, \
-     created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+     created_at, expires_at, mfa_demanded) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 );
 
 async fn insert<D: Db>(db: &mut D, t: &NewLoginTxn) -> StoreResult<()> {
@@ -134,6 +136,7 @@ async fn insert<D: Db>(db: &mut D, t: &NewLoginTxn) -> StoreResult<()> {
             t.setup_token_id.as_deref().into(),
             t.created_at.into(),
             t.expires_at.into(),
+            t.mfa_demanded.into(),
         ],
     )
     .await

@@ -54,7 +54,7 @@ pub(crate) async fn bootstrap<D: Db>(
 }
 
 /// What housekeeping removes, each statement with `?1` the time now.
-static PURGE: [Sql; 5] = [
+static PURGE: [Sql; 8] = [
     // Kept an hour past expiry, so a step on one still answers login_expired.
     Sql::new("DELETE FROM login_transactions WHERE expires_at < ?1 - 3600"),
     Sql::new(
@@ -71,6 +71,11 @@ static PURGE: [Sql; 5] = [
         "DELETE FROM failure_counters WHERE (locked_until IS NULL OR locked_until < ?1) \
          AND updated_at < ?1 - 86400",
     ),
+    // OpenID Connect: requests nobody finished, codes past their minute, tokens past their
+    // life (a used refresh token is kept as long as it would have lived: reuse detection).
+    Sql::new("DELETE FROM oidc_requests WHERE expires_at < ?1"),
+    Sql::new("DELETE FROM oidc_codes WHERE expires_at < ?1 - 3600"),
+    Sql::new("DELETE FROM oidc_tokens WHERE expires_at < ?1"),
 ];
 
 /// Remove what is over: expired logins, sessions and links, abandoned enrolments, forgotten

@@ -32,6 +32,14 @@ macro_rules! user_columns {
     };
 }
 
+/// The columns `rows::session_record` reads, of `sessions s`.
+macro_rules! session_columns {
+    () => {
+        "s.id AS s_id, s.user_id AS s_user_id, s.env AS s_env, s.authenticated_at, s.amr, \
+         s.created_at AS s_created_at, s.last_seen_at, s.ip, s.user_agent"
+    };
+}
+
 /// The columns `rows::environment` reads, of `environments e` (alone or joined into a row).
 macro_rules! env_columns {
     () => {
@@ -54,6 +62,7 @@ pub(crate) mod environments;
 pub(crate) mod logins;
 pub(crate) mod manage;
 pub(crate) mod meta;
+pub(crate) mod oidc;
 mod rows;
 pub(crate) mod sessions;
 pub(crate) mod throttle;

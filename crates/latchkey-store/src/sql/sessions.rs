@@ -29,8 +29,9 @@ pub(crate) async fn insert<D: Db>(db: &mut D, s: &NewSession) -> StoreResult<()>
 }
 
 pub(crate) static LIST: Sql = Sql::new(concat!(
-    "SELECT s.id AS s_id, s.user_id AS s_user_id, s.env AS s_env, s.authenticated_at, s.amr, \
-     s.created_at AS s_created_at, s.last_seen_at, s.ip, s.user_agent FROM sessions s WHERE ",
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions s WHERE ",
     of_user!(),
     " ORDER BY s.id"
 ));
@@ -55,15 +56,32 @@ pub(crate) async fn end_all<D: Db>(
     db.exec(&END_ALL, &[user_id.into(), keep.into()]).await
 }
 
-static BY_TOKEN: Sql = Sql::new(concat!(
-    "SELECT s.id AS s_id, s.user_id AS s_user_id, s.env AS s_env, s.authenticated_at, s.amr, \
-     s.created_at AS s_created_at, s.last_seen_at, s.ip, s.user_agent, ",
-    user_columns!(),
-    ", ",
-    env_columns!(),
-    " FROM sessions s JOIN users u ON u.id = s.user_id \
-     JOIN environments e ON e.slug = s.env WHERE s.token_hash = ?1"
-));
+/// A session with its user and environment, found by `$key`.
+macro_rules! session_view {
+    ($key:literal) => {
+        concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            ", ",
+            env_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id \
+             JOIN environments e ON e.slug = s.env WHERE ",
+            $key
+        )
+    };
+}
+
+static BY_TOKEN: Sql = Sql::new(session_view!("s.token_hash = ?1"));
+
+fn view(row: &dyn super::Row) -> StoreResult<SessionView> {
+    Ok(SessionView {
+        session: rows::session_record(row)?,
+        user: rows::user(row)?,
+        environment: rows::environment(row)?,
+    })
+}
 
 /// The session check in one read: the session, its user and its environment, by the token's
 /// hash. (SQLite asks its cache first: `sqlite/readers.rs`.)
@@ -71,12 +89,12 @@ pub(crate) async fn by_token<D: Db>(
     db: &mut D,
     token_hash: &TokenHash,
 ) -> StoreResult<Option<SessionView>> {
-    db.one(&BY_TOKEN, &[token_hash.as_str().into()], |row| {
-        Ok(SessionView {
-            session: rows::session_record(row)?,
-            user: rows::user(row)?,
-            environment: rows::environment(row)?,
-        })
-    })
-    .await
+    db.one(&BY_TOKEN, &[token_hash.as_str().into()], view).await
+}
+
+static BY_ID: Sql = Sql::new(session_view!("s.id = ?1"));
+
+/// The same, by the session's id (an application's code or token names its session).
+pub(crate) async fn by_id<D: Db>(db: &mut D, id: &str) -> StoreResult<Option<SessionView>> {
+    db.one(&BY_ID, &[id.into()], view).await
 }

@@ -174,6 +174,7 @@ async fn pending_login<S: Store>(store: &S) -> latchkey_core::token::Token {
         setup_token_id: None,
         created_at: T0,
         expires_at: T0 + 300,
+        mfa_demanded: false,
     });
     ok(store.write_login(&begin).await);
     token

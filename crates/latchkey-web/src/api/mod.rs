@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod admin_bodies;
+pub mod clients;
 pub mod login;
 pub mod me;
 mod openapi;
@@ -31,8 +32,10 @@ use crate::state::AppState;
         admin::stats, admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::delete_user,
         admin::reset_password, admin::reset_mfa, admin::sign_out, admin::clear_lockout, admin::enforce_mfa,
         admin::audit, admin::list_tokens, admin::create_token, admin::revoke_token,
+        clients::list_clients, clients::create_client, clients::get_client, clients::update_client,
+        clients::delete_client, clients::rotate_secret,
     ),
-    tags((name = "login", description = "SPEC §3, §5.1"), (name = "session", description = "checking and ending a session"), (name = "me", description = "the user's own account"), (name = "meta", description = "this document"), (name = "admin", description = "SPEC §5.3: environments, users, resets, enforcement, audit, API tokens"))
+    tags((name = "login", description = "SPEC §3, §5.1"), (name = "session", description = "checking and ending a session"), (name = "me", description = "the user's own account"), (name = "meta", description = "this document"), (name = "admin", description = "SPEC §5.3: environments, users, resets, enforcement, audit, API tokens; SPEC §9: applications (OpenID Connect clients)"))
 )]
 pub struct ApiDoc;
 
@@ -179,6 +182,23 @@ pub fn routes<S: Store>() -> Vec<Route<S>> {
             "/api/v1/environments/{env}/api-tokens/{id}",
             &["DELETE"],
             delete(admin::revoke_token::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/clients",
+            &["GET", "POST"],
+            get(clients::list_clients::<S>).post(clients::create_client::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/clients/{client_id}",
+            &["GET", "PATCH", "DELETE"],
+            get(clients::get_client::<S>)
+                .patch(clients::update_client::<S>)
+                .delete(clients::delete_client::<S>),
+        ),
+        (
+            "/api/v1/environments/{env}/clients/{client_id}/secret",
+            &["POST"],
+            post(clients::rotate_secret::<S>),
         ),
     ]
 }

@@ -96,6 +96,10 @@ const RECOVERY_CODE: &str = "^[ -]*(?:[0-9a-tv-zA-TV-Z][ -]*){10}$";
 /// A label or a token name: some text that is not only white space, no control characters.
 const LABEL: &str = "^(?=.*\\S)[^\\u0000-\\u001f\\u007f-\\u009f]+$";
 
+/// A URI an application may register, as far as a pattern can say it: `https` with a plain
+/// host name, or `http` on a loopback host; a port; a simple path.
+const CLIENT_URI: &str = "^(https://[a-z][a-z0-9]{0,20}(\\.[a-z][a-z0-9]{0,20}){0,3}|http://(127\\.0\\.0\\.1|localhost|\\[::1\\]))(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]{0,40}){0,4}$";
+
 /// What the server accepts for the request fields that recur, by name (request schemas only).
 fn constrain_properties(doc: &mut Value) {
     let Some(schemas) = doc
@@ -118,6 +122,25 @@ fn constrain_properties(doc: &mut Value) {
                 "label" => json!({"pattern": LABEL, "maxLength": 100}),
                 "name" if name == "CreateApiTokenRequest" => {
                     json!({"pattern": LABEL, "maxLength": 100})
+                }
+                "name" if name.contains("Client") => {
+                    json!({"pattern": LABEL, "minLength": 1, "maxLength": 200})
+                }
+                "client_id" if name.contains("Client") => {
+                    json!({"pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"})
+                }
+                "redirect_uris" => json!({
+                    "minItems": 1, "maxItems": 20,
+                    "items": {"type": "string", "pattern": CLIENT_URI, "maxLength": 2000}
+                }),
+                "post_logout_redirect_uris" => json!({
+                    "maxItems": 20,
+                    "items": {"type": "string", "pattern": CLIENT_URI, "maxLength": 2000}
+                }),
+                "backchannel_logout_uri" => json!({"pattern": CLIENT_URI, "maxLength": 2000}),
+                "access_token_ttl" => json!({"minimum": 60, "maximum": 86_400}),
+                "type" if name.contains("Client") => {
+                    json!({"enum": ["confidential", "public", null]})
                 }
                 "password" | "new_password" | "current_password" => {
                     json!({"minLength": 1, "maxLength": 1024})
@@ -232,6 +255,23 @@ fn links() -> Vec<Link> {
             name,
             target,
             parameters: json!({"env": "$response.body#/slug"}),
+            body: None,
+        });
+    }
+    for (name, target) in [
+        ("GetClient", "get_client"),
+        ("UpdateClient", "update_client"),
+        ("DeleteClient", "delete_client"),
+        ("RotateSecret", "rotate_secret"),
+    ] {
+        links.push(Link {
+            from: ("/api/v1/environments/{env}/clients", "post", "201"),
+            name,
+            target,
+            parameters: json!({
+                "env": env_of_request,
+                "client_id": "$response.body#/client/client_id"
+            }),
             body: None,
         });
     }

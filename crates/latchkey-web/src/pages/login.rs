@@ -43,6 +43,16 @@ pub struct LoginQuery {
     notice: String,
     #[serde(default)]
     token: String,
+    /// `login`: show the form even to a browser with a session (an application asked for a
+    /// new login, SPEC §9).
+    #[serde(default)]
+    prompt: String,
+    /// `1`: the application needs a second factor (step-up).
+    #[serde(default)]
+    mfa: String,
+    /// The email to fill in (an application's `login_hint`).
+    #[serde(default)]
+    email: String,
 }
 
 /// `?rd=…` for the next page, or nothing.
@@ -81,6 +91,7 @@ fn restart(web: &crate::state::WebConfig, env: &str, rd: &str) -> Response {
 struct LoginPage {
     chrome: Chrome,
     rd: String,
+    mfa: bool,
     email: String,
     error: Option<String>,
     notice: Option<&'static str>,
@@ -222,7 +233,8 @@ pub async fn form<S: Store>(
     PageQuery(q): PageQuery<LoginQuery>,
     parts: axum::http::request::Parts,
 ) -> Response {
-    if let Some(token) = cookie(&parts, st.web.cookie_name())
+    if q.prompt != "login"
+        && let Some(token) = cookie(&parts, st.web.cookie_name())
         && let Ok(p) = st.service.authenticate(&token).await
         && p.environment.slug == env
     {
@@ -231,7 +243,8 @@ pub async fn form<S: Store>(
     let page = LoginPage {
         chrome: Chrome::new(env.as_str(), &csrf.token, None),
         rd: q.rd,
-        email: String::new(),
+        mfa: q.mfa == "1",
+        email: q.email.chars().take(320).collect(),
         error: None,
         notice: Notice::named(&q.notice).map(Notice::text),
     };
@@ -245,6 +258,8 @@ pub struct LoginForm {
     password: SecretString,
     #[serde(default)]
     rd: String,
+    #[serde(default)]
+    mfa: String,
 }
 
 /// `POST /e/{env}/login`.
@@ -255,9 +270,10 @@ pub async fn submit<S: Store>(
     form: Form<LoginForm>,
 ) -> Response {
     let Form { value: f, csrf } = form;
+    let mfa = f.mfa == "1";
     match st
         .service
-        .login_password(&anonymous(origin), &env, &f.email, f.password.expose())
+        .login_password_demanding(&anonymous(origin), &env, &f.email, f.password.expose(), mfa)
         .await
     {
         Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
@@ -266,6 +282,7 @@ pub async fn submit<S: Store>(
             let page = LoginPage {
                 chrome: Chrome::new(env.as_str(), &csrf.token, None),
                 rd: f.rd,
+                mfa,
                 email: f.email,
                 error: Some(m),
                 notice: None,

@@ -82,6 +82,17 @@ pub async fn run(ctx: &Context, command: EnvCommand) -> anyhow::Result<()> {
                 c.users_marked, c.users_signed_out, c.sessions_ended
             );
         }
+        EnvCommand::RotateSigningKey { slug, delay } => {
+            let delay_secs = delay.as_secs_i64();
+            let kid = service
+                .rotate_signing_key(&slug, delay_secs, &latchkey_service::Caller::cli())
+                .await
+                .map_err(fail)?;
+            println!(
+                "Published signing key {kid} for {slug}; it signs from {} (in {delay}).",
+                super::time(Some(service.now() + delay_secs))
+            );
+        }
     }
     Ok(())
 }

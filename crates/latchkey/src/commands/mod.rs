@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod client;
 pub mod env;
 pub mod serve;
 pub mod token;

@@ -1,6 +1,7 @@
 //! `latchkey serve`: first-start bootstrap (the operator's setup link printed once), then the
 //! HTTP server — HTTPS with `--tls-cert` and `--tls-key` — and, with `metrics_listen`, the
-//! `/metrics` listener, until SIGTERM or SIGINT; expired rows are purged every ten minutes.
+//! `/metrics` listener, until SIGTERM or SIGINT; expired rows are purged every ten minutes, and
+//! due back-channel logouts are sent every second.
 //! [`Stop::listen`] registers the signal handlers; `main` calls it before anything else.
 
 use latchkey_web::{App, WebConfig, router};
@@ -83,6 +84,7 @@ pub async fn run(ctx: Context, stop: Stop) -> anyhow::Result<()> {
     tracing::info!(%addr, public_url = %settings.public_url.url, tls = tls.is_some(), "latchkey is listening");
     println!("Listening on {scheme}://{addr}");
     let purger = tokio::spawn(purge_periodically(service.clone()));
+    let logouts = tokio::spawn(deliver_logouts(service.clone()));
     let main_stop = stop.requested();
     match tls {
         Some(config) => app.run_tls_until_stopped(config, main_stop).await?,
@@ -96,6 +98,7 @@ pub async fn run(ctx: Context, stop: Stop) -> anyhow::Result<()> {
         }
     }
     purger.abort();
+    logouts.abort();
     service.store().close().await;
     tracing::info!("stopped");
     Ok(())
@@ -111,6 +114,26 @@ async fn purge_periodically(service: latchkey_service::Service<latchkey_store::A
             Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired rows"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not purge expired rows"),
+        }
+    }
+}
+
+/// Every second, POST the back-channel logouts that are due (SPEC §9). Every node runs this;
+/// the queue hands each delivery to one node at a time. A check with nothing due is one read.
+async fn deliver_logouts(service: latchkey_service::Service<latchkey_store::AnyStore>) {
+    let delivery = match latchkey_web::backchannel::HttpDelivery::new() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "back-channel logouts cannot be sent: no TLS client");
+            return;
+        }
+    };
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = service.deliver_logouts(&delivery).await {
+            tracing::warn!(error = %e, "could not deliver back-channel logouts");
         }
     }
 }

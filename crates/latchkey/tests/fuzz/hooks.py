@@ -321,7 +321,24 @@ def _revoke_token(case, actor):
     case.path_parameters["id"] = made["api_token"]["id"]
 
 
+def _client_id(case, actor):
+    """An application of the run's environment, made for the case (the operator's token)."""
+    case.path_parameters["env"] = ENV
+    made = _call(
+        "POST",
+        f"/environments/{ENV}/clients",
+        OPERATOR_TOKEN,
+        {"name": "fuzz", "redirect_uris": ["https://app.example/cb"]},
+        (201,),
+    )
+    case.path_parameters["client_id"] = made["client"]["client_id"]
+
+
 FILLERS = {
+    ("GET", "/api/v1/environments/{env}/clients/{client_id}"): _client_id,
+    ("PATCH", "/api/v1/environments/{env}/clients/{client_id}"): _client_id,
+    ("DELETE", "/api/v1/environments/{env}/clients/{client_id}"): _client_id,
+    ("POST", "/api/v1/environments/{env}/clients/{client_id}/secret"): _client_id,
     ("GET", "/api/v1/environments/{env}/users/{id}"): _user_id,
     ("PATCH", "/api/v1/environments/{env}/users/{id}"): _user_id,
     ("DELETE", "/api/v1/environments/{env}/users/{id}"): _user_id,
