@@ -1,5 +1,5 @@
-//! The login, replay, lockout, session-lifetime, reset and enforce-MFA use cases, on both stores
-//! and a test clock: moving time is a call, never a sleep, so a TOTP step, a lock or a session's
+//! The login, replay, lockout, session-lifetime, reset, enforce-MFA and OpenID Connect use
+//! cases, on both stores and a test clock: moving time is a call, never a sleep, so a TOTP step, a lock or a session's
 //! end is reached exactly.
 //!
 //! Every test runs twice: on SQLite (a file in a temporary directory) and on PostgreSQL (a
@@ -14,6 +14,7 @@ mod admin;
 mod fixture;
 mod lockout;
 mod logins;
+mod oidc;
 mod sessions;
 
 /// Each test, once per store.
@@ -50,4 +51,7 @@ on_both_stores!(
     admin::resets_sign_out_and_ask_for_a_new_password_or_device,
     admin::enforcing_mfa_signs_out_whoever_has_none,
     admin::an_api_token_records_its_use_at_most_once_a_minute,
+    oidc::codes_and_tokens_live_their_time_and_no_longer_than_the_session,
+    oidc::a_rotated_key_is_published_before_it_signs_and_kept_after,
+    oidc::deliveries_retry_on_their_schedule_and_give_up_after_a_day,
 );
