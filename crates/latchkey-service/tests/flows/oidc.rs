@@ -171,7 +171,7 @@ pub(crate) async fn codes_and_tokens_live_their_time_and_no_longer_than_the_sess
         f.clock.advance(900);
         let t = refresh(&f, &creds, &rt).await.unwrap();
         assert!(t.expires_in <= signed_in + 3_600 - f.clock_now());
-        rt = t.refresh_token.unwrap().expose().to_owned();
+        t.refresh_token.unwrap().expose().clone_into(&mut rt);
     }
     f.clock.set(signed_in + 3_599);
     let last = refresh(&f, &creds, &rt).await.unwrap();
