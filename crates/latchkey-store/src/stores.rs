@@ -328,7 +328,7 @@ implement!(OidcStore {
     write issue_code(handle_hash: Option<&TokenHash>, code: &CodeRecord, now: i64, audit: &AuditRecord) -> bool = sql::oidc::issue_code;
     read code(code_hash: &TokenHash) -> Option<CodeRecord> = sql::oidc::code;
     write exchange_code(code_hash: &TokenHash, now: i64, tokens: &[TokenRecord]) -> bool = sql::oidc::exchange_code;
-    read oidc_token(token_hash: &TokenHash) -> Option<TokenView> = sql::oidc::token;
+    cached oidc_token(token_hash: &TokenHash) -> Option<TokenView> = sql::oidc::token;
     write rotate_refresh(old_hash: &TokenHash, now: i64, tokens: &[TokenRecord]) -> bool = sql::oidc::rotate_refresh;
     write revoke_family(family_id: &str, audit: Option<&AuditRecord>) -> u64 = sql::oidc::revoke_family;
     write revoke_token(token_hash: &TokenHash) -> () = sql::oidc::revoke_token;

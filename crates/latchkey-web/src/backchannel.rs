@@ -15,27 +15,31 @@ use tokio_rustls::{TlsConnector, rustls};
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Posts logout tokens over HTTP(S).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct HttpDelivery {
-    tls: Arc<rustls::ClientConfig>,
+    /// Made at the first `https` delivery: the system's CA certificates cost memory that a
+    /// server with no back-channel URI never needs.
+    tls: Arc<std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>>,
+}
+
+/// A TLS client trusting the system's CA certificates (those that load).
+fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 impl HttpDelivery {
-    /// A client trusting the system's CA certificates (those that load).
-    pub fn new() -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(Self {
-            tls: Arc::new(config),
-        })
+    pub fn new() -> Self {
+        Self::default()
     }
 
     async fn send(&self, uri: &str, logout_token: &str) -> Result<(), String> {
@@ -68,7 +72,8 @@ impl HttpDelivery {
             let name =
                 rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
                     .map_err(|e| e.to_string())?;
-            let tls = TlsConnector::from(Arc::clone(&self.tls))
+            let config = self.tls.get_or_init(client_config).clone()?;
+            let tls = TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("tls: {e}"))?;

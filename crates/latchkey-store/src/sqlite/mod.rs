@@ -1,8 +1,9 @@
 //! The SQLite store (`SqliteStore`): the embedded default for one node (`docs/ARCHITECTURE.md`,
 //! Conventions 9).
 //!
-//! WAL journal, `synchronous=FULL` (but for a login attempt's claim, flushed by the synced
-//! write that settles it: `writer::Durability`), foreign keys on, a busy timeout, one writer
+//! WAL journal, every commit flushed before it is answered — the commits that wait together
+//! share one flush (but a login attempt's claim is flushed by the synced write that settles it:
+//! `writer::Durability`), foreign keys on, a busy timeout, one writer
 //! connection whose transactions open with `BEGIN IMMEDIATE` (so read-then-write never fails on
 //! a stale snapshot) on a thread of its own (`writer.rs`), point reads inline on read-only
 //! connections and scans (lists, counts) on the blocking pool (`readers.rs`; the session check

@@ -18,7 +18,7 @@ use std::{
 };
 
 use latchkey_core::token::TokenHash;
-use latchkey_service::store::{SessionView, StoreResult};
+use latchkey_service::store::{SessionView, StoreResult, TokenView};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{
@@ -38,7 +38,7 @@ pub(crate) struct FastReads {
     idle: Mutex<Vec<Connection>>,
     /// Set up at the first check (the writer has put the database in WAL mode by then), or
     /// later: a database that cannot have one (`cache.rs`) is tried again every [`RETRY`].
-    cache: OnceLock<SessionCache<SessionView>>,
+    cache: OnceLock<SessionCache<Cached>>,
     /// When setting the cache up last failed.
     cache_failed: Mutex<Option<Instant>>,
     /// Run between a check's query and the caching of its answer (tests only).
@@ -69,7 +69,7 @@ impl FastReads {
         }
     }
 
-    fn cache(&self) -> Option<&SessionCache<SessionView>> {
+    fn cache(&self) -> Option<&SessionCache<Cached>> {
         if let Some(cache) = self.cache.get() {
             return Some(cache);
         }
@@ -152,26 +152,70 @@ impl FastReads {
     /// The session with its user and environment, by the token's hash: from the cache while
     /// nothing has been written since it was read, from the database otherwise.
     pub(crate) fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<SessionView>> {
+        self.cached(
+            hash,
+            Cached::Session,
+            |c| match c {
+                Cached::Session(v) => Some(v),
+                Cached::Token(_) => None,
+            },
+            |c| run_now(sql::sessions::by_token(&mut Lite(c), hash)),
+        )
+    }
+
+    /// An application's token with its session, user and environment (`userinfo`, every
+    /// refresh): cached as a session is.
+    pub(crate) fn oidc_token(&self, hash: &TokenHash) -> StoreResult<Option<TokenView>> {
+        self.cached(
+            hash,
+            |v| Cached::Token(Box::new(v)),
+            |c| match c {
+                Cached::Token(v) => Some(*v),
+                Cached::Session(_) => None,
+            },
+            |c| run_now(sql::oidc::token(&mut Lite(c), hash)),
+        )
+    }
+
+    /// A read by a token's hash, answered from the cache while nothing has been written since
+    /// it was read. Unknown tokens are never cached.
+    fn cached<T: Clone>(
+        &self,
+        hash: &TokenHash,
+        wrap: impl FnOnce(T) -> Cached,
+        unwrap: impl FnOnce(Cached) -> Option<T>,
+        query: impl FnOnce(&Connection) -> StoreResult<Option<T>>,
+    ) -> StoreResult<Option<T>> {
         let token_hash = hash.as_str();
         let cache = self.cache();
         let header = cache.and_then(SessionCache::header);
         if let (Some(cache), Some(header)) = (cache, &header)
-            && let Some(view) = cache.get(token_hash, header)
+            && let Some(found) = cache.get(token_hash, header).and_then(unwrap)
         {
-            return Ok(Some(view));
+            return Ok(Some(found));
         }
-        let found = self.read(|c| run_now(sql::sessions::by_token(&mut Lite(c), hash)))?;
+        let found = self.read(query)?;
         #[cfg(test)]
         if let Ok(hook) = self.after_query.lock()
             && let Some(hook) = hook.as_ref()
         {
             hook();
         }
-        if let (Some(cache), Some(header), Some(view)) = (cache, header, &found) {
-            cache.put(token_hash, header, view);
+        if let (Some(cache), Some(header), Some(value)) = (cache, header, &found) {
+            cache.put(token_hash, header, &wrap(value.clone()));
         }
         Ok(found)
     }
+}
+
+/// What the cache holds, by a token's hash: a session (a browser's or a client's session
+/// token), or an application's access or refresh token (OpenID Connect). The hashes of two
+/// random 256-bit tokens never meet.
+#[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // the session is every page's check: not boxed for it
+pub(super) enum Cached {
+    Session(SessionView),
+    Token(Box<TokenView>),
 }
 
 #[cfg(test)]

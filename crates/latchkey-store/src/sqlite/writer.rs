@@ -8,7 +8,11 @@
 //! from `BEGIN IMMEDIATE` to `COMMIT` with `rusqlite`, and its answer comes back once.
 //!
 //! A job commits synced unless it asks otherwise (`run_with`, [`Durability`]: a login attempt's
-//! claim is flushed by the next synced commit). `run_or_redo` may follow a rolled-back
+//! claim is flushed by the next synced commit). Synced commits are group commits: the writer
+//! runs the jobs that are waiting one after the other, each its own transaction committed
+//! without a flush (`synchronous = NORMAL`), then flushes the WAL once (`fdatasync` of the
+//! `-wal` file, what `synchronous = FULL` does at each commit) and only then answers the synced
+//! ones. Under load many commits share one flush; alone, a job costs what it did. `run_or_redo` may follow a rolled-back
 //! transaction with a second one in the same job, with no other write in between (a code step
 //! whose write failed is settled there).
 //!
@@ -39,20 +43,27 @@ use tokio::sync::oneshot;
 
 use super::exec::lite_err;
 
-/// A transaction to run on the writer's connection, given the durability the connection is
-/// set to and how long the job waited in the queue.
-type Job = Box<dyn FnOnce(&mut Connection, &mut Durability, Duration) + Send>;
+/// A transaction to run on the writer's connection, given how long the job waited in the
+/// queue. What it returns answers its caller once the WAL is flushed (with the flush's error,
+/// if it failed); a job that needs no flush has answered already and returns `None`.
+type Job = Box<dyn FnOnce(&mut Connection, Duration) -> Option<Deferred> + Send>;
+
+/// An answer held until the WAL is on disk (given why, if it could not be flushed).
+type Deferred = Box<dyn FnOnce(Option<String>) + Send>;
+
+/// The most jobs committed before one flush.
+const MAX_BATCH: usize = 64;
 
 /// When a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Durability {
-    /// Before it is answered (`synchronous = FULL`): every write whose answer the client acts
-    /// on — a used TOTP step, a session, a lock, a revocation.
+    /// Before it is answered (the WAL flushed after its commit, with the other commits of its
+    /// batch): every write whose answer the client acts on — a used TOTP step, a session, a
+    /// lock, a revocation.
     Synced = 1,
-    /// With the next synced commit (`synchronous = NORMAL`: the WAL is not flushed at this
-    /// commit). The WAL is one file written in order, so flushing it for any later commit
-    /// flushes this one too; a crash of the process loses nothing, only a crash of the machine
+    /// With the next synced commit (answered without a flush). The WAL is one file written in
+    /// order, so flushing it for any later commit flushes this one too; a crash of the process loses nothing, only a crash of the machine
     /// before the next synced commit does. For a claimed login attempt
     /// ([`super::throttle::claim`]): the service settles every claim it allowed with a synced
     /// write that changes rows (a success resets the counter, anything else records a failed
@@ -93,6 +104,49 @@ fn transaction<T, R>(
     Ok(end)
 }
 
+/// The `-wal` file of the writer's database, flushed after each batch of synced commits.
+struct Wal {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Wal {
+    fn of(conn: &Connection) -> StoreResult<Self> {
+        let db = conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| StoreError::Unavailable("the database has no file".into()))?;
+        let mut path = std::path::PathBuf::from(db).into_os_string();
+        path.push("-wal");
+        Ok(Self {
+            path: path.into(),
+            file: None,
+        })
+    }
+
+    /// `fdatasync` the WAL: every commit before this call is on disk after it. The file is
+    /// opened again if it is no longer the one at the path (a descriptor of a replaced file
+    /// would flush nothing that matters).
+    fn sync(&mut self) -> StoreResult<()> {
+        use std::os::unix::fs::MetadataExt;
+        let current = |f: &std::fs::File| match (f.metadata(), std::fs::metadata(&self.path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        if !self.file.as_ref().is_some_and(current) {
+            self.file = Some(std::fs::File::open(&self.path).map_err(|e| {
+                StoreError::Unavailable(format!("cannot open {}: {e}", self.path.display()))
+            })?);
+        }
+        match &self.file {
+            Some(f) => f
+                .sync_data()
+                .map_err(|e| StoreError::Unavailable(format!("cannot flush the WAL: {e}"))),
+            None => Err(StoreError::Unavailable("no WAL file".into())),
+        }
+    }
+}
+
 /// The writer thread and the way to it.
 pub(crate) struct Writer {
     jobs: Mutex<Option<mpsc::Sender<(Instant, Job)>>>,
@@ -101,6 +155,9 @@ pub(crate) struct Writer {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The durability of the last commit (`Durability as u8`, 0 before any), for tests.
     last_commit: Arc<AtomicU8>,
+    /// WAL flushes so far, for tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    syncs: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -122,29 +179,51 @@ impl Writer {
         conn.busy_timeout(BUSY).map_err(lite_err)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(lite_err)?;
-        // A commit is on disk before it is answered (a used TOTP step must stay used), unless
-        // its job says otherwise (`Durability`).
-        conn.pragma_update(None, "synchronous", "FULL")
+        // Commits are not flushed one by one: a synced job is answered after the WAL is flushed
+        // for its batch (`Durability`).
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(lite_err)?;
         conn.set_prepared_statement_cache_capacity(64);
+        let mut wal = Wal::of(&conn)?;
+        let syncs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = Arc::clone(&syncs);
         let (jobs, queue) = mpsc::channel::<(Instant, Job)>();
         let thread = std::thread::Builder::new()
             .name("latchkey-sqlite-writer".into())
             .spawn(move || {
                 let mut conn = conn;
-                // What the connection was opened with, above.
-                let mut durability = Durability::Synced;
                 // Ends when the last sender is dropped; the connection closes with the thread,
                 // and the last connection to close checkpoints the WAL.
-                while let Ok((queued, job)) = queue.recv() {
-                    let waited = queued.elapsed();
-                    // A job that panics (a bug) is rolled back as its transaction unwinds, and
-                    // its caller hears "unavailable"; the writer goes on with the next.
-                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        job(&mut conn, &mut durability, waited);
-                    }));
-                    if ran.is_err() {
-                        tracing::error!("a database write panicked and was rolled back");
+                while let Ok(first) = queue.recv() {
+                    let mut waiting: Vec<Deferred> = Vec::new();
+                    let mut next = Some(first);
+                    let mut ran = 0;
+                    while let Some((queued, job)) = next.take() {
+                        let waited = queued.elapsed();
+                        // A job that panics (a bug) is rolled back as its transaction unwinds,
+                        // and its caller hears "unavailable"; the writer goes on with the next.
+                        match std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn, waited)))
+                        {
+                            Ok(Some(deferred)) => waiting.push(deferred),
+                            Ok(None) => {}
+                            Err(_) => {
+                                tracing::error!("a database write panicked and was rolled back");
+                            }
+                        }
+                        ran += 1;
+                        if ran < MAX_BATCH {
+                            next = queue.try_recv().ok();
+                        }
+                    }
+                    if !waiting.is_empty() {
+                        let failed = wal.sync().err().map(|e| e.to_string());
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        if let Some(e) = &failed {
+                            tracing::error!(error = %e, "the WAL could not be flushed to disk");
+                        }
+                        for answer in waiting {
+                            answer(failed.clone());
+                        }
                     }
                 }
             })
@@ -154,6 +233,7 @@ impl Writer {
             deadline,
             thread: Mutex::new(Some(thread)),
             last_commit: Arc::new(AtomicU8::new(0)),
+            syncs,
         })
     }
 
@@ -219,31 +299,31 @@ impl Writer {
     {
         let (answer, answered) = oneshot::channel();
         let (deadline, last_commit) = (self.deadline, Arc::clone(&self.last_commit));
-        let job: Job = Box::new(move |conn, durability, waited| {
+        let job: Job = Box::new(move |conn, waited| {
             if waited > deadline {
                 let _ = answer.send(Err(StoreError::Unavailable(
                     "the database is busy: a write waited too long for its turn".into(),
                 )));
-                return;
-            }
-            if *durability != wanted {
-                let level = match wanted {
-                    Durability::Synced => "FULL",
-                    Durability::WithNextSync => "NORMAL",
-                };
-                // A job never runs at a level it did not ask for: if the switch fails, it is
-                // refused, and the connection keeps the level it had.
-                if let Err(e) = conn.pragma_update(None, "synchronous", level) {
-                    let _ = answer.send(Err(lite_err(e)));
-                    return;
-                }
-                *durability = wanted;
+                return None;
             }
             let result = body(conn);
             if result.is_ok() {
                 last_commit.store(wanted as u8, Ordering::Relaxed);
             }
-            let _ = answer.send(result);
+            match (wanted, result) {
+                // Committed: answered once the WAL is on disk.
+                (Durability::Synced, Ok(value)) => Some(Box::new(move |failed: Option<String>| {
+                    let _ = answer.send(match failed {
+                        None => Ok(value),
+                        Some(e) => Err(StoreError::Unavailable(e)),
+                    });
+                }) as Deferred),
+                // Rolled back (nothing to flush), or flushed by the next synced commit.
+                (_, result) => {
+                    let _ = answer.send(result);
+                    None
+                }
+            }
         });
         let sent = match self.jobs.lock() {
             Ok(jobs) => jobs.as_ref().map(|j| j.send((Instant::now(), job)).is_ok()),
@@ -255,6 +335,12 @@ impl Writer {
         answered
             .await
             .map_err(|_| StoreError::Unavailable("the database writer stopped".into()))?
+    }
+
+    /// WAL flushes so far.
+    #[cfg(test)]
+    pub(super) fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// The durability the last committed job asked for.
@@ -371,37 +457,61 @@ mod tests {
         writer.close();
     }
 
-    /// `synchronous` as the job's transaction sees it: 2 is FULL, 1 is NORMAL.
-    fn level(tx: &Transaction<'_>) -> StoreResult<i64> {
-        tx.query_row("PRAGMA synchronous", [], |r| r.get(0))
-            .map_err(lite_err)
-    }
-
-    #[tokio::test]
-    async fn each_job_commits_at_the_durability_it_asked_for() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_synced_job_is_answered_after_a_flush_that_waiting_jobs_share() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let (path, writer) = table_and_writer(dir.path());
-        let at = |d: Durability| {
-            let writer = &writer;
-            async move { writer.run_with(d, level).await.ok() }
+        let writer = std::sync::Arc::new(writer);
+        let insert = |x: i64| {
+            move |tx: &Transaction<'_>| {
+                tx.execute("INSERT INTO t VALUES (?1)", [x])
+                    .map_err(lite_err)
+            }
         };
-        // Synced by default; a job that may wait for the next sync gets NORMAL, and the next
-        // synced job FULL again, whatever ran before it (a used TOTP step is on disk when
-        // answered: SECURITY T4).
-        assert_eq!(writer.run(level).await.ok(), Some(2));
-        assert_eq!(at(Durability::WithNextSync).await, Some(1));
-        assert_eq!(at(Durability::WithNextSync).await, Some(1));
-        assert_eq!(writer.run(level).await.ok(), Some(2));
-        assert_eq!(at(Durability::Synced).await, Some(2));
-        // What a job wrote at either level is committed and visible to every connection.
-        let wrote = writer
-            .run_with(Durability::WithNextSync, |tx| {
-                tx.execute("INSERT INTO t VALUES (1)", []).map_err(lite_err)
-            })
+        // A synced job: one flush before its answer (a used TOTP step is on disk when
+        // answered: SECURITY T4). A job that may wait for the next flush: none.
+        assert_eq!(writer.run(insert(1)).await.ok(), Some(1));
+        assert_eq!(writer.syncs(), 1);
+        let claim = writer.run_with(Durability::WithNextSync, insert(2)).await;
+        assert_eq!(claim.ok(), Some(1));
+        assert_eq!(
+            writer.syncs(),
+            1,
+            "a claim waits for the next synced commit"
+        );
+        // A job that fails commits nothing and needs no flush.
+        let failed = writer
+            .run(|_| Err::<(), _>(StoreError::Conflict("lost a race")))
             .await;
-        assert_eq!(wrote.ok(), Some(1));
-        assert_eq!(count(&path), 1);
-        writer.close();
+        assert!(failed.is_err());
+        assert_eq!(writer.syncs(), 1);
+
+        // Twenty synced jobs that queue while one holds the writer: one batch, one flush.
+        let slow = {
+            let w = std::sync::Arc::clone(&writer);
+            tokio::spawn(async move {
+                w.run(|tx| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    tx.execute("INSERT INTO t VALUES (100)", [])
+                        .map_err(lite_err)
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let rest: Vec<_> = (0..19)
+            .map(|i| {
+                let w = std::sync::Arc::clone(&writer);
+                tokio::spawn(async move { w.run(insert(200 + i)).await })
+            })
+            .collect();
+        assert_eq!(slow.await.ok().and_then(Result::ok), Some(1));
+        for r in rest {
+            assert_eq!(r.await.ok().and_then(Result::ok), Some(1));
+        }
+        assert_eq!(count(&path), 22);
+        assert_eq!(writer.syncs(), 2, "twenty commits, one flush");
+        assert_eq!(writer.last_commit(), Some(Durability::Synced));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

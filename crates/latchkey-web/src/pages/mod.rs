@@ -10,6 +10,7 @@
 pub mod account;
 pub mod admin;
 pub mod admin_templates;
+pub mod applications;
 pub mod audit;
 pub mod csrf;
 pub mod enrol;
@@ -93,6 +94,18 @@ pub fn router<S: Store>() -> Router<AppState<S>> {
             get(admin::enforce_confirm::<S>).post(admin::enforce::<S>),
         )
         .route("/e/{env}/admin/audit", get(audit::audit::<S>))
+        .route(
+            "/e/{env}/admin/applications",
+            get(applications::list::<S>).post(applications::create::<S>),
+        )
+        .route(
+            "/e/{env}/admin/applications/{client_id}/secret",
+            post(applications::rotate::<S>),
+        )
+        .route(
+            "/e/{env}/admin/applications/{client_id}/delete",
+            post(applications::delete::<S>),
+        )
         .route(
             "/e/{env}/admin/environments",
             post(environments::create_environment::<S>),

@@ -121,13 +121,7 @@ async fn purge_periodically(service: latchkey_service::Service<latchkey_store::A
 /// Every second, POST the back-channel logouts that are due (SPEC §9). Every node runs this;
 /// the queue hands each delivery to one node at a time. A check with nothing due is one read.
 async fn deliver_logouts(service: latchkey_service::Service<latchkey_store::AnyStore>) {
-    let delivery = match latchkey_web::backchannel::HttpDelivery::new() {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(error = %e, "back-channel logouts cannot be sent: no TLS client");
-            return;
-        }
-    };
+    let delivery = latchkey_web::backchannel::HttpDelivery::new();
     let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -2,7 +2,11 @@
 //! against the real binary. The operator's first link → password → MFA setup (the QR code read
 //! from a screenshot by `zbarimg`, the code computed by `oathtool`) → a new environment and an
 //! invitation → the user's setup in a second browser context at phone width → the admin resets
-//! the user's MFA → the user's next page load is the login page → the user sets up again.
+//! the user's MFA → the user's next page load is the login page → the user sets up again → the
+//! operator registers an application on the Applications page and resets the user's MFA once
+//! more → the user opens a small application of our own (authlib, `walk.py`), signs in on
+//! the environment's login pages, sets TOTP up on the way, and lands back in the application
+//! signed in.
 //! Screenshots of every page land in `target/e2e/`.
 //!
 //! Needs python3 with playwright, /usr/bin/chromium, zbarimg and oathtool: `.ci/run` installs
@@ -25,7 +29,7 @@ fn a_person_walks_every_step_in_a_real_browser() {
     if missing_tools(
         "LATCHKEY_REQUIRE_BROWSER",
         &[
-            ("python3", &["-c", "import playwright"]),
+            ("python3", &["-c", "import playwright, authlib, requests"]),
             ("/usr/bin/chromium", &["--version"]),
             ("zbarimg", &["--version"]),
             ("oathtool", &["--version"]),
@@ -86,7 +90,7 @@ fn a_person_walks_every_step_in_a_real_browser() {
                 .is_ok_and(|e| !e.file_name().to_string_lossy().starts_with("qr-"))
         })
         .count();
-    assert!(shots >= 15, "a screenshot of every page: {shots}");
+    assert!(shots >= 20, "a screenshot of every page: {shots}");
     // SECURITY G2: nothing the walk typed or was handed shows in the server's logs.
     let (status, logs) = server.stop();
     assert!(status.success());

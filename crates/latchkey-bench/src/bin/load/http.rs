@@ -1,6 +1,7 @@
 //! The driver's HTTP client: one keep-alive HTTP/1.1 connection per thread, JSON in and out.
 
 use std::{
+    fmt::Write as _,
     io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream},
     time::Duration,
@@ -21,6 +22,27 @@ impl Conn {
     }
 
     pub fn post(&mut self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let text = body.to_string();
+        let answer = self.send(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            text.as_bytes(),
+        )?;
+        Ok((
+            answer.status,
+            serde_json::from_slice(&answer.body).unwrap_or(Value::Null),
+        ))
+    }
+
+    /// Any request on the connection (reconnecting once if the server closed it).
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> anyhow::Result<Answer> {
         for _ in 0..2 {
             if self.stream.is_none() {
                 let s = TcpStream::connect(self.addr)?;
@@ -28,7 +50,7 @@ impl Conn {
                 s.set_read_timeout(Some(Duration::from_secs(30)))?;
                 self.stream = Some(BufReader::new(s));
             }
-            match self.try_post(path, body) {
+            match self.try_send(method, path, headers, body) {
                 Ok(r) => return Ok(r),
                 Err(_) => self.stream = None,
             }
@@ -36,17 +58,25 @@ impl Conn {
         bail!("request to {path} failed twice")
     }
 
-    fn try_post(&mut self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+    fn try_send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> anyhow::Result<Answer> {
         let stream = self.stream.as_mut().context("not connected")?;
-        let text = body.to_string();
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            self.addr,
-            text.len()
-        );
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
+        for (k, v) in headers {
+            head.push_str(k);
+            head.push_str(": ");
+            head.push_str(v);
+            head.push_str("\r\n");
+        }
+        let _ = write!(head, "content-length: {}\r\n\r\n", body.len());
         // One write, so the request leaves in one segment and the server reads it at once.
         let mut request = head.into_bytes();
-        request.extend_from_slice(text.as_bytes());
+        request.extend_from_slice(body);
         stream.get_mut().write_all(&request)?;
         let mut status_line = String::new();
         stream.read_line(&mut status_line)?;
@@ -56,6 +86,7 @@ impl Conn {
             .context("no status")?
             .parse()?;
         let mut length = 0usize;
+        let mut location = None;
         loop {
             let mut line = String::new();
             stream.read_line(&mut line)?;
@@ -63,14 +94,27 @@ impl Conn {
             if line.is_empty() {
                 break;
             }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse()?;
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse()?;
+                } else if k.eq_ignore_ascii_case("location") {
+                    location = Some(v.trim().to_owned());
+                }
             }
         }
         let mut buf = vec![0u8; length];
         stream.read_exact(&mut buf)?;
-        Ok((status, serde_json::from_slice(&buf).unwrap_or(Value::Null)))
+        Ok(Answer {
+            status,
+            location,
+            body: buf,
+        })
     }
+}
+
+/// An answer: its status, `Location` and body.
+pub struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: Vec<u8>,
 }

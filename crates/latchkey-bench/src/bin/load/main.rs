@@ -10,6 +10,8 @@
 //! - `GET /api/v1/session` and `GET /healthz` requests per second with `wrk`, if installed;
 //! - with `--storm N`, a login storm: its answers by status, the peak RSS, and session checks
 //!   during it;
+//! - OpenID Connect: code exchanges per second against the RS256 bound, and `userinfo`
+//!   against `/healthz` (`oidc.rs`);
 //! - with `--tls`, the same requests over HTTPS.
 //!
 //! `--seed N` bulk-inserts users first (SQLite); `--database URL` uses another database;
@@ -21,6 +23,7 @@ mod client;
 mod cpu;
 mod http;
 mod measure;
+mod oidc;
 mod server;
 
 use std::{
@@ -393,6 +396,7 @@ fn main() -> anyhow::Result<()> {
         }
         _ => println!("wrk is not installed (apt-get install wrk): no request-rate figures"),
     }
+    oidc::figures(&args, &bin, d, (server.addr, pid), &token, &mut results)?;
     if args.storm > 0 {
         let emails: Vec<String> = users
             .iter()
