@@ -30,18 +30,31 @@ use crate::{extract::cookie, state::AppState};
 
 /// The OpenID Connect routes, each under `/e/{env}`.
 pub fn router<S: Store>(state: AppState<S>) -> Router<AppState<S>> {
+    // A preflight (`OPTIONS`) is answered by the CORS layer; the route only has to accept it.
+    let preflight = || async { StatusCode::NO_CONTENT };
     let cors = Router::new()
         .route(
             "/e/{env}/.well-known/openid-configuration",
-            get(discovery::configuration::<S>),
+            get(discovery::configuration::<S>).options(preflight),
         )
-        .route("/e/{env}/oidc/jwks", get(discovery::jwks::<S>))
-        .route("/e/{env}/oidc/token", post(tokens::token::<S>))
+        .route(
+            "/e/{env}/oidc/jwks",
+            get(discovery::jwks::<S>).options(preflight),
+        )
+        .route(
+            "/e/{env}/oidc/token",
+            post(tokens::token::<S>).options(preflight),
+        )
         .route(
             "/e/{env}/oidc/userinfo",
-            get(tokens::userinfo::<S>).post(tokens::userinfo::<S>),
+            get(tokens::userinfo::<S>)
+                .post(tokens::userinfo::<S>)
+                .options(preflight),
         )
-        .route("/e/{env}/oidc/revoke", post(tokens::revoke::<S>))
+        .route(
+            "/e/{env}/oidc/revoke",
+            post(tokens::revoke::<S>).options(preflight),
+        )
         .layer(axum::middleware::from_fn_with_state(state, cors::<S>));
     Router::new()
         .route(

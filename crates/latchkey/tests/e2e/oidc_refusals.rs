@@ -328,3 +328,58 @@ fn protocol_errors_are_refusals_never_redirects_elsewhere_or_500s() {
     assert_eq!(r.status, 429, "a throttled address: {}", r.body);
     assert!(r.header("retry-after").is_some());
 }
+
+#[test]
+fn browser_applications_call_the_token_side_from_their_origins_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (server, _public) = serve(d);
+    ok(d, &["env", "create", "prod", "--mfa", "required"]);
+    client(d, "prod", "app", &[]);
+    let registered = "http://127.0.0.1:9";
+    for path in [
+        "/e/prod/oidc/token",
+        "/e/prod/oidc/userinfo",
+        "/e/prod/oidc/revoke",
+        "/e/prod/oidc/jwks",
+        "/e/prod/.well-known/openid-configuration",
+    ] {
+        let preflight = request(
+            server.addr,
+            "OPTIONS",
+            path,
+            &[
+                ("origin", registered),
+                ("access-control-request-method", "POST"),
+            ],
+            None,
+        );
+        assert_eq!(preflight.status, 204, "{path}");
+        assert_eq!(
+            preflight.header("access-control-allow-origin"),
+            Some(registered),
+            "{path}"
+        );
+        assert!(preflight.header("access-control-allow-methods").is_some());
+        let other = request(
+            server.addr,
+            "OPTIONS",
+            path,
+            &[("origin", "https://evil.example")],
+            None,
+        );
+        assert_eq!(other.header("access-control-allow-origin"), None, "{path}");
+    }
+    let r = server.get(
+        "/e/prod/.well-known/openid-configuration",
+        &[("origin", registered)],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some(registered));
+    // Registering the client is in the audit log, as the API's and the CLI's acts are.
+    assert!(
+        crate::common::audit_types(d, "prod")
+            .iter()
+            .any(|t| t == "oidc.client.created")
+    );
+}
