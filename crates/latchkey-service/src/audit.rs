@@ -173,6 +173,14 @@ impl Caller {
         }
     }
 
+    /// Someone not signed in (a login step, an application at the token endpoint), at `origin`.
+    pub fn anonymous(origin: Origin) -> Self {
+        Self {
+            actor: Actor::Anonymous,
+            origin,
+        }
+    }
+
     /// Latchkey itself.
     pub fn system() -> Self {
         Self {

@@ -7,7 +7,7 @@ use axum::{
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
-use latchkey_service::{Actor, Caller, Origin, Store, factors::FactorInput, login::LoginAnswer};
+use latchkey_service::{Caller, Store, factors::FactorInput, login::LoginAnswer};
 
 use super::user_bodies::{
     ConfirmSetupRequest, LoginRequest, LoginResponse, LoginTokenRequest, MfaRequest,
@@ -18,13 +18,6 @@ use crate::{
     problem::Problem,
     state::{AppState, WebConfig},
 };
-
-fn anonymous(origin: Origin) -> Caller {
-    Caller {
-        actor: Actor::Anonymous,
-        origin,
-    }
-}
 
 /// The JSON answer, with the session cookie when the login is complete (SPEC §5).
 pub(crate) fn answer(web: &WebConfig, now: i64, a: &LoginAnswer) -> Response {
@@ -67,7 +60,7 @@ pub async fn login<S: Store>(
     let a = st
         .service
         .login_password(
-            &anonymous(origin),
+            &Caller::anonymous(origin),
             &env,
             &body.email,
             body.password.expose(),
@@ -94,7 +87,7 @@ pub async fn new_password<S: Store>(
     let a = st
         .service
         .login_new_password(
-            &anonymous(origin),
+            &Caller::anonymous(origin),
             &env,
             body.login_token.expose(),
             body.new_password.expose(),
@@ -131,7 +124,12 @@ pub async fn mfa<S: Store>(
     };
     let a = st
         .service
-        .login_mfa(&anonymous(origin), &env, body.login_token.expose(), &factor)
+        .login_mfa(
+            &Caller::anonymous(origin),
+            &env,
+            body.login_token.expose(),
+            &factor,
+        )
         .await?;
     Ok(answer(&st.web, st.service.now(), &a))
 }
@@ -151,7 +149,7 @@ pub async fn mfa_setup<S: Store>(
 ) -> Result<Json<MfaSetupResponse>, Problem> {
     let offer = st
         .service
-        .login_mfa_setup(&anonymous(origin), &env, body.login_token.expose())
+        .login_mfa_setup(&Caller::anonymous(origin), &env, body.login_token.expose())
         .await?;
     Ok(Json(MfaSetupResponse::from(&offer)))
 }
@@ -172,7 +170,7 @@ pub async fn mfa_confirm<S: Store>(
     let a = st
         .service
         .login_mfa_confirm(
-            &anonymous(origin),
+            &Caller::anonymous(origin),
             &env,
             body.login_token.expose(),
             &body.code,
@@ -197,7 +195,7 @@ pub async fn setup_link<S: Store>(
 ) -> Result<Response, Problem> {
     let a = st
         .service
-        .start_setup_link(&anonymous(origin), &env, body.token.expose())
+        .start_setup_link(&Caller::anonymous(origin), &env, body.token.expose())
         .await?;
     Ok(answer(&st.web, st.service.now(), &a))
 }

@@ -113,10 +113,7 @@ async fn authorize<S: Store>(
         Err(why) => return refused(&env, &why),
     };
     let session = browser_session(&st, &parts, &env).await;
-    let caller = latchkey_service::Caller {
-        actor: latchkey_service::Actor::Anonymous,
-        origin,
-    };
+    let caller = latchkey_service::Caller::anonymous(origin);
     match st
         .service
         .authorize(&env, authorize_params(&p), session.as_ref(), &caller)
@@ -157,10 +154,7 @@ pub async fn resume<S: Store>(
     let p = params(parts.uri.query().unwrap_or_default().as_bytes()).unwrap_or_default();
     let handle = param(&p, "handle").unwrap_or_default();
     let session = browser_session(&st, &parts, &env).await;
-    let caller = latchkey_service::Caller {
-        actor: latchkey_service::Actor::Anonymous,
-        origin,
-    };
+    let caller = latchkey_service::Caller::anonymous(origin);
     match st
         .service
         .resume_authorization(&env, &handle, session.as_ref(), &caller)

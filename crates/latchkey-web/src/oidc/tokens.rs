@@ -19,14 +19,6 @@ use crate::{
     state::AppState,
 };
 
-/// A client of the token side, before it authenticates.
-fn anonymous(origin: latchkey_service::Origin) -> latchkey_service::Caller {
-    latchkey_service::Caller {
-        actor: latchkey_service::Actor::Anonymous,
-        origin,
-    }
-}
-
 pub async fn token<S: Store>(
     State(st): State<AppState<S>>,
     Env(env): Env,
@@ -46,7 +38,12 @@ pub async fn token<S: Store>(
             scope: param(&form, "scope"),
         };
         st.service
-            .token(&env, &creds, request, &anonymous(origin))
+            .token(
+                &env,
+                &creds,
+                request,
+                &latchkey_service::Caller::anonymous(origin),
+            )
             .await
     };
     match answer.await {
@@ -121,7 +118,12 @@ pub async fn introspect<S: Store>(
     let answer = async {
         let (creds, token) = about_a_token(&headers, &body)?;
         st.service
-            .introspect(&env, &creds, &token, &anonymous(origin))
+            .introspect(
+                &env,
+                &creds,
+                &token,
+                &latchkey_service::Caller::anonymous(origin),
+            )
             .await
     };
     match answer.await {
@@ -140,7 +142,12 @@ pub async fn revoke<S: Store>(
     let answer = async {
         let (creds, token) = about_a_token(&headers, &body)?;
         st.service
-            .revoke(&env, &creds, &token, &anonymous(origin))
+            .revoke(
+                &env,
+                &creds,
+                &token,
+                &latchkey_service::Caller::anonymous(origin),
+            )
             .await
     };
     match answer.await {

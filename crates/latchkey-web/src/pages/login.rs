@@ -10,7 +10,7 @@ use axum::{
     response::Response,
 };
 use latchkey_core::{SecretString, login::Step};
-use latchkey_service::{Actor, Caller, ServiceError, Store, login::LoginAnswer};
+use latchkey_service::{Caller, ServiceError, Store, login::LoginAnswer};
 use serde::Deserialize;
 
 use super::{
@@ -27,13 +27,6 @@ use crate::{
 
 /// A pending login's cookie outlives the login transaction a little; the server decides.
 const LOGIN_COOKIE_MAX_AGE: i64 = 15 * 60;
-
-fn anonymous(origin: latchkey_service::Origin) -> Caller {
-    Caller {
-        actor: Actor::Anonymous,
-        origin,
-    }
-}
 
 #[derive(Deserialize, Default)]
 pub struct LoginQuery {
@@ -273,7 +266,13 @@ pub async fn submit<S: Store>(
     let mfa = f.mfa == "1";
     match st
         .service
-        .login_password_demanding(&anonymous(origin), &env, &f.email, f.password.expose(), mfa)
+        .login_password_demanding(
+            &Caller::anonymous(origin),
+            &env,
+            &f.email,
+            f.password.expose(),
+            mfa,
+        )
         .await
     {
         Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
@@ -343,7 +342,12 @@ pub async fn password_submit<S: Store>(
         Some(m) => (StatusCode::BAD_REQUEST, m),
         None => match st
             .service
-            .login_new_password(&anonymous(origin), &env, &token, f.new_password.expose())
+            .login_new_password(
+                &Caller::anonymous(origin),
+                &env,
+                &token,
+                f.new_password.expose(),
+            )
             .await
         {
             Ok(a) => return next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
@@ -401,7 +405,7 @@ pub async fn mfa_submit<S: Store>(
     let (factor, recovery) = factor_of(f.code, f.recovery_code);
     match st
         .service
-        .login_mfa(&anonymous(origin), &env, &token, &factor)
+        .login_mfa(&Caller::anonymous(origin), &env, &token, &factor)
         .await
     {
         Ok(a) => next_step(&st, env.as_str(), csrf, &a, &f.rd).await,
@@ -460,7 +464,16 @@ pub async fn setup_form<S: Store>(
     let Some(token) = login_token(&st, &parts) else {
         return restart(&st.web, env.as_str(), &q.rd);
     };
-    setup_page(&st, &env, &csrf, &token, &anonymous(origin), q.rd, None).await
+    setup_page(
+        &st,
+        &env,
+        &csrf,
+        &token,
+        &Caller::anonymous(origin),
+        q.rd,
+        None,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -484,7 +497,7 @@ pub async fn setup_submit<S: Store>(
     let Some(token) = login_token(&st, &parts) else {
         return restart(&st.web, env.as_str(), &f.rd);
     };
-    let caller = anonymous(origin);
+    let caller = Caller::anonymous(origin);
     match st
         .service
         .login_mfa_confirm(&caller, &env, &token, &f.code, label_or_default(&f.label))
@@ -527,7 +540,7 @@ pub async fn link_submit<S: Store>(
     form: Form<NewPasswordForm>,
 ) -> Response {
     let Form { value: f, csrf } = form;
-    let caller = anonymous(origin);
+    let caller = Caller::anonymous(origin);
     let link = f
         .token
         .as_ref()
