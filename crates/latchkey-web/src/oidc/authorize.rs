@@ -3,12 +3,11 @@
 //! straight from it; after our own login forms it goes through the continue page, because the
 //! CSP's `form-action 'self'` would block a form's redirect chain that ends on another origin.
 
-use askama::Template;
 use axum::{
     body::Bytes,
     extract::State,
-    http::{StatusCode, header, request::Parts},
-    response::{IntoResponse, Response},
+    http::{StatusCode, request::Parts},
+    response::Response,
 };
 use latchkey_core::model::EnvSlug;
 use latchkey_service::{
@@ -21,20 +20,12 @@ use crate::{
     extract::Client,
     pages::{
         PageEnv,
-        frame::{Chrome, message_page, render, see_other},
+        frame::{Chrome, ContinuePage, found, message_page, render, see_other},
         problem_page,
     },
     redirect,
     state::AppState,
 };
-
-/// The page that sends the browser on to the application (a navigation, not a redirect).
-#[derive(Template)]
-#[template(path = "continue.html")]
-struct ContinuePage {
-    chrome: Chrome,
-    next: String,
-}
 
 fn authorize_params(p: &[(String, String)]) -> AuthorizeParams {
     AuthorizeParams {
@@ -72,13 +63,7 @@ fn respond(env: &EnvSlug, a: Authorization, continue_page: bool) -> Response {
                 next: url,
             },
         ),
-        Authorization::Return(url) => {
-            let mut r = StatusCode::FOUND.into_response();
-            if let Ok(v) = axum::http::HeaderValue::from_str(&url) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            r
-        }
+        Authorization::Return(url) => found(&url),
         Authorization::Refuse(why) => refused(env, &why),
         Authorization::SignIn(s) => {
             let resume = format!(

@@ -9,7 +9,7 @@ use axum::{
     body::Bytes,
     extract::State,
     http::{HeaderValue, StatusCode, header, request::Parts},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use latchkey_core::model::EnvSlug;
 use latchkey_service::{Actor, Caller, Store, oidc::logout::LogoutParams};
@@ -21,7 +21,7 @@ use crate::{
     pages::{
         PageEnv,
         csrf::{Csrf, Form},
-        frame::{Chrome, message_page, render, see_other},
+        frame::{Chrome, ContinuePage, found, message_page, render, see_other},
         problem_page,
     },
     state::AppState,
@@ -35,13 +35,6 @@ struct ConfirmPage {
     client_id: String,
     uri: String,
     state: String,
-}
-
-#[derive(Template)]
-#[template(path = "continue.html")]
-struct ContinuePage {
-    chrome: Chrome,
-    next: String,
 }
 
 fn refused(env: &EnvSlug, why: &str) -> Response {
@@ -71,13 +64,7 @@ fn afterwards(env: &EnvSlug, then: Option<String>, after_form: bool) -> Response
                 next,
             },
         ),
-        Some(next) => {
-            let mut r = StatusCode::FOUND.into_response();
-            if let Ok(v) = HeaderValue::from_str(&next) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            r
-        }
+        Some(next) => found(&next),
         None => see_other(&format!("/e/{env}/login?notice=signed_out")),
     }
 }

@@ -54,11 +54,30 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
 
 /// A `303 See Other` to `location` (after a form, the browser asks with GET).
 pub fn see_other(location: &str) -> Response {
-    let mut r = StatusCode::SEE_OTHER.into_response();
+    redirect(StatusCode::SEE_OTHER, location)
+}
+
+/// A `302 Found` to `location`: the answer to a navigation that came from another site (an
+/// application sending the browser to authorize or to log out), not to one of our forms.
+pub fn found(location: &str) -> Response {
+    redirect(StatusCode::FOUND, location)
+}
+
+fn redirect(status: StatusCode, location: &str) -> Response {
+    let mut r = status.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     r
+}
+
+/// A page that sends the browser on to another host. After a form POST a redirect there would
+/// be blocked by the CSP's `form-action 'self'`; a navigation from a page is not.
+#[derive(Template)]
+#[template(path = "continue.html")]
+pub struct ContinuePage {
+    pub chrome: Chrome,
+    pub next: String,
 }
 
 /// Fixed messages, chosen by the server; a query parameter picks one but never supplies text.

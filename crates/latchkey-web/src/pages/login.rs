@@ -17,7 +17,7 @@ use super::{
     PageEnv, PageQuery, PageUser,
     csrf::{Csrf, Form},
     enrol::{CodesPage, SetupPage, factor_of, label_or_default},
-    frame::{self, Chrome, Notice, see_other},
+    frame::{self, Chrome, ContinuePage, Notice, see_other},
 };
 use crate::{
     extract::{Client, cookie},
@@ -134,15 +134,6 @@ struct MfaPage {
     rd: String,
     error_code: Option<String>,
     error_recovery: Option<String>,
-}
-
-/// A page that sends the browser on to another host. After a form POST a redirect there would
-/// be blocked by the CSP's `form-action 'self'`; a navigation from a page is not.
-#[derive(Template)]
-#[template(path = "continue.html")]
-struct ContinuePage {
-    chrome: Chrome,
-    next: String,
 }
 
 /// Go to `next`: a 303 on this server, the continue page to another host.
