@@ -245,19 +245,40 @@ impl LogoutDelivery for FlakyReceiver {
     }
 }
 
+/// `email` enrolled, signed into the client and signed out: a back-channel logout is queued.
+async fn signed_in_then_out(f: &Fixture, creds: &ClientCredentials, email: &str) {
+    let p = f.enrol(email).await;
+    exchange(f, creds, &code(f, &p.session).await)
+        .await
+        .unwrap();
+    let principal = f.service.authenticate(&p.session).await.unwrap();
+    f.service
+        .logout(&principal, &principal.caller(caller().origin))
+        .await
+        .unwrap();
+}
+
+/// The environment's `oidc.backchannel.failed` events.
+async fn backchannel_failures(f: &Fixture) -> Vec<latchkey_service::AuditRecord> {
+    f.service
+        .store()
+        .list_audit(
+            &f.env,
+            &AuditQuery {
+                kind: Some("oidc.backchannel.failed".into()),
+                limit: 500,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap()
+}
+
 pub(crate) async fn deliveries_retry_on_their_schedule_and_give_up_after_a_day(f: Fixture) {
     let creds = app(&f, Some("https://app.example.com/logout")).await;
     let receiver = FlakyReceiver::default();
     for email in ["a@example.com", "b@example.com"] {
-        let p = f.enrol(email).await;
-        exchange(&f, &creds, &code(&f, &p.session).await)
-            .await
-            .unwrap();
-        let principal = f.service.authenticate(&p.session).await.unwrap();
-        f.service
-            .logout(&principal, &principal.caller(caller().origin))
-            .await
-            .unwrap();
+        signed_in_then_out(&f, &creds, email).await;
     }
     // Both due at once; each failure waits 5 s, then 10, 20… up to an hour.
     assert_eq!(f.service.deliver_logouts(&receiver).await.unwrap(), 2);
@@ -284,19 +305,7 @@ pub(crate) async fn deliveries_retry_on_their_schedule_and_give_up_after_a_day(f
     // Nothing is left to send.
     f.clock.advance(86_400 * 2);
     assert_eq!(f.service.deliver_logouts(&receiver).await.unwrap(), 0);
-    let events = f
-        .service
-        .store()
-        .list_audit(
-            &f.env,
-            &AuditQuery {
-                kind: Some("oidc.backchannel.failed".into()),
-                limit: 500,
-                ..AuditQuery::default()
-            },
-        )
-        .await
-        .unwrap();
+    let events = backchannel_failures(&f).await;
     let failed = events
         .iter()
         .filter(|e| e.kind == "oidc.backchannel.failed")
@@ -304,15 +313,7 @@ pub(crate) async fn deliveries_retry_on_their_schedule_and_give_up_after_a_day(f
     assert_eq!(failed, 2, "one event at each delivery's first failure");
 
     // A receiver that never comes back: retried for about a day, then given up, said once more.
-    let p = f.enrol("c@example.com").await;
-    exchange(&f, &creds, &code(&f, &p.session).await)
-        .await
-        .unwrap();
-    let principal = f.service.authenticate(&p.session).await.unwrap();
-    f.service
-        .logout(&principal, &principal.caller(caller().origin))
-        .await
-        .unwrap();
+    signed_in_then_out(&f, &creds, "c@example.com").await;
     let started = f.clock_now();
     let mut attempts = 0;
     while f.clock_now() < started + 3 * 86_400 {
@@ -320,19 +321,7 @@ pub(crate) async fn deliveries_retry_on_their_schedule_and_give_up_after_a_day(f
         f.clock.advance(60);
     }
     assert_eq!(attempts, 32, "32 attempts, then given up");
-    let events = f
-        .service
-        .store()
-        .list_audit(
-            &f.env,
-            &AuditQuery {
-                kind: Some("oidc.backchannel.failed".into()),
-                limit: 500,
-                ..AuditQuery::default()
-            },
-        )
-        .await
-        .unwrap();
+    let events = backchannel_failures(&f).await;
     let given_up: Vec<_> = events
         .iter()
         .filter(|e| {
