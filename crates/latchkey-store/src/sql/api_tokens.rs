@@ -7,15 +7,12 @@ use latchkey_service::{
 };
 
 use super::{Db, Row, Sql, audit, get};
-use crate::corrupt;
 
 fn token(row: &dyn Row) -> StoreResult<ApiTokenRecord> {
     let env: Option<String> = get(row, "env")?;
     Ok(ApiTokenRecord {
         id: get(row, "id")?,
-        env: env
-            .map(|e| EnvSlug::parse(&e).map_err(|_| corrupt("env", e)))
-            .transpose()?,
+        env: env.map(super::rows::env_slug).transpose()?,
         name: get(row, "name")?,
         created_by: get(row, "created_by")?,
         created_at: get(row, "created_at")?,

@@ -158,11 +158,10 @@ pub(crate) async fn setup_token<D: Db>(
         &SETUP_TOKEN,
         &[token_hash.as_str().into(), now.into()],
         |row| {
-            let env: String = get(row, "env")?;
             Ok(SetupTokenView {
                 id: get(row, "id")?,
                 user_id: get(row, "user_id")?,
-                env: EnvSlug::parse(&env).map_err(|_| corrupt("env", &env))?,
+                env: rows::env_slug(get(row, "env")?)?,
                 expires_at: get(row, "expires_at")?,
                 email_normalized: get(row, "email_norm")?,
             })

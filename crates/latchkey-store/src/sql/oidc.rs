@@ -11,12 +11,8 @@ use latchkey_service::{
     },
 };
 
-use super::{Db, Row, Sql, Value, audit, get, rows};
+use super::{Db, Row, Sql, Value, audit, get, rows, rows::env_slug};
 use crate::corrupt;
-
-fn slug(value: String) -> StoreResult<EnvSlug> {
-    EnvSlug::parse(&value).map_err(|_| corrupt("env", value))
-}
 
 /// URI lists are stored one per line.
 fn lines(text: &str) -> Vec<String> {
@@ -32,7 +28,7 @@ fn client(row: &dyn Row) -> StoreResult<ClientRecord> {
     let logouts: String = get(row, "post_logout_redirect_uris")?;
     let secret: Option<String> = get(row, "secret_hash")?;
     Ok(ClientRecord {
-        env: slug(get(row, "env")?)?,
+        env: env_slug(get(row, "env")?)?,
         client_id: get(row, "client_id")?,
         name: get(row, "name")?,
         client_type: ClientType::parse(&kind).ok_or_else(|| corrupt("client_type", &kind))?,
@@ -182,7 +178,7 @@ pub(crate) async fn signing_keys<D: Db>(
     db.all(&KEYS, &[env.as_str().into()], |row| {
         Ok(SigningKeyRecord {
             kid: get(row, "kid")?,
-            env: slug(get(row, "env")?)?,
+            env: env_slug(get(row, "env")?)?,
             generation: get(row, "generation")?,
             private_sealed: get(row, "private_sealed")?,
             public_jwk: get(row, "public_jwk")?,
@@ -269,7 +265,7 @@ pub(crate) async fn request<D: Db>(
         |row| {
             Ok(AuthRequest {
                 handle_hash: TokenHash::from_stored(get(row, "handle_hash")?),
-                env: slug(get(row, "env")?)?,
+                env: env_slug(get(row, "env")?)?,
                 client_id: get(row, "client_id")?,
                 redirect_uri: get(row, "redirect_uri")?,
                 scope: get(row, "scope")?,
@@ -348,7 +344,7 @@ pub(crate) async fn code<D: Db>(
     db.one(&CODE, &[code_hash.as_str().into()], |row| {
         Ok(CodeRecord {
             code_hash: TokenHash::from_stored(get(row, "code_hash")?),
-            env: slug(get(row, "env")?)?,
+            env: env_slug(get(row, "env")?)?,
             client_id: get(row, "client_id")?,
             session_id: get(row, "session_id")?,
             user_id: get(row, "user_id")?,
@@ -461,7 +457,7 @@ pub(crate) async fn token<D: Db>(
                 token_hash: TokenHash::from_stored(get(row, "t_hash")?),
                 kind: TokenKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
                 family_id: get(row, "t_family")?,
-                env: slug(get(row, "t_env")?)?,
+                env: env_slug(get(row, "t_env")?)?,
                 client_id: get(row, "t_client")?,
                 session_id: get(row, "t_session")?,
                 user_id: get(row, "t_user")?,
@@ -551,7 +547,7 @@ pub(crate) async fn claim_logouts<D: Db>(
         |row| {
             Ok(LogoutJob {
                 id: get(row, "id")?,
-                env: slug(get(row, "env")?)?,
+                env: env_slug(get(row, "env")?)?,
                 client_id: get(row, "client_id")?,
                 user_id: get(row, "user_id")?,
                 session_id: get(row, "session_id")?,

@@ -19,6 +19,11 @@ fn duration(secs: i64, what: &str) -> Result<HumanDuration, StoreError> {
         .ok_or_else(|| corrupt(what, secs))
 }
 
+/// An environment's slug read back from a row.
+pub(crate) fn env_slug(value: String) -> Result<EnvSlug, StoreError> {
+    EnvSlug::parse(&value).map_err(|_| corrupt("env", value))
+}
+
 fn parse<T: std::str::FromStr>(value: &str, what: &str) -> Result<T, StoreError> {
     value.parse().map_err(|_| corrupt(what, value))
 }
@@ -57,14 +62,13 @@ pub(crate) fn environment(row: &dyn Row) -> Result<Environment, StoreError> {
 }
 
 pub(crate) fn user(row: &dyn Row) -> Result<User, StoreError> {
-    let env: String = get(row, "env")?;
     let email: String = get(row, "email")?;
     let name: String = get(row, "name")?;
     let role: String = get(row, "role")?;
     let state: String = get(row, "state")?;
     Ok(User {
         id: get(row, "id")?,
-        env: EnvSlug::parse(&env).map_err(|_| corrupt("env", &env))?,
+        env: env_slug(get(row, "env")?)?,
         email: Email::from_stored(&email).map_err(|_| corrupt("email", &email))?,
         name: DisplayName::from_stored(&name).map_err(|_| corrupt("name", &name))?,
         role: parse(&role, "role")?,
@@ -83,11 +87,10 @@ pub(crate) fn user(row: &dyn Row) -> Result<User, StoreError> {
 pub(crate) fn session_record(
     row: &dyn Row,
 ) -> Result<latchkey_service::store::SessionRecord, StoreError> {
-    let env: String = get(row, "s_env")?;
     Ok(latchkey_service::store::SessionRecord {
         id: get(row, "s_id")?,
         user_id: get(row, "s_user_id")?,
-        env: EnvSlug::parse(&env).map_err(|_| corrupt("env", &env))?,
+        env: env_slug(get(row, "s_env")?)?,
         authenticated_at: get(row, "authenticated_at")?,
         amr: get(row, "amr")?,
         created_at: get(row, "s_created_at")?,
