@@ -127,7 +127,7 @@ impl<S: Store> Service<S> {
             .store
             .get_client(env, id)
             .await
-            .map_err(|e| OAuthError::from(crate::ServiceError::from(e)))?
+            .map_err(svc)?
             .ok_or_else(|| OAuthError::invalid_client("unknown client or wrong secret"))?;
         let ok = match client.client_type {
             ClientType::Confidential => secret.is_some_and(|s| secret_matches(&client, s)),
@@ -350,8 +350,7 @@ impl<S: Store> Service<S> {
         let now = self.now();
         let session_ends =
             policy::session_expires_at(&view.environment, view.session.authenticated_at);
-        let access =
-            Token::generate().map_err(|e| OAuthError::from(crate::ServiceError::from(e)))?;
+        let access = Token::generate().map_err(svc)?;
         let access_expires = (now + client.access_token_ttl).min(session_ends);
         let record = |token: &Token, kind, expires_at| TokenRecord {
             token_hash: token.hash(),
@@ -368,8 +367,7 @@ impl<S: Store> Service<S> {
         };
         let mut records = vec![record(&access, TokenKind::Access, access_expires)];
         let refresh = if client.refresh_token {
-            let t =
-                Token::generate().map_err(|e| OAuthError::from(crate::ServiceError::from(e)))?;
+            let t = Token::generate().map_err(svc)?;
             records.push(record(&t, TokenKind::Refresh, session_ends));
             Some(t)
         } else {
@@ -552,6 +550,7 @@ impl Unsigned {
     }
 }
 
-fn svc(e: crate::StoreError) -> OAuthError {
-    OAuthError::from(crate::ServiceError::from(e))
+/// A storage or entropy failure as the OAuth error it is answered with.
+fn svc(e: impl Into<crate::ServiceError>) -> OAuthError {
+    OAuthError::from(e.into())
 }
