@@ -1,6 +1,7 @@
 //! What every page shares: the frame (environment, CSRF token, who is signed in), rendering a
-//! template into an answer, the redirect after a form, fixed notices and the error page, the
-//! words a person reads for a problem code, and times and waits in words.
+//! template into an answer, the redirects (303 after a form, 302 for a navigation from another
+//! site) and the continue page that leaves for another host, fixed notices and the error page,
+//! the words a person reads for a problem code, and times and waits in words.
 
 use askama::Template;
 use axum::{
